@@ -1,0 +1,55 @@
+# OpenFunnels — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CHROMIUM ?= /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint fmt bench migrate shell services-stop chromium
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11+ is needed: sudo apt-get install python3.11 python3.11-venv"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		{ echo "Cannot create a venv. Fix: sudo apt-get install python3-venv"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+chromium: ## Install Debian's Chromium for the browser tests (when missing)
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "Chromium is needed for the browser tests. Run: sudo apt-get install -y chromium"; exit 1; \
+		fi; }
+
+run: $(VENV)/.installed ## Run the app, a Celery worker and beat (local Postgres/Redis if no URLs set)
+	$(PY) scripts/run.py
+
+test: $(VENV)/.installed chromium ## Run the whole test suite, browser tests included
+	$(PY) scripts/devservices.py exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## Lint and check formatting
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(VENV)/.installed ## Fix lint findings and format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: $(VENV)/.installed ## Apply migrations to the configured or local database
+	$(PY) scripts/devservices.py exec -- $(PY) manage.py migrate
+
+bench: $(VENV)/.installed ## Run every benchmark in bench/ and print their figures
+	@for b in bench/*.py; do echo "== $$b"; $(PY) scripts/devservices.py exec -- $(PY) $$b || exit 1; done
+
+shell: $(VENV)/.installed ## Django shell against the configured or local database
+	$(PY) scripts/devservices.py exec -- $(PY) manage.py shell
+
+services-stop: ## Stop the project-local PostgreSQL and Redis
+	$(PY) scripts/devservices.py stop

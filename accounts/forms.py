@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+
+from .models import Role
+
+TIMEZONES = sorted(zoneinfo.available_timezones())
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form it came from."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+class SignupForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=150, required=False)
+    email = forms.EmailField(label="Work e-mail", max_length=254)
+    password = forms.CharField(
+        label="Password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 10 characters; not a common password.",
+        max_length=128,
+    )
+    workspace_name = forms.CharField(
+        label="Company or workspace name", max_length=120, required=False
+    )
+
+
+class InviteSignupForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=150, required=False)
+    password = forms.CharField(
+        label="Choose a password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        max_length=128,
+    )
+
+
+class LoginForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True})
+    )
+    error_messages = {
+        "invalid_login": "That e-mail and password do not match an account.",
+        "inactive": "This account is disabled.",
+    }
+
+
+class WorkspaceCreateForm(forms.Form):
+    name = forms.CharField(label="Workspace name", max_length=120)
+
+
+class WorkspaceSettingsForm(forms.Form):
+    name = forms.CharField(label="Workspace name", max_length=120)
+    timezone = forms.ChoiceField(
+        label="Time zone", choices=[(tz, tz) for tz in TIMEZONES]
+    )
+    drop_ip_addresses = forms.BooleanField(
+        label="Do not store visitors' IP addresses", required=False
+    )
+    event_retention_days = forms.IntegerField(
+        label="Keep raw events for (days)", min_value=7, max_value=3650
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail", max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.EDITOR)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,213 @@
+"""Writes for users, workspaces, memberships and invitations."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Invitation, Membership, Role, User, Workspace
+
+
+def _clean_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "Enter a valid e-mail address."}) from None
+    return email
+
+
+@transaction.atomic
+def workspace_create(*, name: str, owner: User) -> Workspace:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the workspace a name."})
+    workspace = Workspace.objects.create(name=name[:120])
+    Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
+    return workspace
+
+
+@transaction.atomic
+def user_signup(
+    *, email: str, password: str, full_name: str = "", workspace_name: str = ""
+) -> tuple[User, Workspace]:
+    """Create a user and their first workspace, or nothing at all."""
+    email = _clean_email(email)
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError(
+            {"email": "An account with this e-mail already exists. Log in instead."}
+        )
+    user = User(email=email, full_name=(full_name or "").strip()[:150])
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+    user.set_password(password)
+    user.save()
+    workspace = workspace_create(
+        name=workspace_name or f"{user.display_name}'s workspace", owner=user
+    )
+    return user, workspace
+
+
+def _require_admin(membership: Membership) -> None:
+    if not membership.can_admin:
+        raise PermissionDenied("Only owners and admins can manage members.")
+
+
+@transaction.atomic
+def workspace_update(
+    *,
+    membership: Membership,
+    name: str,
+    timezone_name: str,
+    drop_ip_addresses: bool,
+    event_retention_days: int,
+) -> Workspace:
+    _require_admin(membership)
+    workspace = membership.workspace
+    workspace.name = name.strip()[:120]
+    workspace.time_zone = timezone_name
+    workspace.drop_ip_addresses = drop_ip_addresses
+    workspace.event_retention_days = event_retention_days
+    workspace.full_clean()
+    workspace.save()
+    return workspace
+
+
+@transaction.atomic
+def invitation_create(*, membership: Membership, email: str, role: str) -> Invitation:
+    _require_admin(membership)
+    email = _clean_email(email)
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose a role."})
+    if role == Role.OWNER and not membership.has_role(Role.OWNER):
+        raise ValidationError({"role": "Only an owner can invite another owner."})
+    workspace = membership.workspace
+    if workspace.memberships.filter(user__email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} is already a member."})
+    # A new invitation replaces an older pending one to the same address.
+    workspace.invitations.pending().filter(email__iexact=email).update(
+        revoked_at=timezone.now()
+    )
+    invitation = Invitation.objects.create(
+        workspace=workspace,
+        email=email,
+        role=role,
+        invited_by=membership.user,
+        expires_at=timezone.now() + settings.INVITATION_MAX_AGE,
+    )
+    from .tasks import invitation_send_task
+
+    invitation_send_task.delay_on_commit(invitation.pk)
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, membership: Membership, invitation: Invitation) -> None:
+    _require_admin(membership)
+    if invitation.workspace_id != membership.workspace_id:
+        raise PermissionDenied
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+
+
+def invitation_check(*, invitation: Invitation) -> None:
+    """Raise a ValidationError naming why an invitation can no longer be used."""
+    if invitation.accepted_at:
+        raise ValidationError("This invitation has already been used.")
+    if invitation.revoked_at:
+        raise ValidationError("This invitation was withdrawn. Ask for a new one.")
+    if invitation.is_expired:
+        raise ValidationError("This invitation has expired. Ask for a new one.")
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("workspace")
+        .filter(token=token)
+        .first()
+    )
+    if invitation is None:
+        raise ValidationError("This invitation link is not valid.")
+    invitation_check(invitation=invitation)
+    if invitation.email.lower() != user.email.lower():
+        raise ValidationError(
+            f"This invitation was sent to {invitation.email}, but you are logged in "
+            f"as {user.email}. Log out and open the link again."
+        )
+    membership, created = Membership.objects.get_or_create(
+        user=user, workspace=invitation.workspace, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+@transaction.atomic
+def user_signup_from_invitation(
+    *, token: str, password: str, full_name: str = ""
+) -> tuple[User, Membership]:
+    invitation = Invitation.objects.filter(token=token).first()
+    if invitation is None:
+        raise ValidationError("This invitation link is not valid.")
+    invitation_check(invitation=invitation)
+    email = _clean_email(invitation.email)
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError("You already have an account: log in to accept.")
+    user = User(email=email, full_name=(full_name or "").strip()[:150])
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+    user.set_password(password)
+    user.save()
+    membership = invitation_accept(token=token, user=user)
+    return user, membership
+
+
+def _owner_count(workspace: Workspace) -> int:
+    return workspace.memberships.filter(role=Role.OWNER).count()
+
+
+@transaction.atomic
+def membership_set_role(
+    *, membership: Membership, target: Membership, role: str
+) -> Membership:
+    _require_admin(membership)
+    if target.workspace_id != membership.workspace_id:
+        raise PermissionDenied
+    if role not in Role.values:
+        raise ValidationError("Choose a role.")
+    touches_owner = Role.OWNER in (role, target.role)
+    if touches_owner and not membership.has_role(Role.OWNER):
+        raise PermissionDenied("Only an owner can grant or take away ownership.")
+    Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    if target.role == Role.OWNER and role != Role.OWNER:
+        if _owner_count(membership.workspace) <= 1:
+            raise ValidationError("A workspace needs at least one owner.")
+    target.role = role
+    target.save(update_fields=["role"])
+    return target
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, target: Membership) -> None:
+    if target.workspace_id != membership.workspace_id:
+        raise PermissionDenied
+    leaving_self = target.pk == membership.pk
+    if not leaving_self:
+        _require_admin(membership)
+        if target.role == Role.OWNER and not membership.has_role(Role.OWNER):
+            raise PermissionDenied("Only an owner can remove an owner.")
+    Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    if target.role == Role.OWNER and _owner_count(membership.workspace) <= 1:
+        raise ValidationError("A workspace needs at least one owner.")
+    target.delete()

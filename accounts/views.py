@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
+
+from . import selectors, services
+from .forms import (
+    InviteForm,
+    InviteSignupForm,
+    LoginForm,
+    RoleForm,
+    SignupForm,
+    WorkspaceCreateForm,
+    WorkspaceSettingsForm,
+    add_service_errors,
+)
+from .models import Membership, Role
+from .tenancy import set_current_workspace, workspace_view
+
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("funnels:list")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user, workspace = services.user_signup(**form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            login(request, user, backend=BACKEND)
+            set_current_workspace(request, workspace.pk)
+            messages.success(request, f"Welcome to OpenFunnels, {user.display_name}!")
+            return redirect("funnels:list")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    authentication_form = LoginForm
+    redirect_authenticated_user = True
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+
+def workspace_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("accounts:login")
+    form = WorkspaceCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workspace = services.workspace_create(
+                name=form.cleaned_data["name"], owner=request.user
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            set_current_workspace(request, workspace.pk)
+            messages.success(request, f"Workspace “{workspace.name}” created.")
+            return redirect("funnels:list")
+    return render(request, "accounts/workspace_create.html", {"form": form})
+
+
+@require_POST
+def workspace_switch(request: HttpRequest, public_id: str) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("accounts:login")
+    membership = get_object_or_404(
+        Membership, user=request.user, workspace__public_id=public_id
+    )
+    set_current_workspace(request, membership.workspace_id)
+    messages.info(request, f"Switched to {membership.workspace.name}.")
+    return redirect("funnels:list")
+
+
+@workspace_view(write_role=Role.ADMIN)
+def workspace_settings(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace
+    initial = {
+        "name": workspace.name,
+        "timezone": workspace.time_zone,
+        "drop_ip_addresses": workspace.drop_ip_addresses,
+        "event_retention_days": workspace.event_retention_days,
+    }
+    form = WorkspaceSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.workspace_update(
+                membership=request.membership,
+                name=data["name"],
+                timezone_name=data["timezone"],
+                drop_ip_addresses=data["drop_ip_addresses"],
+                event_retention_days=data["event_retention_days"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("accounts:settings")
+    return render(
+        request, "accounts/settings.html", {"form": form, "tab": "general"}
+    )
+
+
+def _members_context(request: HttpRequest, invite_form: InviteForm) -> dict:
+    return {
+        "members": selectors.workspace_members(workspace=request.workspace),
+        "invitations": selectors.workspace_invitations_pending(
+            workspace=request.workspace
+        ),
+        "invite_form": invite_form,
+        "roles": Role.choices,
+        "tab": "members",
+    }
+
+
+@workspace_view(write_role=Role.ADMIN)
+def members(request: HttpRequest) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation = services.invitation_create(
+                membership=request.membership, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+            return redirect("accounts:members")
+    status = 422 if form.errors else 200
+    return render(
+        request, "accounts/members.html", _members_context(request, form), status=status
+    )
+
+
+@workspace_view(write_role=Role.ADMIN)
+@require_POST
+def member_role(request: HttpRequest, pk: int) -> HttpResponse:
+    target = get_object_or_404(Membership, pk=pk, workspace=request.workspace)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
+        return redirect("accounts:members")
+    try:
+        services.membership_set_role(
+            membership=request.membership, target=target, role=form.cleaned_data["role"]
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, _message(exc))
+    else:
+        messages.success(
+            request, f"{target.user.email} is now {target.get_role_display()}."
+        )
+    return redirect("accounts:members")
+
+
+@workspace_view(write_role=Role.VIEWER)
+@require_POST
+def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    target = get_object_or_404(Membership, pk=pk, workspace=request.workspace)
+    leaving = target.pk == request.membership.pk
+    if not leaving and not request.membership.can_admin:
+        raise PermissionDenied("Only owners and admins can remove members.")
+    try:
+        services.membership_remove(membership=request.membership, target=target)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, _message(exc))
+        return redirect("accounts:members")
+    if leaving:
+        messages.success(request, f"You left {request.workspace.name}.")
+        request.session.pop("workspace_id", None)
+        return redirect("funnels:list")
+    messages.success(request, f"{target.user.email} was removed.")
+    return redirect("accounts:members")
+
+
+@workspace_view(write_role=Role.ADMIN)
+@require_POST
+def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    invitation = get_object_or_404(
+        request.workspace.invitations.pending(), pk=pk
+    )
+    services.invitation_revoke(membership=request.membership, invitation=invitation)
+    messages.success(request, f"Invitation to {invitation.email} withdrawn.")
+    return redirect("accounts:members")
+
+
+def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = selectors.invitation_by_token(token=token)
+    error = None
+    if invitation is None:
+        error = "This invitation link is not valid."
+    else:
+        try:
+            services.invitation_check(invitation=invitation)
+        except ValidationError as exc:
+            error = exc.messages[0]
+    if error:
+        return render(
+            request, "accounts/invite_invalid.html", {"error": error}, status=410
+        )
+
+    signup_form = None
+    if request.user.is_authenticated:
+        if request.method == "POST":
+            try:
+                membership = services.invitation_accept(token=token, user=request.user)
+            except ValidationError as exc:
+                messages.error(request, exc.messages[0])
+            else:
+                set_current_workspace(request, membership.workspace_id)
+                messages.success(request, f"You joined {membership.workspace.name}.")
+                return redirect("funnels:list")
+    else:
+        if not selectors.user_exists(email=invitation.email):
+            signup_form = InviteSignupForm(request.POST or None)
+            if request.method == "POST" and signup_form.is_valid():
+                try:
+                    user, membership = services.user_signup_from_invitation(
+                        token=token, **signup_form.cleaned_data
+                    )
+                except ValidationError as exc:
+                    add_service_errors(signup_form, exc)
+                else:
+                    login(request, user, backend=BACKEND)
+                    set_current_workspace(request, membership.workspace_id)
+                    messages.success(
+                        request, f"Welcome! You joined {membership.workspace.name}."
+                    )
+                    return redirect("funnels:list")
+    return render(
+        request,
+        "accounts/invite_accept.html",
+        {"invitation": invitation, "signup_form": signup_form},
+    )
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc) or "You are not allowed to do this."

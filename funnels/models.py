@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Workspace
+
+
+class FunnelQuerySet(models.QuerySet["Funnel"]):
+    def for_workspace(self, workspace: Workspace) -> FunnelQuerySet:
+        return self.filter(workspace=workspace)
+
+    def active(self) -> FunnelQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+
+class Funnel(models.Model):
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="funnels"
+    )
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FunnelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "slug"], name="funnel_slug_unique_in_workspace"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class StepKind(models.TextChoices):
+    OPTIN = "optin", "Opt-in"
+    SALES = "sales", "Sales page"
+    ORDER = "order", "Order form"
+    UPSELL = "upsell", "Upsell"
+    DOWNSELL = "downsell", "Downsell"
+    THANKYOU = "thankyou", "Thank-you"
+    PAGE = "page", "Page"
+
+
+class Step(models.Model):
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+"
+    )
+    funnel = models.ForeignKey(Funnel, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80)
+    kind = models.CharField(max_length=16, choices=StepKind.choices)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["funnel", "slug"], name="step_slug_unique_in_funnel"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.funnel}: {self.name}"

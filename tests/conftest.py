@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Each test starts with an empty cache (sessions, rate limits) in real Redis."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory(name="Acme")
+
+
+@pytest.fixture
+def other_workspace(db):
+    return WorkspaceFactory(name="Globex")
+
+
+def _member(workspace, role: str, email: str):
+    user = UserFactory(email=email)
+    MembershipFactory(user=user, workspace=workspace, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(workspace):
+    return _member(workspace, "owner", "owner@acme.test")
+
+
+@pytest.fixture
+def admin_user(workspace):
+    return _member(workspace, "admin", "admin@acme.test")
+
+
+@pytest.fixture
+def member(workspace):
+    return _member(workspace, "editor", "editor@acme.test")
+
+
+@pytest.fixture
+def viewer(workspace):
+    return _member(workspace, "viewer", "viewer@acme.test")
+
+
+@pytest.fixture
+def stranger(other_workspace):
+    return _member(other_workspace, "owner", "stranger@globex.test")
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client

@@ -1,0 +1,18 @@
+"""Loaded with `-p tests.testenv` before Django: safe defaults for the test settings.
+
+DATABASE_URL and REDIS_URL are not defaulted here on purpose: `make test` provides
+the machine's or the project-local servers.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
+os.environ.setdefault("ALLOWED_HOSTS", "*")
+os.environ.setdefault("STATIC_MANIFEST", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("SITE_URL", "http://testserver")
