@@ -21,7 +21,8 @@ DEFAULT_SECRET_KEY = "dev-insecure-openfunnels-secret-key-change-me"
 
 try:
     # ---------------------------------------------------------------- core
-    DEBUG = env_bool("DEBUG", False)
+    # On for a developer checkout; the Docker image and compose file set DEBUG=false.
+    DEBUG = env_bool("DEBUG", True)
     SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
     if not DEBUG and (SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 32):
         raise EnvError(

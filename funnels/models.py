@@ -19,7 +19,8 @@ class Funnel(models.Model):
         Workspace, on_delete=models.CASCADE, related_name="funnels"
     )
     name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=80)
+    # Globally unique: published funnels are served at /<slug>/ on the app host.
+    slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -29,11 +30,6 @@ class Funnel(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "slug"], name="funnel_slug_unique_in_workspace"
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
 os.environ.setdefault("ALLOWED_HOSTS", "*")
 os.environ.setdefault("STATIC_MANIFEST", "false")
