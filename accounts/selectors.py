@@ -37,9 +37,11 @@ def workspace_invitations_pending(*, workspace: Workspace) -> QuerySet[Invitatio
 
 
 def invitation_by_token(*, token: str) -> Invitation | None:
-    return Invitation.objects.select_related("workspace", "invited_by").filter(
-        token=token
-    ).first()
+    return (
+        Invitation.objects.select_related("workspace", "invited_by")
+        .filter(token=token)
+        .first()
+    )
 
 
 def user_exists(*, email: str) -> bool:

@@ -142,7 +142,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             f"This invitation was sent to {invitation.email}, but you are logged in "
             f"as {user.email}. Log out and open the link again."
         )
-    membership, created = Membership.objects.get_or_create(
+    membership, _created = Membership.objects.get_or_create(
         user=user, workspace=invitation.workspace, defaults={"role": invitation.role}
     )
     invitation.accepted_at = timezone.now()
@@ -190,9 +190,9 @@ def membership_set_role(
     if touches_owner and not membership.has_role(Role.OWNER):
         raise PermissionDenied("Only an owner can grant or take away ownership.")
     Workspace.objects.select_for_update().get(pk=membership.workspace_id)
-    if target.role == Role.OWNER and role != Role.OWNER:
-        if _owner_count(membership.workspace) <= 1:
-            raise ValidationError("A workspace needs at least one owner.")
+    demoting_owner = target.role == Role.OWNER and role != Role.OWNER
+    if demoting_owner and _owner_count(membership.workspace) <= 1:
+        raise ValidationError("A workspace needs at least one owner.")
     target.role = role
     target.save(update_fields=["role"])
     return target

@@ -116,9 +116,7 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Settings saved.")
             return redirect("accounts:settings")
-    return render(
-        request, "accounts/settings.html", {"form": form, "tab": "general"}
-    )
+    return render(request, "accounts/settings.html", {"form": form, "tab": "general"})
 
 
 def _members_context(request: HttpRequest, invite_form: InviteForm) -> dict:
@@ -196,9 +194,7 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_view(write_role=Role.ADMIN)
 @require_POST
 def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    invitation = get_object_or_404(
-        request.workspace.invitations.pending(), pk=pk
-    )
+    invitation = get_object_or_404(request.workspace.invitations.pending(), pk=pk)
     services.invitation_revoke(membership=request.membership, invitation=invitation)
     messages.success(request, f"Invitation to {invitation.email} withdrawn.")
     return redirect("accounts:members")

@@ -24,7 +24,7 @@ def _check_database() -> str:
 
 def _check_redis() -> tuple[str, float | None]:
     try:
-        client = cache._cache.get_client(write=False)  # noqa: SLF001
+        client = cache._cache.get_client(write=False)
         client.ping()
         beat = cache.get(HEARTBEAT_KEY)
     except Exception as exc:
@@ -41,8 +41,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     else:
         age = time.time() - float(heartbeat)
         worker = "ok" if age < 120 else f"stale ({int(age)} s since last heartbeat)"
-    down = [name for name, state in (("database", database), ("redis", redis))
-            if state != "ok"]
+    down = [
+        name
+        for name, state in (("database", database), ("redis", redis))
+        if state != "ok"
+    ]
     body = {
         "status": "ok" if not down else "down: " + ", ".join(down),
         "database": database,

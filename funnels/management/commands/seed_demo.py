@@ -1,4 +1,4 @@
-"""Create (once) a demo workspace, user and funnel so a newcomer has something to open."""
+"""Create (once) a demo workspace, user and funnel for a newcomer to open."""
 
 from __future__ import annotations
 
