@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -21,3 +22,8 @@ def heartbeat_task() -> None:
     from django.core.cache import cache
 
     cache.set(HEARTBEAT_KEY, time.time(), timeout=300)
+
+
+@worker_ready.connect
+def _announce_worker(**kwargs: object) -> None:
+    heartbeat_task.delay()

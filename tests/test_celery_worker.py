@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 def test_task_runs_on_a_real_worker_through_redis(workspace, owner):
-    """A task sent through real Redis runs in a real worker; its write lands in Postgres."""
+    """A task sent through real Redis runs in a real worker and writes to Postgres."""
     invitation = Invitation.objects.create(
         workspace=workspace,
         email="queued@acme.test",
