@@ -2,10 +2,31 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import public, views
 
 app_name = "leads"
 
 urlpatterns = [
     path("leads/", views.lead_list, name="list"),
+    path("leads/export.csv", views.lead_export_csv, name="export_csv"),
+    path("leads/tag/", views.lead_bulk_tag, name="bulk_tag"),
+    path("leads/<int:pk>/", views.lead_detail, name="detail"),
+    path("leads/<int:pk>/export.json", views.lead_export_json, name="export_json"),
+    path("leads/<int:pk>/erase/", views.lead_erase, name="erase"),
+    path("settings/webhooks/", views.webhook_list, name="webhooks"),
+    path(
+        "settings/webhooks/<int:pk>/delete/",
+        views.webhook_delete,
+        name="webhook_delete",
+    ),
+    path(
+        "<slug:funnel_slug>/<slug:step_slug>/optin/",
+        public.optin_submit,
+        name="optin",
+    ),
+    path(
+        "settings/webhooks/deliveries/<int:pk>/resend/",
+        views.webhook_resend,
+        name="webhook_resend",
+    ),
 ]

@@ -1,0 +1,48 @@
+"""Signed tokens in public forms (opt-in, order): when and where a form was shown.
+
+The published page's HTML is rendered once; the serving view swaps
+FORM_TOKEN_PLACEHOLDER for a fresh token per response, so each served form carries its
+own one-time nonce (for replay detection) and the time it was shown (for the minimum
+fill time).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from django.core import signing
+
+FORM_TOKEN_FIELD = "_of"
+FORM_TOKEN_PLACEHOLDER = "__OF_FORM_TOKEN__"
+HONEYPOT_FIELD = "website"
+_SALT = "openfunnels.public-form"
+MAX_AGE_SECONDS = 60 * 60 * 24
+
+
+@dataclass(frozen=True)
+class FormToken:
+    step_id: int
+    issued_at: float
+    nonce: str
+
+
+def form_token_issue(*, step_id: int, now: float | None = None) -> str:
+    payload = {
+        "s": step_id,
+        "t": round(now if now is not None else time.time(), 2),
+        "n": secrets.token_urlsafe(12),
+    }
+    return signing.dumps(payload, salt=_SALT, compress=True)
+
+
+def form_token_read(token: str) -> FormToken:
+    """Raise signing.BadSignature (or SignatureExpired) for a forged or old token."""
+    payload = signing.loads(token or "", salt=_SALT, max_age=MAX_AGE_SECONDS)
+    try:
+        return FormToken(
+            step_id=int(payload["s"]), issued_at=float(payload["t"]), nonce=payload["n"]
+        )
+    except (KeyError, TypeError, ValueError):
+        raise signing.BadSignature("malformed form token") from None

@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.contrib.postgres.indexes import OpClass
+from django.db import models
+from django.db.models import F
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import Workspace
+from funnels.models import Funnel, Step
+
+
+class Tag(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                "workspace", Lower("name"), name="tag_name_ci_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Lead(models.Model):
+    """One person per e-mail address per workspace (case-insensitive)."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="leads"
+    )
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    fields = models.JSONField(default=dict, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
+    consent_given = models.BooleanField(default=False)
+    consent_text = models.TextField(blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    first_funnel = models.ForeignKey(
+        Funnel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # First touch comes from the visitor who became this lead; last touch from the
+    # latest submission.
+    first_source = models.CharField(max_length=120, blank=True)
+    first_medium = models.CharField(max_length=120, blank=True)
+    first_campaign = models.CharField(max_length=200, blank=True)
+    first_referrer = models.CharField(max_length=500, blank=True)
+    last_source = models.CharField(max_length=120, blank=True)
+    last_medium = models.CharField(max_length=120, blank=True)
+    last_campaign = models.CharField(max_length=200, blank=True)
+    last_content = models.CharField(max_length=200, blank=True)
+    last_term = models.CharField(max_length=200, blank=True)
+    last_referrer = models.CharField(max_length=500, blank=True)
+    visitor_id = models.UUIDField(null=True, blank=True)
+    submission_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                "workspace", Lower("email"), name="lead_email_ci_unique_in_workspace"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "-created_at", "-id"], name="lead_ws_created"
+            ),
+            models.Index(fields=["workspace", "first_funnel"], name="lead_ws_funnel"),
+            models.Index(fields=["workspace", "first_source"], name="lead_ws_source"),
+            # Prefix search: LOWER(email) LIKE 'ann%' within a workspace.
+            models.Index(
+                F("workspace"),
+                OpClass(Lower("email"), name="text_pattern_ops"),
+                name="lead_ws_email_prefix",
+            ),
+            models.Index(
+                F("workspace"),
+                OpClass(Lower("first_name"), name="text_pattern_ops"),
+                name="lead_ws_name_prefix",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Submission(models.Model):
+    """What one form post sent: every field, where, when and with which consent."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="submissions")
+    funnel = models.ForeignKey(
+        Funnel, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    step = models.ForeignKey(
+        Step, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    variant_id = models.BigIntegerField(null=True, blank=True)
+    visitor_id = models.UUIDField(null=True, blank=True)
+    data = models.JSONField(default=dict)
+    consent_given = models.BooleanField(default=False)
+    consent_text = models.TextField(blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    # The form's one-time token: a replayed post finds its submission and adds nothing.
+    form_token = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "form_token"], name="submission_token_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["step", "created_at"], name="sub_step_time")]
+
+    def __str__(self) -> str:
+        return f"Submission by {self.lead_id} on step {self.step_id}"
+
+
+def _webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(24)
+
+
+class WebhookEvent(models.TextChoices):
+    LEAD_CREATED = "lead.created", "Lead created"
+    LEAD_UPDATED = "lead.updated", "Lead updated"
+
+
+class Webhook(models.Model):
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=64, default=_webhook_secret)
+    events = models.JSONField(default=list)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    webhook = models.ForeignKey(
+        Webhook, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.UUIDField(default=uuid.uuid4)
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.webhook_id} ({self.status})"
+
+
+class FollowUpEmail(models.Model):
+    """An optional e-mail sent after an opt-in on one step."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    step = models.OneToOneField(
+        Step, on_delete=models.CASCADE, related_name="follow_up"
+    )
+    is_enabled = models.BooleanField(default=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.subject

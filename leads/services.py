@@ -1,0 +1,368 @@
+"""Writes for leads: capture from public forms, tags, erasure, webhooks, follow-ups."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Workspace
+from funnels.models import Step
+
+from .models import (
+    FollowUpEmail,
+    Lead,
+    Submission,
+    Tag,
+    Webhook,
+    WebhookDelivery,
+    WebhookEvent,
+)
+
+MAX_CUSTOM_FIELDS = 20
+MAX_CUSTOM_LENGTH = 1000
+PHONE_RE = re.compile(r"^[0-9+()./\- ]{4,40}$")
+TOUCH_KEYS = ("source", "medium", "campaign", "content", "term", "referrer")
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    lead: Lead
+    submission: Submission
+    lead_created: bool
+    replayed: bool
+
+
+def optin_clean(data: Mapping[str, str], *, consent_required: bool = False) -> dict:
+    """Validate an opt-in post; return the known fields or raise a field-keyed error.
+
+    Unknown fields are dropped, never stored.
+    """
+    errors: dict[str, str] = {}
+    email = (data.get("email") or "").strip().lower()
+    if not email:
+        errors["email"] = "Enter your e-mail address."
+    elif len(email) > 254:
+        errors["email"] = "This e-mail address is too long."
+    else:
+        try:
+            validate_email(email)
+        except ValidationError:
+            errors["email"] = "Enter a valid e-mail address, like name@example.com."
+    cleaned: dict = {"email": email}
+    for key, limit in (("first_name", 100), ("last_name", 100)):
+        value = (data.get(key) or "").strip()
+        if len(value) > limit:
+            errors[key] = f"Please keep this under {limit} characters."
+        cleaned[key] = value[:limit]
+    if not cleaned["first_name"] and data.get("name"):
+        first, _, last = (data.get("name") or "").strip().partition(" ")
+        cleaned["first_name"], cleaned["last_name"] = first[:100], last.strip()[:100]
+    phone = (data.get("phone") or "").strip()
+    if phone and not PHONE_RE.match(phone):
+        errors["phone"] = "Enter a phone number using digits, spaces and + - ( )."
+    cleaned["phone"] = phone[:40]
+    custom: dict[str, str] = {}
+    for key in sorted(k for k in data if k.startswith("custom_"))[:MAX_CUSTOM_FIELDS]:
+        value = (data.get(key) or "").strip()
+        if len(value) > MAX_CUSTOM_LENGTH:
+            errors[key] = f"Please keep this under {MAX_CUSTOM_LENGTH} characters."
+        name = key.removeprefix("custom_")[:60]
+        if value and name:
+            custom[name] = value[:MAX_CUSTOM_LENGTH]
+    cleaned["custom"] = custom
+    consent = (data.get("consent") or "") in {"on", "1", "true", "yes"}
+    if consent_required and not consent:
+        errors["consent"] = "Please tick the box to agree before you continue."
+    cleaned["consent"] = consent
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+@transaction.atomic
+def lead_capture(
+    *,
+    step: Step,
+    data: Mapping[str, str],
+    nonce: str | None = None,
+    visitor_id: uuid.UUID | None = None,
+    variant_id: int | None = None,
+    touch: Mapping[str, str] | None = None,
+    first_touch: Mapping[str, str] | None = None,
+    consent_text: str = "",
+    consent_required: bool = False,
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> CaptureResult:
+    """Create or update the lead and store the submission, all or nothing.
+
+    A replayed post (same form nonce) returns the first submission and changes nothing.
+    """
+    workspace_id = step.workspace_id
+    if nonce:
+        existing = (
+            Submission.objects.select_related("lead")
+            .filter(workspace_id=workspace_id, form_token=nonce)
+            .first()
+        )
+        if existing is not None:
+            return CaptureResult(existing.lead, existing, False, True)
+    cleaned = optin_clean(data, consent_required=consent_required)
+    now = timezone.now()
+    touch = {k: (touch or {}).get(k, "") or "" for k in TOUCH_KEYS}
+    lead, created = _lead_get_or_create(
+        workspace_id=workspace_id, email=cleaned["email"], step=step, now=now
+    )
+    if created and first_touch:
+        lead.first_source = (first_touch.get("source") or "")[:120]
+        lead.first_medium = (first_touch.get("medium") or "")[:120]
+        lead.first_campaign = (first_touch.get("campaign") or "")[:200]
+        lead.first_referrer = (first_touch.get("referrer") or "")[:500]
+    for key in ("first_name", "last_name", "phone"):
+        if cleaned[key]:
+            setattr(lead, key, cleaned[key])
+    lead.fields = {**lead.fields, **cleaned["custom"]}
+    if cleaned["consent"]:
+        lead.consent_given = True
+        lead.consent_text = consent_text
+        lead.consent_at = now
+    lead.last_source = touch["source"][:120]
+    lead.last_medium = touch["medium"][:120]
+    lead.last_campaign = touch["campaign"][:200]
+    lead.last_content = touch["content"][:200]
+    lead.last_term = touch["term"][:200]
+    lead.last_referrer = touch["referrer"][:500]
+    if visitor_id and not lead.visitor_id:
+        lead.visitor_id = visitor_id
+    lead.updated_at = now
+    lead.submission_count = F("submission_count") + 1
+    lead.save()
+    lead.refresh_from_db(fields=["submission_count"])
+    submission = Submission.objects.create(
+        workspace_id=workspace_id,
+        lead=lead,
+        funnel_id=step.funnel_id,
+        step=step,
+        variant_id=variant_id,
+        visitor_id=visitor_id,
+        data={
+            "email": cleaned["email"],
+            **{
+                k: cleaned[k]
+                for k in ("first_name", "last_name", "phone")
+                if cleaned[k]
+            },
+            **{f"custom_{k}": v for k, v in cleaned["custom"].items()},
+            **({"consent": True} if cleaned["consent"] else {}),
+        },
+        consent_given=cleaned["consent"],
+        consent_text=consent_text if cleaned["consent"] else "",
+        ip_address=ip_address,
+        user_agent=(user_agent or "")[:300],
+        form_token=nonce,
+        created_at=now,
+    )
+    event = WebhookEvent.LEAD_CREATED if created else WebhookEvent.LEAD_UPDATED
+    webhooks_dispatch(
+        workspace_id=workspace_id, event=event, payload=lead_payload(lead)
+    )
+    follow_up = FollowUpEmail.objects.filter(step=step, is_enabled=True).first()
+    if follow_up is not None:
+        from .tasks import follow_up_send_task
+
+        follow_up_send_task.delay_on_commit(follow_up.pk, lead.pk)
+    return CaptureResult(lead, submission, created, False)
+
+
+def _lead_get_or_create(
+    *, workspace_id: int, email: str, step: Step, now
+) -> tuple[Lead, bool]:
+    lead = (
+        Lead.objects.select_for_update()
+        .filter(workspace_id=workspace_id, email__iexact=email)
+        .first()
+    )
+    if lead is not None:
+        return lead, False
+    try:
+        with transaction.atomic():
+            lead = Lead.objects.create(
+                workspace_id=workspace_id,
+                email=email,
+                first_funnel_id=step.funnel_id,
+                first_step=step,
+                created_at=now,
+                updated_at=now,
+            )
+    except IntegrityError:
+        # Another request created the same lead a moment ago.
+        lead = Lead.objects.select_for_update().get(
+            workspace_id=workspace_id, email__iexact=email
+        )
+        return lead, False
+    return lead, True
+
+
+def lead_payload(lead: Lead) -> dict:
+    return {
+        "id": str(lead.public_id),
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "phone": lead.phone,
+        "fields": lead.fields,
+        "consent": lead.consent_given,
+        "tags": sorted(t.name for t in lead.tags.all()) if lead.pk else [],
+        "source": lead.last_source,
+        "created_at": lead.created_at.isoformat(),
+        "updated_at": lead.updated_at.isoformat(),
+    }
+
+
+@transaction.atomic
+def leads_tag(*, workspace: Workspace, lead_ids: list[int], tag_name: str) -> int:
+    """Add a tag to many leads of the workspace; returns how many were tagged."""
+    name = " ".join((tag_name or "").split())[:60]
+    if not name:
+        raise ValidationError("Give the tag a name.")
+    tag = Tag.objects.filter(workspace=workspace, name__iexact=name).first()
+    if tag is None:
+        tag = Tag.objects.create(workspace=workspace, name=name)
+    ids = list(
+        Lead.objects.filter(workspace=workspace, pk__in=lead_ids).values_list(
+            "pk", flat=True
+        )
+    )
+    Through = Lead.tags.through
+    Through.objects.bulk_create(
+        [Through(lead_id=pk, tag_id=tag.pk) for pk in ids], ignore_conflicts=True
+    )
+    return len(ids)
+
+
+@transaction.atomic
+def lead_erase(*, lead: Lead) -> Lead:
+    """Remove a lead's personal data for good; anonymous counts stay."""
+    lead.email = f"erased-{lead.public_id}@erased.invalid"
+    lead.first_name = lead.last_name = lead.phone = ""
+    lead.fields = {}
+    lead.consent_text = ""
+    for key in ("first", "last"):
+        for part in ("source", "medium", "campaign", "referrer"):
+            setattr(lead, f"{key}_{part}", "")
+    lead.last_content = lead.last_term = ""
+    lead.erased_at = timezone.now()
+    lead.save()
+    lead.tags.clear()
+    lead.submissions.update(data={}, ip_address=None, user_agent="", consent_text="")
+    return lead
+
+
+def lead_export(*, lead: Lead) -> dict:
+    """Everything stored about one lead, for a data-access request."""
+    return {
+        **lead_payload(lead),
+        "consent_text": lead.consent_text,
+        "consent_at": lead.consent_at.isoformat() if lead.consent_at else None,
+        "first_touch": {
+            "source": lead.first_source,
+            "medium": lead.first_medium,
+            "campaign": lead.first_campaign,
+            "referrer": lead.first_referrer,
+        },
+        "last_touch": {
+            k: getattr(lead, f"last_{k}")
+            for k in ("source", "medium", "campaign", "content", "term", "referrer")
+        },
+        "submissions": [
+            {
+                "created_at": s.created_at.isoformat(),
+                "funnel": s.funnel.name if s.funnel else None,
+                "step": s.step.name if s.step else None,
+                "data": s.data,
+                "consent_given": s.consent_given,
+                "consent_text": s.consent_text,
+                "ip_address": s.ip_address,
+                "user_agent": s.user_agent,
+            }
+            for s in lead.submissions.select_related("funnel", "step")
+        ],
+    }
+
+
+# ---------------------------------------------------------------- webhooks
+def webhooks_dispatch(*, workspace_id: int, event: str, payload: dict) -> list[int]:
+    """Queue one delivery per active webhook subscribed to the event."""
+    from .tasks import webhook_deliver_task
+
+    ids: list[int] = []
+    for hook in Webhook.objects.filter(workspace_id=workspace_id, is_active=True):
+        if event not in hook.events:
+            continue
+        delivery = WebhookDelivery.objects.create(
+            workspace_id=workspace_id, webhook=hook, event=event, payload=payload
+        )
+        webhook_deliver_task.delay_on_commit(delivery.pk)
+        ids.append(delivery.pk)
+    return ids
+
+
+def _clean_events(events: list[str]) -> list[str]:
+    chosen = [e for e in events if e in WebhookEvent.values]
+    if not chosen:
+        raise ValidationError({"events": "Pick at least one event."})
+    return chosen
+
+
+@transaction.atomic
+def webhook_create(*, workspace: Workspace, url: str, events: list[str]) -> Webhook:
+    hook = Webhook(workspace=workspace, url=url.strip(), events=_clean_events(events))
+    hook.full_clean()
+    hook.save()
+    return hook
+
+
+@transaction.atomic
+def webhook_delete(*, webhook: Webhook) -> None:
+    webhook.delete()
+
+
+@transaction.atomic
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    from .tasks import webhook_deliver_task
+
+    copy = WebhookDelivery.objects.create(
+        workspace_id=delivery.workspace_id,
+        webhook_id=delivery.webhook_id,
+        event_id=delivery.event_id,
+        event=delivery.event,
+        payload=delivery.payload,
+    )
+    webhook_deliver_task.delay_on_commit(copy.pk)
+    return copy
+
+
+@transaction.atomic
+def follow_up_save(
+    *, step: Step, is_enabled: bool, subject: str, body: str
+) -> FollowUpEmail:
+    if is_enabled and not (subject.strip() and body.strip()):
+        raise ValidationError("A follow-up e-mail needs a subject and a body.")
+    follow_up, _ = FollowUpEmail.objects.update_or_create(
+        step=step,
+        defaults={
+            "workspace_id": step.workspace_id,
+            "is_enabled": is_enabled,
+            "subject": subject.strip()[:200],
+            "body": body,
+        },
+    )
+    return follow_up

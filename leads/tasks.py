@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import re
+import time
+import urllib.error
+import urllib.request
+
+from celery import shared_task
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from .models import DeliveryStatus, FollowUpEmail, Lead, WebhookDelivery
+
+# Seconds to wait after failed attempt n (1-based): 7 tries over about 20 hours.
+RETRY_SCHEDULE = (60, 300, 1800, 7200, 21600, 43200)
+TIMEOUT_SECONDS = 10
+USER_AGENT = "OpenFunnels-Webhook/1"
+
+
+def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the webhook secret>`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            return response.status, response.read(2000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(2000).decode("utf-8", "replace")
+
+
+@shared_task(acks_late=True)
+def webhook_deliver_task(delivery_id: int) -> str:
+    """POST one delivery; on failure schedule the next try with backoff and jitter."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("webhook")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return "skipped"
+        delivery.attempts += 1
+        body = json.dumps(
+            {
+                "id": str(delivery.event_id),
+                "event": delivery.event,
+                "created_at": delivery.created_at.isoformat(),
+                "data": delivery.payload,
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-OpenFunnels-Event": delivery.event,
+            "X-OpenFunnels-Delivery": str(delivery.event_id),
+            "X-OpenFunnels-Signature": webhook_signature(
+                delivery.webhook.secret, int(time.time()), body
+            ),
+        }
+        try:
+            status, text = _post(delivery.webhook.url, body, headers)
+            delivery.response_status, delivery.response_body = status, text
+            delivery.error = "" if 200 <= status < 300 else f"HTTP {status}"
+        except (OSError, ValueError) as exc:
+            delivery.response_status, delivery.response_body = None, ""
+            delivery.error = f"{type(exc).__name__}: {exc}"[:300]
+        if not delivery.error:
+            delivery.status = DeliveryStatus.SUCCEEDED
+            delivery.delivered_at = timezone.now()
+            delivery.next_attempt_at = None
+        elif delivery.attempts > len(RETRY_SCHEDULE):
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+        else:
+            wait = RETRY_SCHEDULE[delivery.attempts - 1]
+            wait = int(wait * random.uniform(0.9, 1.1))
+            delivery.next_attempt_at = timezone.now() + timezone.timedelta(seconds=wait)
+            transaction.on_commit(
+                lambda: webhook_deliver_task.apply_async((delivery_id,), countdown=wait)
+            )
+        delivery.save()
+    return delivery.status
+
+
+_PLACEHOLDER = re.compile(r"{{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*}}")
+
+
+def render_merge_fields(text: str, lead: Lead) -> str:
+    """Replace {{ first_name }}-style fields; unknown fields become empty."""
+    values = {
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "name": lead.name,
+        "email": lead.email,
+        "phone": lead.phone,
+        **{str(k): str(v) for k, v in lead.fields.items()},
+    }
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), text)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OSError,),
+    retry_backoff=60,
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=6,
+)
+def follow_up_send_task(follow_up_id: int, lead_id: int) -> None:
+    follow_up = FollowUpEmail.objects.filter(pk=follow_up_id, is_enabled=True).first()
+    lead = Lead.objects.filter(pk=lead_id, erased_at__isnull=True).first()
+    if follow_up is None or lead is None:
+        return
+    send_mail(
+        subject=render_merge_fields(follow_up.subject, lead).replace("\n", " "),
+        message=render_merge_fields(follow_up.body, lead),
+        from_email=None,
+        recipient_list=[lead.email],
+    )
