@@ -1,0 +1,142 @@
+"""Every URL is classified; strangers get 404 on others' objects, viewers 403 on writes.
+
+Adding a URL pattern without classifying it here fails `test_every_url_is_classified`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from accounts.models import Invitation, Membership, Workspace
+from leads.models import Lead, Webhook, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+# Anonymous or staff-only endpoints: no workspace data behind them.
+PUBLIC = {
+    "healthz",
+    "accounts:signup",
+    "accounts:login",
+    "accounts:logout",
+    "accounts:password_reset",
+    "accounts:password_reset_done",
+    "accounts:password_reset_confirm",
+    "accounts:password_reset_complete",
+    "accounts:invite_accept",
+    "leads:optin",
+}
+# Personal actions any logged-in user may take on their own account.
+SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}
+
+
+def _lead(ws: Workspace) -> dict:
+    lead = Lead.objects.create(workspace=ws, email=f"lead@{ws.public_id}.test")
+    return {"pk": lead.pk}
+
+
+def _webhook(ws: Workspace) -> dict:
+    hook = Webhook.objects.create(workspace=ws, url="https://h.test", events=[])
+    return {"pk": hook.pk}
+
+
+def _delivery(ws: Workspace) -> dict:
+    hook = Webhook.objects.create(workspace=ws, url="https://h.test", events=[])
+    d = WebhookDelivery.objects.create(
+        workspace=ws, webhook=hook, event="x", payload={}
+    )
+    return {"pk": d.pk}
+
+
+def _membership(ws: Workspace) -> dict:
+    from tests.factories import MembershipFactory
+
+    return {"pk": MembershipFactory(workspace=ws, role="editor").pk}
+
+
+def _invitation(ws: Workspace) -> dict:
+    inv = Invitation.objects.create(
+        workspace=ws, email="i@x.test", expires_at=timezone.now() + timedelta(days=1)
+    )
+    return {"pk": inv.pk}
+
+
+# Workspace-scoped URLs: name -> builder of kwargs for an object in a workspace
+# (None for URLs without an object in the path).
+SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
+    "funnels:list": None,
+    "analytics:overview": None,
+    "accounts:settings": None,
+    "accounts:members": None,
+    "accounts:member_role": _membership,
+    "accounts:member_remove": _membership,
+    "accounts:invitation_revoke": _invitation,
+    "leads:list": None,
+    "leads:export_csv": None,
+    "leads:bulk_tag": None,
+    "leads:detail": _lead,
+    "leads:export_json": _lead,
+    "leads:erase": _lead,
+    "leads:webhooks": None,
+    "leads:webhook_delete": _webhook,
+    "leads:webhook_resend": _delivery,
+}
+
+
+def _url_names(patterns=None, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for p in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(p, URLResolver):
+            ns = f"{prefix}{p.namespace}:" if p.namespace else prefix
+            if p.namespace == "admin":
+                continue
+            names |= _url_names(p.url_patterns, ns)
+        elif isinstance(p, URLPattern) and p.name:
+            names.add(prefix + p.name)
+    return names
+
+
+def test_every_url_is_classified():
+    """Each named URL is public, self-service or workspace-scoped with a builder."""
+    names = _url_names()
+    unclassified = names - PUBLIC - SELF_SERVICE - set(SCOPED)
+    assert unclassified == set(), f"classify these URLs in {__name__}"
+    assert not (PUBLIC | SELF_SERVICE | set(SCOPED)) - names, "stale entries"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, b in SCOPED.items() if b))
+def test_stranger_gets_404_for_objects_not_theirs(client, name, workspace, stranger):
+    """A member of another workspace gets 404 (GET and POST) for this object."""
+    kwargs = SCOPED[name](workspace)
+    client.force_login(stranger)
+    url = reverse(name, kwargs=kwargs)
+    assert client.post(url).status_code == 404
+    assert client.get(url).status_code in {404, 405}
+
+
+@pytest.mark.parametrize("name", sorted(SCOPED))
+def test_viewer_gets_403_on_every_write(client, name, workspace, viewer):
+    """A viewer's POST to any workspace URL is refused with 403."""
+    builder = SCOPED[name]
+    url = reverse(name, kwargs=builder(workspace) if builder else None)
+    client.force_login(viewer)
+    response = client.post(url)
+    if name == "accounts:member_remove":
+        # Leaving is allowed to everyone, but only for their own membership.
+        assert response.status_code == 403
+        own = Membership.objects.get(user=viewer)
+        assert client.post(reverse(name, args=[own.pk])).status_code == 302
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize("name", sorted(n for n, b in SCOPED.items() if b is None))
+def test_anonymous_is_sent_to_login(client, name):
+    """Workspace pages ask an anonymous visitor to log in."""
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
