@@ -64,6 +64,18 @@ try:
     )
     SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+    # ---------------------------------------------------------------- payments
+    PAYMENT_GATEWAY = env_str("PAYMENT_GATEWAY", "test")
+    STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+    STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+    STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+    if PAYMENT_GATEWAY not in {"test", "stripe"}:
+        raise EnvError(
+            f"PAYMENT_GATEWAY must be test or stripe, got {PAYMENT_GATEWAY!r}"
+        )
+    if PAYMENT_GATEWAY == "stripe" and not STRIPE_SECRET_KEY:
+        raise EnvError("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY")
+
     # ---------------------------------------------------------------- security
     SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ChargeStatus = Literal["succeeded", "declined", "requires_action"]
+
+
+class GatewayError(Exception):
+    """A transient failure (timeout, network, gateway outage): the outcome is unknown.
+
+    The order stays pending and a reconciliation task asks the gateway again later.
+    """
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: ChargeStatus
+    reference: str = ""  # the gateway's payment id
+    customer: str = ""  # saved customer, for one-click upsells
+    payment_method: str = ""  # saved payment method, for one-click upsells
+    message: str = ""  # shown to the visitor when not succeeded
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    reference: str
+    amount_minor: int
+    status: Literal["succeeded", "pending", "failed"]
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    id: str
+    type: str
+    reference: str  # the payment the event is about
+    data: dict
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def charge(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        payment_token: str,
+        email: str,
+        description: str,
+        idempotency_key: str,
+        save_for_later: bool,
+    ) -> ChargeResult:
+        """Charge a payment method the visitor just entered."""
+
+    def charge_saved(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        customer: str,
+        payment_method: str,
+        description: str,
+        idempotency_key: str,
+    ) -> ChargeResult:
+        """Charge the method saved by `charge`, without the visitor (one-click)."""
+
+    def refund(
+        self, *, reference: str, amount_minor: int, idempotency_key: str
+    ) -> RefundResult: ...
+
+    def retrieve(self, *, reference: str) -> ChargeResult:
+        """Ask the gateway for the state of a payment (reconciliation)."""
+
+    def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
+        """Parse a webhook; raise ValueError when the signature does not match."""
