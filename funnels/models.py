@@ -68,3 +68,49 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.funnel}: {self.name}"
+
+
+class ProductQuerySet(models.QuerySet["Product"]):
+    def for_workspace(self, workspace: Workspace) -> ProductQuerySet:
+        return self.filter(workspace=workspace)
+
+    def active(self) -> ProductQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+
+class Billing(models.TextChoices):
+    ONE_TIME = "one_time", "One-time payment"
+    SUBSCRIPTION = "subscription", "Subscription"
+
+
+class Interval(models.TextChoices):
+    MONTH = "month", "Monthly"
+    YEAR = "year", "Yearly"
+
+
+class Product(models.Model):
+    """Something a funnel sells: on an order form, as a bump, upsell or downsell."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="products"
+    )
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    image_url = models.CharField(max_length=500, blank=True)
+    # Integer minor units (cents) so no float ever touches money.
+    price_minor = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    billing = models.CharField(
+        max_length=16, choices=Billing.choices, default=Billing.ONE_TIME
+    )
+    interval = models.CharField(max_length=8, choices=Interval.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -145,6 +145,9 @@ def _webhook_secret() -> str:
 class WebhookEvent(models.TextChoices):
     LEAD_CREATED = "lead.created", "Lead created"
     LEAD_UPDATED = "lead.updated", "Lead updated"
+    ORDER_CREATED = "order.created", "Order paid"
+    ORDER_REFUNDED = "order.refunded", "Order refunded"
+    CHECKOUT_ABANDONED = "checkout.abandoned", "Checkout abandoned"
 
 
 class Webhook(models.Model):
@@ -210,3 +213,163 @@ class FollowUpEmail(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class StepOffer(models.Model):
+    """What an order form, upsell or downsell step sells (prices live on Product)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="offer")
+    product = models.ForeignKey(
+        "funnels.Product", on_delete=models.PROTECT, related_name="+"
+    )
+    bump_product = models.ForeignKey(
+        "funnels.Product",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    bump_headline = models.CharField(max_length=200, blank=True)
+    bump_description = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"Offer on {self.step_id}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Payment failed"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Order(models.Model):
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="orders"
+    )
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="orders")
+    funnel = models.ForeignKey(
+        Funnel, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    step = models.ForeignKey(
+        Step, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    visitor_id = models.UUIDField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    paid_minor = models.BigIntegerField(default=0)
+    refunded_minor = models.BigIntegerField(default=0)
+    gateway = models.CharField(max_length=20)
+    gateway_customer = models.CharField(max_length=100, blank=True)
+    gateway_payment_method = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    form_token = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    abandoned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "form_token"], name="order_token_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="order_ws_created"),
+            models.Index(fields=["status", "created_at"], name="order_status_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.public_id}"
+
+    @property
+    def net_minor(self) -> int:
+        return self.paid_minor - self.refunded_minor
+
+
+class ItemKind(models.TextChoices):
+    MAIN = "main", "Main product"
+    BUMP = "bump", "Order bump"
+    UPSELL = "upsell", "Upsell"
+    DOWNSELL = "downsell", "Downsell"
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+
+
+class OrderItem(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(
+        "funnels.Product", on_delete=models.PROTECT, related_name="+"
+    )
+    step = models.ForeignKey(
+        Step, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=ItemKind.choices)
+    name = models.CharField(max_length=120)  # as sold, even if renamed later
+    amount_minor = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One upsell / downsell purchase per step per order: double clicks and
+            # reloads cannot add a second one.
+            models.UniqueConstraint(
+                fields=["order", "step", "kind"], name="order_item_once_per_step"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class PaymentKind(models.TextChoices):
+    CHARGE = "charge", "Charge"
+    REFUND = "refund", "Refund"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DECLINED = "declined", "Declined"
+    REQUIRES_ACTION = "requires_action", "Needs authentication"
+    FAILED = "failed", "Failed"
+
+
+class Payment(models.Model):
+    """One call to the gateway, keyed so that it is never made twice."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payments")
+    items = models.ManyToManyField(OrderItem, related_name="payments", blank=True)
+    kind = models.CharField(max_length=8, choices=PaymentKind.choices)
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    amount_minor = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    reference = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_minor} {self.currency} ({self.status})"

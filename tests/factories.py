@@ -58,3 +58,13 @@ class StepFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"step-{n}")
     kind = "optin"
     position = factory.Sequence(lambda n: n)
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "funnels.Product"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Product {n}")
+    price_minor = 2700
+    currency = "USD"

@@ -77,5 +77,8 @@ class PaymentGateway(Protocol):
     def retrieve(self, *, reference: str) -> ChargeResult:
         """Ask the gateway for the state of a payment (reconciliation)."""
 
+    def lookup(self, *, idempotency_key: str) -> ChargeResult:
+        """Find the payment made with this key (after a timeout left no reference)."""
+
     def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
         """Parse a webhook; raise ValueError when the signature does not match."""

@@ -91,6 +91,7 @@ class StripeGateway:
             "confirm": True,
             "description": description,
             "receipt_email": email,
+            "metadata": {"payment_key": idempotency_key},
             "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
         }
         if save_for_later:
@@ -128,6 +129,7 @@ class StripeGateway:
             "off_session": True,
             "confirm": True,
             "description": description,
+            "metadata": {"payment_key": idempotency_key},
         }
         result = self._call(
             self.client.v1.payment_intents.create, params, idempotency_key
@@ -157,6 +159,17 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise GatewayError(str(exc)) from exc
         return self._intent_result(intent)
+
+    def lookup(self, *, idempotency_key: str) -> ChargeResult:
+        try:
+            found = self.client.v1.payment_intents.search(
+                params={"query": f"metadata['payment_key']:'{idempotency_key}'"}
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(str(exc)) from exc
+        if not found.data:
+            return ChargeResult("declined", message="Not charged.")
+        return self._intent_result(found.data[0])
 
     def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
         try:

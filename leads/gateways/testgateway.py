@@ -108,6 +108,9 @@ class TestGateway:
         # A timed-out test charge never reached the "bank": nothing was taken.
         return ChargeResult("declined", reference=reference, message="Not charged.")
 
+    def lookup(self, *, idempotency_key: str) -> ChargeResult:
+        return ChargeResult("declined", message="Not charged (the gateway timed out).")
+
     def sign(self, payload: bytes) -> str:
         return hmac.new(self.webhook_secret.encode(), payload, "sha256").hexdigest()
 

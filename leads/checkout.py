@@ -1,0 +1,478 @@
+"""Order services: checkout with bump, one-click upsells, refunds, reconciliation.
+
+Every gateway call is first recorded as a Payment with a unique idempotency key
+(committed before the call), then settled from the gateway's answer. A reload, a double
+click or a replayed post finds the existing Payment or OrderItem and charges nothing
+twice. When the gateway does not answer, the order stays pending and
+`orders_reconcile` settles it later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import Workspace
+from funnels.models import Product, Step
+
+from . import services
+from .gateways import ChargeResult, GatewayError, get_gateway
+from .models import (
+    ItemKind,
+    ItemStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    StepOffer,
+    WebhookEvent,
+)
+
+ABANDON_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    order: Order
+    ok: bool
+    message: str = ""
+    replayed: bool = False
+
+
+def _offer(step: Step) -> StepOffer:
+    offer = (
+        StepOffer.objects.select_related("product", "bump_product")
+        .filter(step=step)
+        .first()
+    )
+    if offer is None or offer.product.archived_at is not None:
+        raise ValidationError("This product is not available any more.")
+    return offer
+
+
+def _offer_items(offer: StepOffer, with_bump: bool) -> list[tuple[str, Product]]:
+    items = [(ItemKind.MAIN, offer.product)]
+    if with_bump and offer.bump_product and offer.bump_product.archived_at is None:
+        if offer.bump_product.currency != offer.product.currency:
+            raise ValidationError(
+                "This offer is misconfigured (the bump is priced in another currency). "
+                "You have not been charged."
+            )
+        items.append((ItemKind.BUMP, offer.bump_product))
+    return items
+
+
+def order_totals(*, step: Step, with_bump: bool) -> tuple[int, str]:
+    """The server's price for the order form: never trust a posted amount."""
+    offer = _offer(step)
+    items = _offer_items(offer, with_bump)
+    return sum(p.price_minor for _, p in items), offer.product.currency
+
+
+@transaction.atomic
+def _order_open(
+    *,
+    step: Step,
+    data: Mapping[str, str],
+    nonce: str,
+    with_bump: bool,
+    visitor_id: uuid.UUID | None,
+    touch: Mapping[str, str] | None,
+    ip_address: str | None,
+    user_agent: str,
+) -> tuple[Order, Payment, bool]:
+    if nonce:
+        existing = Order.objects.filter(
+            workspace_id=step.workspace_id, form_token=nonce
+        ).first()
+        if existing is not None:
+            payment = existing.payments.filter(kind=PaymentKind.CHARGE).last()
+            return existing, payment, True
+    offer = _offer(step)
+    items = _offer_items(offer, with_bump)
+    capture = services.lead_capture(
+        step=step,
+        data=data,
+        nonce=f"order:{nonce}" if nonce else None,
+        visitor_id=visitor_id,
+        touch=touch,
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
+    gateway = get_gateway()
+    order = Order.objects.create(
+        workspace_id=step.workspace_id,
+        lead=capture.lead,
+        funnel_id=step.funnel_id,
+        step=step,
+        visitor_id=visitor_id,
+        currency=offer.product.currency,
+        gateway=gateway.name,
+        form_token=nonce or None,
+    )
+    rows = [
+        OrderItem.objects.create(
+            workspace_id=step.workspace_id,
+            order=order,
+            product=product,
+            step=step,
+            kind=kind,
+            name=product.name,
+            amount_minor=product.price_minor,
+        )
+        for kind, product in items
+    ]
+    payment = Payment.objects.create(
+        workspace_id=step.workspace_id,
+        order=order,
+        kind=PaymentKind.CHARGE,
+        idempotency_key=f"{order.public_id}:checkout",
+        amount_minor=sum(r.amount_minor for r in rows),
+        currency=order.currency,
+    )
+    payment.items.set(rows)
+    return order, payment, False
+
+
+@transaction.atomic
+def _payment_settle(*, payment: Payment, result: ChargeResult | None) -> Payment:
+    """Apply a gateway answer (None: no answer) to the payment, items and order."""
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return payment  # already settled by a concurrent request or the reconciler
+    order = Order.objects.select_for_update().get(pk=payment.order_id)
+    now = timezone.now()
+    payment.updated_at = now
+    if result is None:
+        payment.status = PaymentStatus.PENDING
+        payment.message = "The payment gateway did not answer; we will check again."
+        payment.save()
+        return payment
+    payment.reference = result.reference or payment.reference
+    payment.message = result.message[:300]
+    if result.succeeded:
+        payment.status = PaymentStatus.SUCCEEDED
+        payment.items.update(status=ItemStatus.PAID)
+        first_payment = order.paid_minor == 0
+        order.paid_minor += payment.amount_minor
+        order.status = OrderStatus.PAID
+        order.paid_at = order.paid_at or now
+        order.failure_message = ""
+        if result.customer:
+            order.gateway_customer = result.customer
+            order.gateway_payment_method = result.payment_method
+        order.save()
+        if first_payment:
+            services.webhooks_dispatch(
+                workspace_id=order.workspace_id,
+                event=WebhookEvent.ORDER_CREATED,
+                payload=order_payload(order),
+            )
+    else:
+        payment.status = (
+            PaymentStatus.REQUIRES_ACTION
+            if result.status == "requires_action"
+            else PaymentStatus.DECLINED
+        )
+        payment.items.update(status=ItemStatus.FAILED)
+        if order.paid_minor == 0:
+            order.status = OrderStatus.FAILED
+            order.failure_message = payment.message
+            order.save(update_fields=["status", "failure_message"])
+    payment.save()
+    return payment
+
+
+def order_checkout(
+    *,
+    step: Step,
+    data: Mapping[str, str],
+    payment_token: str,
+    with_bump: bool,
+    nonce: str = "",
+    visitor_id: uuid.UUID | None = None,
+    touch: Mapping[str, str] | None = None,
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> CheckoutResult:
+    """Create the lead, order and items, then charge; safe to call twice."""
+    if not (payment_token or "").strip():
+        raise ValidationError({"card": "Enter your card number."})
+    order, payment, replayed = _order_open(
+        step=step,
+        data=data,
+        nonce=nonce,
+        with_bump=with_bump,
+        visitor_id=visitor_id,
+        touch=touch,
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
+    if replayed:
+        if order.status == OrderStatus.FAILED:
+            # The same form posted again after a decline: charge anew, new key.
+            payment = _retry_payment(order)
+        else:
+            return CheckoutResult(order, order.status != OrderStatus.FAILED, "", True)
+    gateway = get_gateway(order.gateway)
+    try:
+        result = gateway.charge(
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            payment_token=payment_token,
+            email=order.lead.email,
+            description=f"Order {order.public_id}",
+            idempotency_key=payment.idempotency_key,
+            save_for_later=True,
+        )
+    except GatewayError:
+        _payment_settle(payment=payment, result=None)
+        order.refresh_from_db()
+        return CheckoutResult(
+            order,
+            False,
+            "We could not reach the payment provider. You have not been charged "
+            "twice; please try again in a minute.",
+        )
+    payment = _payment_settle(payment=payment, result=result)
+    order.refresh_from_db()
+    return CheckoutResult(
+        order, payment.status == PaymentStatus.SUCCEEDED, result.message
+    )
+
+
+@transaction.atomic
+def _retry_payment(order: Order) -> Payment:
+    attempt = order.payments.filter(kind=PaymentKind.CHARGE).count() + 1
+    items = list(order.items.filter(kind__in=[ItemKind.MAIN, ItemKind.BUMP]))
+    OrderItem.objects.filter(pk__in=[i.pk for i in items]).update(
+        status=ItemStatus.PENDING
+    )
+    payment = Payment.objects.create(
+        workspace_id=order.workspace_id,
+        order=order,
+        kind=PaymentKind.CHARGE,
+        idempotency_key=f"{order.public_id}:checkout:{attempt}",
+        amount_minor=sum(i.amount_minor for i in items),
+        currency=order.currency,
+    )
+    payment.items.set(items)
+    return payment
+
+
+@dataclass(frozen=True)
+class UpsellResult:
+    item: OrderItem | None
+    ok: bool
+    message: str = ""
+
+
+def upsell_accept(*, order: Order, step: Step) -> UpsellResult:
+    """Charge the saved card for the step's offer, once per order and step."""
+    kind = ItemKind.DOWNSELL if step.kind == "downsell" else ItemKind.UPSELL
+    if order.status not in {OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED}:
+        return UpsellResult(None, False, "This offer needs a paid order first.")
+    offer = _offer(step)
+    if offer.product.currency != order.currency:
+        return UpsellResult(
+            None,
+            False,
+            "This offer is priced in another currency; nothing was charged.",
+        )
+    try:
+        with transaction.atomic():
+            item = OrderItem.objects.create(
+                workspace_id=order.workspace_id,
+                order=order,
+                product=offer.product,
+                step=step,
+                kind=kind,
+                name=offer.product.name,
+                amount_minor=offer.product.price_minor,
+            )
+            payment = Payment.objects.create(
+                workspace_id=order.workspace_id,
+                order=order,
+                kind=PaymentKind.CHARGE,
+                idempotency_key=f"{order.public_id}:step:{step.pk}",
+                amount_minor=item.amount_minor,
+                currency=order.currency,
+            )
+            payment.items.set([item])
+    except IntegrityError:
+        # Accepted before (reload or double click): report the first outcome.
+        item = OrderItem.objects.get(order=order, step=step, kind=kind)
+        return UpsellResult(item, item.status == ItemStatus.PAID, "")
+    gateway = get_gateway(order.gateway)
+    try:
+        result = gateway.charge_saved(
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            customer=order.gateway_customer,
+            payment_method=order.gateway_payment_method,
+            description=f"{offer.product.name} (order {order.public_id})",
+            idempotency_key=payment.idempotency_key,
+        )
+    except GatewayError:
+        _payment_settle(payment=payment, result=None)
+        return UpsellResult(item, False, "We could not reach the payment provider.")
+    payment = _payment_settle(payment=payment, result=result)
+    item.refresh_from_db()
+    return UpsellResult(item, payment.status == PaymentStatus.SUCCEEDED, result.message)
+
+
+def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Payment:
+    """Refund part or all of what was paid, through the gateway, once per request."""
+    if order.workspace_id != workspace.pk:
+        raise ValidationError("No such order.")
+    refundable = order.paid_minor - order.refunded_minor
+    if amount_minor <= 0:
+        raise ValidationError("Enter an amount above zero.")
+    if amount_minor > refundable:
+        raise ValidationError("You cannot refund more than was paid and not refunded.")
+    charges = order.payments.filter(
+        kind=PaymentKind.CHARGE, status=PaymentStatus.SUCCEEDED
+    ).order_by("-created_at")
+    refunded = dict(
+        order.payments.filter(kind=PaymentKind.REFUND, status=PaymentStatus.SUCCEEDED)
+        .values("reference")
+        .annotate(total=Sum("amount_minor"))
+        .values_list("reference", "total")
+    )
+    gateway = get_gateway(order.gateway)
+    remaining = amount_minor
+    last = None
+    number = order.payments.filter(kind=PaymentKind.REFUND).count()
+    # Newest charges first (upsells before the main purchase), each only up to what
+    # is still unrefunded on it.
+    capacity = [(c, c.amount_minor - refunded.get(c.reference, 0)) for c in charges]
+    for charge, cap in capacity:
+        if remaining == 0:
+            break
+        part = min(cap, remaining)
+        if part == 0:
+            continue
+        number += 1
+        payment = Payment.objects.create(
+            workspace_id=order.workspace_id,
+            order=order,
+            kind=PaymentKind.REFUND,
+            idempotency_key=f"{order.public_id}:refund:{number}",
+            amount_minor=part,
+            currency=order.currency,
+            reference=charge.reference,
+        )
+        try:
+            result = gateway.refund(
+                reference=charge.reference,
+                amount_minor=part,
+                idempotency_key=payment.idempotency_key,
+            )
+        except GatewayError as exc:
+            Payment.objects.filter(pk=payment.pk).update(
+                status=PaymentStatus.FAILED, message=str(exc)[:300]
+            )
+            raise ValidationError(
+                "The payment provider did not confirm the refund; try again later."
+            ) from exc
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order.pk)
+            payment.status = (
+                PaymentStatus.SUCCEEDED
+                if result.status != "failed"
+                else PaymentStatus.FAILED
+            )
+            payment.message = f"Refund {result.reference}"
+            payment.save()
+            if payment.status == PaymentStatus.SUCCEEDED:
+                order.refunded_minor += part
+                order.status = (
+                    OrderStatus.REFUNDED
+                    if order.refunded_minor >= order.paid_minor
+                    else OrderStatus.PARTIALLY_REFUNDED
+                )
+                order.save(update_fields=["refunded_minor", "status"])
+        remaining -= part
+        last = payment
+    services.webhooks_dispatch(
+        workspace_id=order.workspace_id,
+        event=WebhookEvent.ORDER_REFUNDED,
+        payload={**order_payload(order), "refund_minor": amount_minor},
+    )
+    return last
+
+
+def order_payload(order: Order) -> dict:
+    return {
+        "id": str(order.public_id),
+        "status": order.status,
+        "currency": order.currency,
+        "paid_minor": order.paid_minor,
+        "refunded_minor": order.refunded_minor,
+        "lead": {"id": str(order.lead.public_id), "email": order.lead.email},
+        "items": [
+            {
+                "name": i.name,
+                "kind": i.kind,
+                "amount_minor": i.amount_minor,
+                "status": i.status,
+            }
+            for i in order.items.all()
+        ],
+        "created_at": order.created_at.isoformat(),
+    }
+
+
+def orders_reconcile(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Settle payments left pending by a gateway timeout; returns how many settled."""
+    cutoff = timezone.now() - older_than
+    settled = 0
+    for payment in Payment.objects.filter(
+        kind=PaymentKind.CHARGE, status=PaymentStatus.PENDING, created_at__lt=cutoff
+    ).select_related("order"):
+        gateway = get_gateway(payment.order.gateway)
+        try:
+            if payment.reference:
+                result = gateway.retrieve(reference=payment.reference)
+            else:
+                result = gateway.lookup(idempotency_key=payment.idempotency_key)
+        except GatewayError:
+            continue
+        _payment_settle(payment=payment, result=result)
+        settled += 1
+    return settled
+
+
+def checkouts_mark_abandoned(*, now=None) -> int:
+    """Orders that never got paid within ABANDON_AFTER fire checkout.abandoned once."""
+    now = now or timezone.now()
+    stale = Order.objects.filter(
+        status__in=[OrderStatus.PENDING, OrderStatus.FAILED],
+        paid_minor=0,
+        abandoned_at__isnull=True,
+        created_at__lt=now - ABANDON_AFTER,
+    ).select_related("lead")
+    count = 0
+    for order in stale:
+        with transaction.atomic():
+            updated = Order.objects.filter(
+                pk=order.pk, abandoned_at__isnull=True
+            ).update(abandoned_at=now)
+            if not updated:
+                continue
+            services.webhooks_dispatch(
+                workspace_id=order.workspace_id,
+                event=WebhookEvent.CHECKOUT_ABANDONED,
+                payload=order_payload(order),
+            )
+            count += 1
+    return count
