@@ -222,6 +222,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    "orders-reconcile": {
+        "task": "leads.tasks.orders_reconcile_task",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
+    "checkouts-abandoned": {
+        "task": "leads.tasks.checkouts_abandoned_task",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     "invitations-purge": {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": 60.0 * 60,

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
     path("", include("funnels.urls")),
+    path("", include("funnels.product_urls")),
     path("", include("leads.urls")),
     path("", include("analytics.urls")),
 ]

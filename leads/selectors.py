@@ -14,7 +14,15 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 
-from .models import Lead, Submission, Tag, Webhook, WebhookDelivery
+from .models import (
+    Lead,
+    Order,
+    OrderStatus,
+    Submission,
+    Tag,
+    Webhook,
+    WebhookDelivery,
+)
 
 PAGE_SIZE = 50
 SORTS = {
@@ -181,3 +189,65 @@ def deliveries_for(
     return WebhookDelivery.objects.filter(workspace=workspace).select_related(
         "webhook"
     )[:limit]
+
+
+@dataclass
+class OrderFilters:
+    funnel_id: int | None = None
+    product_id: int | None = None
+    status: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def order_queryset(*, workspace: Workspace, filters: OrderFilters) -> QuerySet[Order]:
+    qs = Order.objects.filter(workspace=workspace).exclude(status=OrderStatus.PENDING)
+    if filters.funnel_id:
+        qs = qs.filter(funnel_id=filters.funnel_id)
+    if filters.product_id:
+        qs = qs.filter(items__product_id=filters.product_id).distinct()
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    tz = timezone.get_current_timezone()
+    if filters.date_from:
+        qs = qs.filter(
+            created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=tz)
+        )
+    if filters.date_to:
+        end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=tz)
+        qs = qs.filter(created_at__lt=end)
+    return qs.select_related("lead", "funnel").order_by("-created_at", "-id")
+
+
+def order_get(*, workspace: Workspace, pk: int) -> Order | None:
+    return (
+        Order.objects.filter(workspace=workspace, pk=pk)
+        .select_related("lead", "funnel", "step")
+        .prefetch_related("items", "payments")
+        .first()
+    )
+
+
+def orders_for_lead(*, lead: Lead) -> QuerySet[Order]:
+    return lead.orders.exclude(status=OrderStatus.PENDING).prefetch_related("items")
+
+
+ORDER_CSV_COLUMNS = [
+    ("public_id", "Order"),
+    ("created_at", "Created"),
+    ("status", "Status"),
+    ("lead__email", "E-mail"),
+    ("funnel__name", "Funnel"),
+    ("currency", "Currency"),
+    ("paid_minor", "Paid (minor units)"),
+    ("refunded_minor", "Refunded (minor units)"),
+]
+
+
+def order_export_rows(
+    *, workspace: Workspace, filters: OrderFilters
+) -> Iterator[tuple]:
+    qs = order_queryset(workspace=workspace, filters=filters)
+    yield from qs.values_list(*(c for c, _ in ORDER_CSV_COLUMNS)).iterator(
+        chunk_size=2000
+    )

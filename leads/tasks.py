@@ -128,3 +128,19 @@ def follow_up_send_task(follow_up_id: int, lead_id: int) -> None:
         from_email=None,
         recipient_list=[lead.email],
     )
+
+
+@shared_task(acks_late=True)
+def orders_reconcile_task() -> int:
+    """Settle payments a gateway timeout left pending (idempotent: keyed payments)."""
+    from .checkout import orders_reconcile
+
+    return orders_reconcile()
+
+
+@shared_task(acks_late=True)
+def checkouts_abandoned_task() -> int:
+    """Mark unpaid checkouts as abandoned and fire checkout.abandoned once each."""
+    from .checkout import checkouts_mark_abandoned
+
+    return checkouts_mark_abandoned()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import public, views
+from . import order_views, public, views
 
 app_name = "leads"
 
@@ -13,6 +13,11 @@ urlpatterns = [
     path("leads/<int:pk>/", views.lead_detail, name="detail"),
     path("leads/<int:pk>/export.json", views.lead_export_json, name="export_json"),
     path("leads/<int:pk>/erase/", views.lead_erase, name="erase"),
+    path("orders/", order_views.order_list, name="orders"),
+    path("orders/export.csv", order_views.order_export_csv, name="orders_csv"),
+    path("orders/<int:pk>/", order_views.order_detail, name="order_detail"),
+    path("orders/<int:pk>/refund/", order_views.order_refund, name="order_refund"),
+    path("steps/<int:step_pk>/offer/", order_views.step_offer, name="step_offer"),
     path("settings/webhooks/", views.webhook_list, name="webhooks"),
     path(
         "settings/webhooks/<int:pk>/delete/",

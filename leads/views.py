@@ -138,7 +138,11 @@ def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "leads/lead_detail.html",
-        {"lead": lead, "submissions": selectors.lead_submissions(lead=lead)},
+        {
+            "lead": lead,
+            "submissions": selectors.lead_submissions(lead=lead),
+            "orders": selectors.orders_for_lead(lead=lead),
+        },
     )
 
 

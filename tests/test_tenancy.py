@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Workspace
-from leads.models import Lead, Webhook, WebhookDelivery
+from leads.models import Lead, Order, Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +52,31 @@ def _delivery(ws: Workspace) -> dict:
     return {"pk": d.pk}
 
 
+def _product(ws: Workspace) -> dict:
+    from tests.factories import ProductFactory
+
+    return {"pk": ProductFactory(workspace=ws).pk}
+
+
+def _step(ws: Workspace) -> dict:
+    from tests.factories import FunnelFactory, StepFactory
+
+    return {"step_pk": StepFactory(funnel=FunnelFactory(workspace=ws)).pk}
+
+
+def _order(ws: Workspace) -> dict:
+    lead = Lead.objects.create(workspace=ws, email=f"buyer@{ws.public_id}.test")
+    order = Order.objects.create(
+        workspace=ws,
+        lead=lead,
+        currency="USD",
+        gateway="test",
+        status="paid",
+        paid_minor=1000,
+    )
+    return {"pk": order.pk}
+
+
 def _membership(ws: Workspace) -> dict:
     from tests.factories import MembershipFactory
 
@@ -82,6 +107,16 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "leads:export_json": _lead,
     "leads:erase": _lead,
     "leads:webhooks": None,
+    "leads:orders": None,
+    "leads:orders_csv": None,
+    "leads:order_detail": _order,
+    "leads:order_refund": _order,
+    "leads:step_offer": _step,
+    "products:list": None,
+    "products:create": None,
+    "products:edit": _product,
+    "products:archive": _product,
+    "products:delete": _product,
     "leads:webhook_delete": _webhook,
     "leads:webhook_resend": _delivery,
 }

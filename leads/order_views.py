@@ -1,0 +1,228 @@
+"""Orders admin: list with filters, detail, refunds, CSV export; offers per step."""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.tenancy import workspace_view
+from funnels.models import Funnel, Product, Step
+from funnels.money import CURRENCIES, format_money, parse_money
+
+from . import checkout, selectors, services
+from .models import FollowUpEmail, Order, OrderStatus, StepOffer
+
+
+class OrderFilterForm(forms.Form):
+    funnel = forms.IntegerField(required=False, min_value=1)
+    product = forms.IntegerField(required=False, min_value=1)
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *OrderStatus.choices]
+    )
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+
+
+def _order_filters(
+    request: HttpRequest,
+) -> tuple[OrderFilterForm, selectors.OrderFilters]:
+    form = OrderFilterForm(request.GET or None)
+    if not form.is_valid():
+        return form, selectors.OrderFilters()
+    d = form.cleaned_data
+    return form, selectors.OrderFilters(
+        funnel_id=d["funnel"],
+        product_id=d["product"],
+        status=d["status"] or "",
+        date_from=d["date_from"],
+        date_to=d["date_to"],
+    )
+
+
+@workspace_view
+def order_list(request: HttpRequest) -> HttpResponse:
+    form, filters = _order_filters(request)
+    orders = selectors.order_queryset(workspace=request.workspace, filters=filters)
+    return render(
+        request,
+        "leads/order_list.html",
+        {
+            "form": form,
+            "filters": filters,
+            "orders": orders.prefetch_related("items")[:200],
+            "query": request.GET.urlencode(),
+            "funnels": Funnel.objects.for_workspace(request.workspace),
+            "products": Product.objects.for_workspace(request.workspace),
+            "statuses": OrderStatus.choices,
+        },
+    )
+
+
+@workspace_view
+def order_export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    _form, filters = _order_filters(request)
+
+    class Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(Echo())
+
+    def rows():
+        yield "\ufeff"
+        yield writer.writerow([label for _, label in selectors.ORDER_CSV_COLUMNS])
+        for row in selectors.order_export_rows(
+            workspace=request.workspace, filters=filters
+        ):
+            yield writer.writerow(
+                [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
+            )
+
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
+    return response
+
+
+@workspace_view
+def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    order = selectors.order_get(workspace=request.workspace, pk=pk)
+    if order is None:
+        raise Http404("No such order")
+    return render(
+        request,
+        "leads/order_detail.html",
+        {"order": order, "refundable": order.paid_minor - order.refunded_minor},
+    )
+
+
+@workspace_view
+@require_POST
+def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(Order, pk=pk, workspace=request.workspace)
+    try:
+        amount = parse_money(request.POST.get("amount", ""), order.currency)
+        checkout.order_refund(
+            workspace=request.workspace, order=order, amount_minor=amount
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Refunded {format_money(amount, order.currency)}.")
+    return redirect("leads:order_detail", pk=order.pk)
+
+
+class OfferForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.none())
+    bump_product = forms.ModelChoiceField(
+        queryset=Product.objects.none(), required=False, label="Order bump"
+    )
+    bump_headline = forms.CharField(max_length=200, required=False)
+    bump_description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+    def __init__(self, *args, workspace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        qs = Product.objects.for_workspace(workspace).active()
+        self.fields["product"].queryset = qs
+        self.fields["bump_product"].queryset = qs
+
+    def clean(self) -> dict:
+        data = super().clean()
+        main, bump = data.get("product"), data.get("bump_product")
+        if main and bump and main.currency != bump.currency:
+            self.add_error(
+                "bump_product",
+                f"The bump is priced in {bump.currency}; the product in "
+                f"{main.currency}. Use one currency per order.",
+            )
+        return data
+
+
+class FollowUpForm(forms.Form):
+    is_enabled = forms.BooleanField(required=False, label="Send a follow-up e-mail")
+    subject = forms.CharField(max_length=200, required=False)
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
+        help_text="Merge fields: {{ first_name }}, {{ last_name }}, {{ email }}.",
+    )
+
+
+@workspace_view
+def step_offer(request: HttpRequest, step_pk: int) -> HttpResponse:
+    """What an order / upsell / downsell step sells, and an opt-in's follow-up."""
+    step = get_object_or_404(
+        Step.objects.select_related("funnel"), pk=step_pk, workspace=request.workspace
+    )
+    offer = StepOffer.objects.filter(step=step).first()
+    follow_up = FollowUpEmail.objects.filter(step=step).first()
+    sells = step.kind in {"order", "upsell", "downsell"}
+    offer_form = OfferForm(
+        request.POST if request.POST.get("form") == "offer" else None,
+        workspace=request.workspace,
+        initial={
+            "product": offer.product_id if offer else None,
+            "bump_product": offer.bump_product_id if offer else None,
+            "bump_headline": offer.bump_headline if offer else "",
+            "bump_description": offer.bump_description if offer else "",
+        },
+    )
+    follow_form = FollowUpForm(
+        request.POST if request.POST.get("form") == "follow_up" else None,
+        initial={
+            "is_enabled": follow_up.is_enabled if follow_up else False,
+            "subject": follow_up.subject if follow_up else "",
+            "body": follow_up.body if follow_up else "",
+        },
+    )
+    if request.method == "POST":
+        if request.POST.get("form") == "offer" and offer_form.is_valid():
+            d = offer_form.cleaned_data
+            StepOffer.objects.update_or_create(
+                step=step,
+                defaults={
+                    "workspace": request.workspace,
+                    "product": d["product"],
+                    "bump_product": d["bump_product"],
+                    "bump_headline": d["bump_headline"],
+                    "bump_description": d["bump_description"],
+                },
+            )
+            messages.success(request, "Offer saved.")
+            return redirect("leads:step_offer", step_pk=step.pk)
+        if request.POST.get("form") == "follow_up" and follow_form.is_valid():
+            d = follow_form.cleaned_data
+            try:
+                services.follow_up_save(
+                    step=step,
+                    is_enabled=d["is_enabled"],
+                    subject=d["subject"],
+                    body=d["body"],
+                )
+            except ValidationError as exc:
+                follow_form.add_error(None, exc.messages)
+            else:
+                messages.success(request, "Follow-up e-mail saved.")
+                return redirect("leads:step_offer", step_pk=step.pk)
+    return render(
+        request,
+        "leads/step_offer.html",
+        {
+            "step": step,
+            "sells": sells,
+            "offer_form": offer_form,
+            "follow_form": follow_form,
+            "currencies": CURRENCIES,
+        },
+    )
