@@ -1,22 +1,33 @@
-"""Anonymous endpoints of published funnels: the opt-in form post."""
+"""Anonymous endpoints of published funnels: opt-in, checkout, upsells, receipt.
+
+Public pages carry no session, so these posts carry no CSRF cookie: a signed, single-use
+form token (funnels.public_forms) plays that role, and the order cookie that one-click
+upsells need is SameSite=Lax, so another site cannot make a visitor's browser buy.
+"""
 
 from __future__ import annotations
 
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from funnels.models import Funnel, Step
+from funnels.models import Step
 from funnels.public_forms import FORM_TOKEN_FIELD
 
-from . import services, spam
+from . import checkout, services, spam
+from .models import Order, OrderStatus
 
 MAX_FIELDS = 40
 MAX_BODY_BYTES = 64 * 1024
 IP_LIMIT = (20, 600)  # submissions per IP per 10 minutes
 EMAIL_LIMIT = (5, 600)  # submissions per e-mail address per 10 minutes
+ORDER_COOKIE = "of_order"
+ORDER_COOKIE_SALT = "leads.order-cookie"
+ORDER_COOKIE_AGE = 60 * 60 * 24
 
 
 def _client_ip(request: HttpRequest) -> str | None:
@@ -36,17 +47,24 @@ def _published_step(funnel_slug: str, step_slug: str) -> Step | None:
     )
 
 
-def _next_url(step: Step) -> str:
-    following = (
-        Step.objects.filter(funnel_id=step.funnel_id, position__gt=step.position)
-        .order_by("position", "id")
-        .values_list("slug", flat=True)
-        .first()
-    )
-    funnel: Funnel = step.funnel
-    if following is None:
-        return f"/{funnel.slug}/{step.slug}/"
-    return f"/{funnel.slug}/{following}/"
+def step_url(step: Step) -> str:
+    return f"/{step.funnel.slug}/{step.slug}/"
+
+
+def next_url(step: Step, outcome: str | None = None) -> str:
+    """Where a visitor goes next: the accept/decline target, else the next step."""
+    target_id = getattr(step, f"{outcome}_target_id", None) if outcome else None
+    query = Step.objects.filter(funnel_id=step.funnel_id)
+    target = None
+    if target_id:
+        target = query.filter(pk=target_id).first()
+    if target is None:
+        target = (
+            query.filter(position__gt=step.position).order_by("position", "id").first()
+        )
+    if target is None:
+        return step_url(step)
+    return f"/{step.funnel.slug}/{target.slug}/"
 
 
 def _error_page(
@@ -60,8 +78,36 @@ def _error_page(
     )
 
 
-# Public forms are posted from published pages that carry no session and so no CSRF
-# cookie; the signed, single-use form token plays that role instead.
+def _guard(request: HttpRequest, step: Step, data: dict) -> str:
+    """Run the bot and abuse checks; return the form's one-time nonce."""
+    spam.check_honeypot(data)
+    token = spam.check_form_token(data.get(FORM_TOKEN_FIELD, ""), step_id=step.pk)
+    ip = _client_ip(request)
+    if ip:
+        spam.rate_limit(f"ip:{ip}", limit=IP_LIMIT[0], window_seconds=IP_LIMIT[1])
+    email = (data.get("email") or "").strip().lower()[:254]
+    if email:
+        spam.rate_limit(
+            f"em:{step.workspace_id}:{email}",
+            limit=EMAIL_LIMIT[0],
+            window_seconds=EMAIL_LIMIT[1],
+        )
+    return token.nonce
+
+
+def _read_post(request: HttpRequest) -> dict | HttpResponse:
+    if len(request.body) > MAX_BODY_BYTES or len(request.POST) > MAX_FIELDS:
+        return HttpResponse("This form sent too much data.", status=413)
+    return {k: request.POST.get(k, "") for k in request.POST}
+
+
+def _touch(request: HttpRequest) -> dict[str, str]:
+    return {
+        key: request.GET.get(f"utm_{key}", "")
+        for key in ("source", "medium", "campaign", "content", "term")
+    } | {"referrer": request.headers.get("Referer", "")[:500]}
+
+
 @csrf_exempt
 @require_POST
 def optin_submit(
@@ -70,35 +116,136 @@ def optin_submit(
     step = _published_step(funnel_slug, step_slug)
     if step is None:
         return HttpResponse("This page is not published.", status=404)
-    if len(request.body) > MAX_BODY_BYTES or len(request.POST) > MAX_FIELDS:
-        return HttpResponse("This form sent too much data.", status=413)
-    data = {k: request.POST.get(k, "") for k in request.POST}
+    data = _read_post(request)
+    if isinstance(data, HttpResponse):
+        return data
     try:
-        spam.check_honeypot(data)
-        token = spam.check_form_token(data.get(FORM_TOKEN_FIELD, ""), step_id=step.pk)
-        ip = _client_ip(request)
-        if ip:
-            spam.rate_limit(f"ip:{ip}", limit=IP_LIMIT[0], window_seconds=IP_LIMIT[1])
-        email = (data.get("email") or "").strip().lower()[:254]
-        if email:
-            spam.rate_limit(
-                f"em:{step.workspace_id}:{email}",
-                limit=EMAIL_LIMIT[0],
-                window_seconds=EMAIL_LIMIT[1],
-            )
+        nonce = _guard(request, step, data)
     except spam.SpamError as exc:
         return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
     try:
         services.lead_capture(
             step=step,
             data=data,
-            nonce=token.nonce,
+            nonce=nonce,
             consent_text=(data.get("consent_text") or "")[:1000],
-            ip_address=ip,
+            ip_address=_client_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
         )
     except ValidationError as exc:
         errors = exc.message_dict
         errors["form"] = errors.pop("__all__", [])
         return _error_page(request, step, errors, data, 422)
-    return HttpResponseRedirect(_next_url(step))
+    return HttpResponseRedirect(next_url(step))
+
+
+@csrf_exempt
+@require_POST
+def order_submit(
+    request: HttpRequest, funnel_slug: str, step_slug: str
+) -> HttpResponse:
+    step = _published_step(funnel_slug, step_slug)
+    if step is None:
+        return HttpResponse("This page is not published.", status=404)
+    data = _read_post(request)
+    if isinstance(data, HttpResponse):
+        return data
+    try:
+        nonce = _guard(request, step, data)
+    except spam.SpamError as exc:
+        return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
+    try:
+        result = checkout.order_checkout(
+            step=step,
+            data=data,
+            payment_token=data.get("card", ""),
+            with_bump=data.get("bump") in {"on", "1", "yes", "true"},
+            nonce=nonce,
+            ip_address=_client_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {}
+        errors["form"] = errors.pop("__all__", []) or (
+            [] if hasattr(exc, "error_dict") else exc.messages
+        )
+        data.pop("card", None)
+        return _error_page(request, step, errors, data, 422)
+    if not result.ok:
+        data.pop("card", None)
+        return _error_page(
+            request, step, {"form": [result.message or "Payment failed."]}, data, 402
+        )
+    response = HttpResponseRedirect(next_url(step))
+    response.set_cookie(
+        ORDER_COOKIE,
+        signing.dumps(str(result.order.public_id), salt=ORDER_COOKIE_SALT),
+        max_age=ORDER_COOKIE_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
+
+
+def _visitor_order(request: HttpRequest, step: Step) -> Order | None:
+    try:
+        public_id = signing.loads(
+            request.COOKIES.get(ORDER_COOKIE, ""),
+            salt=ORDER_COOKIE_SALT,
+            max_age=ORDER_COOKIE_AGE,
+        )
+    except signing.BadSignature:
+        return None
+    return (
+        Order.objects.select_related("lead")
+        .filter(public_id=public_id, workspace_id=step.workspace_id)
+        .first()
+    )
+
+
+@csrf_exempt
+@require_POST
+def upsell_respond(
+    request: HttpRequest, funnel_slug: str, step_slug: str, answer: str
+) -> HttpResponse:
+    step = _published_step(funnel_slug, step_slug)
+    if step is None or answer not in {"accept", "decline"}:
+        return HttpResponse("This page is not published.", status=404)
+    data = _read_post(request)
+    if isinstance(data, HttpResponse):
+        return data
+    if answer == "decline":
+        return HttpResponseRedirect(next_url(step, "decline"))
+    order = _visitor_order(request, step)
+    if order is None:
+        return _error_page(
+            request,
+            step,
+            {
+                "form": [
+                    "We could not find your order. Please go back to the order form."
+                ]
+            },
+            {},
+            409,
+        )
+    result = checkout.upsell_accept(order=order, step=step)
+    if not result.ok:
+        return _error_page(request, step, {"form": [result.message]}, {}, 402)
+    return HttpResponseRedirect(next_url(step, "accept"))
+
+
+@never_cache
+@require_GET
+def receipt(request: HttpRequest, funnel_slug: str, step_slug: str) -> HttpResponse:
+    """The visitor's order summary, for the thank-you page (or opened on its own)."""
+    step = _published_step(funnel_slug, step_slug)
+    order = _visitor_order(request, step) if step else None
+    if order is None or order.status == OrderStatus.PENDING:
+        return render(request, "leads/receipt.html", {"order": None}, status=404)
+    return render(
+        request,
+        "leads/receipt.html",
+        {"order": order, "items": order.items.filter(status="paid")},
+    )

@@ -30,6 +30,28 @@ urlpatterns = [
         name="optin",
     ),
     path(
+        "<slug:funnel_slug>/<slug:step_slug>/order/",
+        public.order_submit,
+        name="order",
+    ),
+    path(
+        "<slug:funnel_slug>/<slug:step_slug>/accept/",
+        public.upsell_respond,
+        {"answer": "accept"},
+        name="upsell_accept",
+    ),
+    path(
+        "<slug:funnel_slug>/<slug:step_slug>/decline/",
+        public.upsell_respond,
+        {"answer": "decline"},
+        name="upsell_decline",
+    ),
+    path(
+        "<slug:funnel_slug>/<slug:step_slug>/receipt/",
+        public.receipt,
+        name="receipt",
+    ),
+    path(
         "settings/webhooks/deliveries/<int:pk>/resend/",
         views.webhook_resend,
         name="webhook_resend",

@@ -29,6 +29,10 @@ PUBLIC = {
     "accounts:password_reset_complete",
     "accounts:invite_accept",
     "leads:optin",
+    "leads:order",
+    "leads:upsell_accept",
+    "leads:upsell_decline",
+    "leads:receipt",
 }
 # Personal actions any logged-in user may take on their own account.
 SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from funnels.public_forms import form_token_issue
+from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD
+from leads.models import Order, OrderItem, Payment, StepOffer
+from tests.factories import ProductFactory, StepFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def steps(funnel, workspace, optin_step):
+    order = StepFactory(funnel=funnel, slug="order", kind="order", position=1)
+    upsell = StepFactory(funnel=funnel, slug="upsell", kind="upsell", position=2)
+    downsell = StepFactory(funnel=funnel, slug="downsell", kind="downsell", position=3)
+    thanks = StepFactory(funnel=funnel, slug="thanks", kind="thankyou", position=4)
+    StepOffer.objects.create(
+        workspace=workspace,
+        step=order,
+        product=ProductFactory(workspace=workspace, name="Guide", price_minor=700),
+        bump_product=ProductFactory(workspace=workspace, name="Kit", price_minor=900),
+    )
+    StepOffer.objects.create(
+        workspace=workspace,
+        step=upsell,
+        product=ProductFactory(workspace=workspace, name="Course", price_minor=9700),
+    )
+    StepOffer.objects.create(
+        workspace=workspace,
+        step=downsell,
+        product=ProductFactory(workspace=workspace, name="Lite", price_minor=4700),
+    )
+    return {"order": order, "upsell": upsell, "downsell": downsell, "thanks": thanks}
+
+
+def _token(step):
+    return form_token_issue(step_id=step.pk, now=time.time() - 10)
+
+
+def _buy(client, step, card=SUCCESS_CARD, **extra):
+    data = {"email": "buyer@x.io", "card": card, "bump": "on", "_of": _token(step)}
+    data.update(extra)
+    return client.post(f"/guide/{step.slug}/order/", data)
+
+
+def test_checkout_then_upsell_then_receipt(client, steps):
+    """Pay with the bump, accept the upsell: one order, both charged, receipt shows."""
+    response = _buy(client, steps["order"], price="1")  # a posted price is ignored
+    assert response.status_code == 302
+    assert response["Location"] == "/guide/upsell/"
+    accept = client.post("/guide/upsell/accept/", {"_of": _token(steps["upsell"])})
+    assert accept.status_code == 302
+    again = client.post("/guide/upsell/accept/", {"_of": _token(steps["upsell"])})
+    assert again.status_code == 302
+    order = Order.objects.get()
+    assert order.paid_minor == 700 + 900 + 9700
+    assert OrderItem.objects.filter(kind="upsell").count() == 1
+    receipt = client.get("/guide/thanks/receipt/").content.decode()
+    assert "Course" in receipt and "$113.00" in receipt
+
+
+def test_decline_goes_to_next_and_downsell_can_be_accepted(client, steps):
+    _buy(client, steps["order"])
+    decline = client.post("/guide/upsell/decline/", {})
+    assert decline["Location"] == "/guide/downsell/"
+    client.post("/guide/downsell/accept/", {})
+    assert Order.objects.get().paid_minor == 1600 + 4700
+
+
+def test_declined_card_shows_message_and_charges_nothing(client, steps):
+    response = _buy(client, steps["order"], card=DECLINED_CARD)
+    assert response.status_code == 402
+    body = response.content.decode()
+    assert "Your card was declined. Please use another card." in body
+    assert DECLINED_CARD not in body  # the card number is never echoed back
+    assert Order.objects.get().status == "failed"
+    assert Payment.objects.filter(status="succeeded").count() == 0
+
+
+def test_upsell_without_order_cookie_charges_nothing(client, steps):
+    """A forged or missing order cookie cannot buy anything."""
+    client.cookies["of_order"] = "forged"
+    response = client.post("/guide/upsell/accept/", {})
+    assert response.status_code == 409
+    assert OrderItem.objects.count() == 0
