@@ -1,0 +1,179 @@
+"""Server-rendered SVG charts: a funnel with drop-off, trend lines, sparklines, bars.
+
+Pure functions returning SVG markup (safe: every label is escaped), so dashboards need
+no chart library and no outside host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+PALETTE = ["#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6"]
+
+
+@dataclass(frozen=True)
+class FunnelBar:
+    label: str
+    value: int
+    note: str = ""  # e.g. "42.0 % of previous"
+
+
+def _fmt(n: float) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return f"{n:,.0f}"
+
+
+def funnel_svg(
+    bars: list[FunnelBar], *, width: int = 760, height: int = 280
+) -> SafeString:
+    """Vertical bars per step, a shaded drop-off between them, the share kept."""
+    if not bars:
+        return mark_safe("")
+    top = max(b.value for b in bars) or 1
+    pad_x, pad_top, pad_bottom = 16, 28, 54
+    slot = (width - 2 * pad_x) / len(bars)
+    bar_w = min(96.0, slot * 0.56)
+    plot_h = height - pad_top - pad_bottom
+    parts = [
+        f'<svg class="chart chart-funnel" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="Funnel: visitors per step" '
+        f'xmlns="http://www.w3.org/2000/svg">'
+    ]
+    previous = None
+    for i, bar in enumerate(bars):
+        h = plot_h * bar.value / top
+        x = pad_x + slot * i + (slot - bar_w) / 2
+        y = pad_top + plot_h - h
+        if previous is not None:
+            px, py = previous
+            parts.append(
+                f'<path d="M{px + bar_w:.1f},{py:.1f} L{x:.1f},{y:.1f} '
+                f"L{x:.1f},{pad_top + plot_h:.1f} L{px + bar_w:.1f},"
+                f'{pad_top + plot_h:.1f} Z" fill="#eef0ff"/>'
+            )
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
+            f'height="{max(h, 1):.1f}" '
+            f'rx="6" fill="{PALETTE[0]}"><title>{escape(bar.label)}: '
+            f"{bar.value:,}</title></rect>"
+        )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{y - 8:.1f}" text-anchor="middle" '
+            f'class="v">{_fmt(bar.value)}</text>'
+        )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - 32}" text-anchor="middle" '
+            f'class="l">{escape(bar.label[:22])}</text>'
+        )
+        if bar.note:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{height - 14}" '
+                f'text-anchor="middle" class="n">{escape(bar.note)}</text>'
+            )
+        previous = (x, y)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def line_svg(
+    series: list[tuple[str, list[float]]],
+    labels: list[str],
+    *,
+    width: int = 760,
+    height: int = 220,
+) -> SafeString:
+    """One line per series over shared x labels (days), with a light grid."""
+    if not labels or not series:
+        return mark_safe("")
+    top = max((max(values) if values else 0) for _, values in series) or 1
+    pad_l, pad_r, pad_t, pad_b = 44, 12, 14, 28
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    n = len(labels)
+
+    def px(i: int) -> float:
+        return pad_l + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def py(v: float) -> float:
+        return pad_t + plot_h - plot_h * v / top
+
+    parts = [
+        f'<svg class="chart chart-line" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Trend per day" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for k in range(5):
+        v = top * k / 4
+        y = py(v)
+        parts.append(
+            f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'class="grid"/><text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end" '
+            f'class="a">{_fmt(v)}</text>'
+        )
+    step = max(1, n // 8)
+    for i in range(0, n, step):
+        parts.append(
+            f'<text x="{px(i):.1f}" y="{height - 8}" text-anchor="middle" class="a">'
+            f"{escape(labels[i])}</text>"
+        )
+    for s, (name, values) in enumerate(series):
+        color = PALETTE[s % len(PALETTE)]
+        points = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(values))
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{color}" '
+            f'stroke-width="2.2" stroke-linejoin="round"><title>{escape(name)}'
+            f"</title></polyline>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def sparkline_svg(
+    values: list[float], *, width: int = 120, height: int = 32
+) -> SafeString:
+    if not values:
+        return mark_safe("")
+    top = max(values) or 1
+    n = len(values)
+    pts = " ".join(
+        f"{(width - 2) * i / max(n - 1, 1) + 1:.1f},"
+        f"{height - 2 - (height - 4) * v / top:.1f}"
+        for i, v in enumerate(values)
+    )
+    return mark_safe(
+        f'<svg class="sparkline" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" aria-hidden="true" xmlns="http://www.w3.org/2000/svg">'
+        f'<polyline points="{pts}" fill="none" stroke="{PALETTE[0]}" '
+        f'stroke-width="1.8"/></svg>'
+    )
+
+
+def hbar_svg(rows: list[tuple[str, float]], *, width: int = 360) -> SafeString:
+    """Horizontal bars, e.g. visitors per traffic source."""
+    if not rows:
+        return mark_safe("")
+    top = max(v for _, v in rows) or 1
+    row_h, label_w = 28, 110
+    height = row_h * len(rows)
+    parts = [
+        f'<svg class="chart chart-hbar" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Traffic sources" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for i, (label, value) in enumerate(rows):
+        y = i * row_h
+        w = (width - label_w - 60) * value / top
+        parts.append(
+            f'<text x="0" y="{y + 18}" class="l">{escape(label[:16])}</text>'
+            f'<rect x="{label_w}" y="{y + 6}" width="{max(w, 1):.1f}" height="16" '
+            f'rx="4" fill="{PALETTE[(i + 1) % len(PALETTE)]}"/>'
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 18}" class="v">'
+            f"{_fmt(value)}</text>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
