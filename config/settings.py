@@ -237,6 +237,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * 60,
         "options": {"expires": 60 * 30},
     },
+    "analytics-events-flush": {
+        "task": "analytics.tasks.events_flush_task",
+        "schedule": 5.0,
+        "options": {"expires": 5},
+    },
+    "analytics-partitions-ensure": {
+        "task": "analytics.tasks.event_partitions_ensure_task",
+        "schedule": 60.0 * 60 * 6,
+        "options": {"expires": 60 * 60},
+    },
+    "analytics-events-retention": {
+        "task": "analytics.tasks.events_retention_task",
+        "schedule": 60.0 * 60 * 24,
+        "options": {"expires": 60 * 60},
+    },
 }
 
 # ---------------------------------------------------------------- logging

@@ -1,0 +1,121 @@
+"""Tracking reads. Every read of raw events goes through this module, so that moving
+the events table (Citus, a columnar store) touches one file."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from accounts.models import Workspace
+
+from .models import Event, EventKind, Visitor
+
+
+def visitor_get(*, workspace: Workspace, public_id: uuid.UUID | str) -> Visitor | None:
+    try:
+        public_uuid = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    return Visitor.objects.filter(workspace=workspace, public_id=public_uuid).first()
+
+
+def visitors_for_lead(*, workspace: Workspace, lead_id: int) -> list[Visitor]:
+    return list(
+        Visitor.objects.filter(workspace=workspace, lead_id=lead_id).order_by(
+            "first_seen"
+        )
+    )
+
+
+def visitor_journey(
+    *,
+    workspace: Workspace,
+    public_ids: list[uuid.UUID | str] | uuid.UUID | str,
+    limit: int = 1000,
+) -> list[Event]:
+    """Events of one or more visitors (a lead may have several), oldest first."""
+    if not isinstance(public_ids, list):
+        public_ids = [public_ids]
+    ids = []
+    for value in public_ids:
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    if not ids:
+        return []
+    return list(
+        Event.objects.filter(workspace_id=workspace.pk, visitor_id__in=ids).order_by(
+            "occurred_at", "received_at"
+        )[:limit]
+    )
+
+
+def lead_journey(
+    *, workspace: Workspace, lead_id: int, limit: int = 1000
+) -> list[Event]:
+    """The timeline of every event of the visitors linked to a lead."""
+    visitors = visitors_for_lead(workspace=workspace, lead_id=lead_id)
+    return visitor_journey(
+        workspace=workspace, public_ids=[v.public_id for v in visitors], limit=limit
+    )
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    step_id: int
+    views: int
+    unique_visitors: int
+    optins: int
+    orders: int
+
+
+def funnel_step_counts(
+    *,
+    workspace: Workspace,
+    funnel_id: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[int, StepCounts]:
+    """Per step of a funnel: all views, unique viewers, opt-ins (unique visitors),
+    orders — from raw events. Dashboards should read rollups instead."""
+    where = ["workspace_id = %s", "funnel_id = %s", "step_id IS NOT NULL"]
+    params: list[object] = [workspace.pk, funnel_id]
+    if since is not None:
+        where.append("occurred_at >= %s")
+        params.append(since)
+    if until is not None:
+        where.append("occurred_at < %s")
+        params.append(until)
+    sql = (
+        "SELECT step_id, "
+        "count(*) FILTER (WHERE kind = %s), "
+        "count(DISTINCT visitor_id) FILTER (WHERE kind = %s), "
+        "count(DISTINCT visitor_id) FILTER (WHERE kind = %s), "
+        "count(*) FILTER (WHERE kind = %s) "
+        f"FROM analytics_event WHERE {' AND '.join(where)} GROUP BY step_id"
+    )
+    kinds = [EventKind.VIEW, EventKind.VIEW, EventKind.OPTIN, EventKind.ORDER]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*kinds, *params])
+        rows = cursor.fetchall()
+    return {
+        row[0]: StepCounts(
+            step_id=row[0],
+            views=row[1],
+            unique_visitors=row[2],
+            optins=row[3],
+            orders=row[4],
+        )
+        for row in rows
+    }
+
+
+def event_count(*, workspace: Workspace, kind: str | None = None) -> int:
+    qs = Event.objects.filter(workspace_id=workspace.pk)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.count()
