@@ -118,3 +118,26 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id}"
+
+
+from .rollup_models import (  # noqa: E402  (rollups live in their own module)
+    CohortFunnelRollup,
+    CohortStepRollup,
+    FunnelVisitor,
+    FunnelVisitorStep,
+    RollupState,
+    StepDailyRollup,
+)
+
+__all__ = [
+    "CohortFunnelRollup",
+    "CohortStepRollup",
+    "DeviceClass",
+    "Event",
+    "EventKind",
+    "FunnelVisitor",
+    "FunnelVisitorStep",
+    "RollupState",
+    "StepDailyRollup",
+    "Visitor",
+]

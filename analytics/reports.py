@@ -1,0 +1,338 @@
+"""Dashboard reads: funnel and workspace reports from the rollup tables only.
+
+Definitions follow the shared METRICS.md. Distinct-visitor numbers (unique views,
+opt-ins, buyers, conversion, bounce, EPC) are per cohort: the visitors who entered the
+funnel in the period, and everything they did. Event numbers (all views, orders,
+revenue, bumps) count events that happened in the period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import QuerySet, Sum
+
+from accounts.models import Workspace
+from funnels.models import Funnel, Step
+
+from .models import CohortFunnelRollup, CohortStepRollup, StepDailyRollup
+
+MAX_RANGE_DAYS = 3 * 366
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    date_from: date
+    date_to: date
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+
+    @property
+    def days(self) -> int:
+        return (self.date_to - self.date_from).days + 1
+
+    def previous(self) -> ReportFilters:
+        span = timedelta(days=self.days)
+        return ReportFilters(
+            self.date_from - span,
+            self.date_to - span,
+            self.source,
+            self.medium,
+            self.campaign,
+        )
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+@dataclass
+class StepReport:
+    step: Step
+    all_views: int = 0
+    unique_views: int = 0
+    optins: int = 0
+    buyers: int = 0
+    orders: int = 0
+    bumps: int = 0
+    upsell_accepts: int = 0
+    upsell_declines: int = 0
+    revenue_minor: int = 0
+    previous_unique: int | None = None  # the step this one is compared with
+
+    @property
+    def conversion_from_previous(self) -> float | None:
+        if self.previous_unique is None:
+            return None
+        return _ratio(self.unique_views, self.previous_unique)
+
+    @property
+    def drop_off_count(self) -> int | None:
+        if self.previous_unique is None:
+            return None
+        return max(self.previous_unique - self.unique_views, 0)
+
+    @property
+    def drop_off_rate(self) -> float | None:
+        conv = self.conversion_from_previous
+        return None if conv is None else 1 - conv
+
+    @property
+    def optin_rate(self) -> float | None:
+        return _ratio(self.optins, self.unique_views)
+
+    @property
+    def sales_rate(self) -> float | None:
+        return _ratio(self.buyers, self.unique_views)
+
+    @property
+    def upsell_take_rate(self) -> float | None:
+        return _ratio(self.upsell_accepts, self.unique_views)
+
+    @property
+    def earnings_per_view(self) -> float | None:
+        return _ratio(self.revenue_minor, self.all_views)
+
+    @property
+    def earnings_per_unique_view(self) -> float | None:
+        return _ratio(self.revenue_minor, self.unique_views)
+
+
+@dataclass
+class FunnelTotals:
+    entered: int = 0
+    bounced: int = 0
+    reached_goal: int = 0
+    buyers: int = 0
+    optins: int = 0
+    orders: int = 0
+    bumps: int = 0
+    order_form_orders: int = 0
+    revenue_minor: int = 0
+    seconds_to_goal: int = 0
+
+    @property
+    def overall_conversion(self) -> float | None:
+        return _ratio(self.reached_goal, self.entered)
+
+    @property
+    def epc(self) -> float | None:
+        return _ratio(self.revenue_minor, self.entered)
+
+    @property
+    def aov(self) -> float | None:
+        return _ratio(self.revenue_minor, self.orders)
+
+    @property
+    def average_cart_value(self) -> float | None:
+        return _ratio(self.revenue_minor, self.buyers)
+
+    @property
+    def bump_take_rate(self) -> float | None:
+        return _ratio(self.bumps, self.order_form_orders)
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return _ratio(self.bounced, self.entered)
+
+    @property
+    def mean_seconds_to_goal(self) -> float | None:
+        return _ratio(self.seconds_to_goal, self.reached_goal)
+
+
+@dataclass
+class FunnelReport:
+    funnel: Funnel
+    filters: ReportFilters
+    steps: list[StepReport]
+    totals: FunnelTotals
+    trend_days: list[date] = field(default_factory=list)
+    trend: dict[str, list[int]] = field(default_factory=dict)
+    sources: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _filtered(qs: QuerySet, funnel_ids: list[int], filters: ReportFilters) -> QuerySet:
+    qs = qs.filter(
+        funnel_id__in=funnel_ids, day__gte=filters.date_from, day__lte=filters.date_to
+    )
+    for name in ("source", "medium", "campaign"):
+        value = getattr(filters, name)
+        if value:
+            qs = qs.filter(**{name: "" if value == "(direct)" else value})
+    return qs
+
+
+def _comparison_parent(steps: list[Step], index: int) -> Step | None:
+    """The step a step's conversion is measured against (an upsell for a downsell)."""
+    step = steps[index]
+    for other in steps:
+        if getattr(other, "decline_target_id", None) == step.pk:
+            return other
+    return steps[index - 1] if index > 0 else None
+
+
+def funnel_report(
+    *, workspace: Workspace, funnel: Funnel, filters: ReportFilters
+) -> FunnelReport:
+    if funnel.workspace_id != workspace.pk:
+        raise ValueError("funnel of another workspace")
+    steps = list(Step.objects.filter(funnel=funnel).order_by("position", "id"))
+    by_step = {s.pk: StepReport(step=s) for s in steps}
+    cohort = (
+        _filtered(CohortStepRollup.objects, [funnel.pk], filters)
+        .values("step_id")
+        .annotate(
+            v=Sum("visitors"), o=Sum("optins"), b=Sum("buyers"), u=Sum("upsell_accepts")
+        )
+    )
+    for row in cohort:
+        report = by_step.get(row["step_id"])
+        if report:
+            report.unique_views = row["v"] or 0
+            report.optins = row["o"] or 0
+            report.buyers = row["b"] or 0
+    daily = (
+        _filtered(StepDailyRollup.objects, [funnel.pk], filters)
+        .values("step_id")
+        .annotate(
+            views=Sum("views"),
+            orders=Sum("orders"),
+            bumps=Sum("bumps"),
+            acc=Sum("upsell_accepts"),
+            dec=Sum("upsell_declines"),
+            revenue=Sum("revenue_minor"),
+        )
+    )
+    totals = FunnelTotals()
+    for row in daily:
+        report = by_step.get(row["step_id"])
+        if report is None:
+            continue
+        report.all_views = row["views"] or 0
+        report.orders = row["orders"] or 0
+        report.bumps = row["bumps"] or 0
+        report.upsell_accepts = row["acc"] or 0
+        report.upsell_declines = row["dec"] or 0
+        report.revenue_minor = row["revenue"] or 0
+        totals.orders += report.orders
+        totals.bumps += report.bumps
+        totals.revenue_minor += report.revenue_minor
+        if report.step.kind == "order":
+            totals.order_form_orders += report.orders
+    for i in range(len(steps)):
+        parent = _comparison_parent(steps, i)
+        if parent is not None:
+            by_step[steps[i].pk].previous_unique = by_step[parent.pk].unique_views
+    agg = _filtered(CohortFunnelRollup.objects, [funnel.pk], filters).aggregate(
+        entered=Sum("entered"),
+        bounced=Sum("bounced"),
+        goal=Sum("reached_goal"),
+        buyers=Sum("buyers"),
+        optins=Sum("optins"),
+        secs=Sum("seconds_to_goal"),
+    )
+    totals.entered = agg["entered"] or 0
+    totals.bounced = agg["bounced"] or 0
+    totals.reached_goal = agg["goal"] or 0
+    totals.buyers = agg["buyers"] or 0
+    totals.optins = agg["optins"] or 0
+    totals.seconds_to_goal = agg["secs"] or 0
+    report = FunnelReport(funnel, filters, [by_step[s.pk] for s in steps], totals)
+    _trend(report)
+    report.sources = [
+        (row["source"] or "(direct)", row["n"])
+        for row in _filtered(CohortFunnelRollup.objects, [funnel.pk], filters)
+        .values("source")
+        .annotate(n=Sum("entered"))
+        .order_by("-n")[:8]
+    ]
+    return report
+
+
+def _trend(report: FunnelReport) -> None:
+    filters = report.filters
+    days = [filters.date_from + timedelta(days=i) for i in range(filters.days)]
+    rows = {
+        r["day"]: r
+        for r in _filtered(StepDailyRollup.objects, [report.funnel.pk], filters)
+        .values("day")
+        .annotate(
+            views=Sum("views"),
+            optins=Sum("optins"),
+            orders=Sum("orders"),
+            revenue=Sum("revenue_minor"),
+        )
+    }
+    report.trend_days = days
+    report.trend = {
+        key: [(rows.get(d) or {}).get(key) or 0 for d in days]
+        for key in ("views", "optins", "orders", "revenue")
+    }
+
+
+@dataclass
+class FunnelSummary:
+    funnel: Funnel
+    visitors: int
+    optins: int
+    orders: int
+    revenue_minor: int
+    daily_visitors: list[int]
+
+    @property
+    def epc(self) -> float | None:
+        return _ratio(self.revenue_minor, self.visitors)
+
+
+def workspace_overview(
+    *, workspace: Workspace, filters: ReportFilters
+) -> list[FunnelSummary]:
+    funnels = list(
+        Funnel.objects.filter(workspace=workspace, archived_at__isnull=True).order_by(
+            "name"
+        )
+    )
+    ids = [f.pk for f in funnels]
+    days = [filters.date_from + timedelta(days=i) for i in range(filters.days)]
+    cohort: dict[int, dict] = {}
+    daily_visitors: dict[int, dict[date, int]] = {}
+    for row in (
+        _filtered(CohortFunnelRollup.objects, ids, filters)
+        .values("funnel_id", "day")
+        .annotate(n=Sum("entered"), o=Sum("optins"))
+    ):
+        c = cohort.setdefault(row["funnel_id"], {"n": 0, "o": 0})
+        c["n"] += row["n"] or 0
+        c["o"] += row["o"] or 0
+        daily_visitors.setdefault(row["funnel_id"], {})[row["day"]] = row["n"] or 0
+    events = {
+        row["funnel_id"]: row
+        for row in _filtered(StepDailyRollup.objects, ids, filters)
+        .values("funnel_id")
+        .annotate(orders=Sum("orders"), revenue=Sum("revenue_minor"))
+    }
+    return [
+        FunnelSummary(
+            funnel=f,
+            visitors=cohort.get(f.pk, {}).get("n", 0),
+            optins=cohort.get(f.pk, {}).get("o", 0),
+            orders=(events.get(f.pk) or {}).get("orders") or 0,
+            revenue_minor=(events.get(f.pk) or {}).get("revenue") or 0,
+            daily_visitors=[daily_visitors.get(f.pk, {}).get(d, 0) for d in days],
+        )
+        for f in funnels
+    ]
+
+
+def filter_choices(*, workspace: Workspace, funnel: Funnel | None = None) -> dict:
+    qs = CohortFunnelRollup.objects.filter(workspace_id=workspace.pk)
+    if funnel is not None:
+        qs = qs.filter(funnel_id=funnel.pk)
+    return {
+        name: sorted(
+            {v or "(direct)" for v in qs.values_list(name, flat=True).distinct()[:200]}
+        )
+        for name in ("source", "medium", "campaign")
+    }

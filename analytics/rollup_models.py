@@ -1,0 +1,145 @@
+"""Rollups of raw events, kept fresh by `analytics.rollups` (see its docstring).
+
+Per-visitor facts make distinct counts exact and additive: each visitor belongs to one
+cohort (the day it entered the funnel, in the workspace's time zone, and its first-touch
+source), so "unique visitors who reached step k" is a plain sum of cohort rows.
+Event counts (all views, orders, revenue) are additive by the day they happened.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class FunnelVisitor(models.Model):
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    visitor_id = models.UUIDField()
+    entered_at = models.DateTimeField()
+    entry_day = models.DateField()
+    source = models.CharField(max_length=200, blank=True)
+    medium = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    events = models.IntegerField()
+    bounced = models.BooleanField()
+    reached_goal = models.BooleanField()
+    bought = models.BooleanField()
+    opted_in = models.BooleanField()
+    goal_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["funnel_id", "visitor_id"], name="funnelvisitor_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["funnel_id", "entry_day"], name="funnelvisitor_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id} in funnel {self.funnel_id}"
+
+
+class FunnelVisitorStep(models.Model):
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    visitor_id = models.UUIDField()
+    step_id = models.BigIntegerField()
+    variant_id = models.BigIntegerField(default=0)
+    first_view_at = models.DateTimeField(null=True)
+    opted_in = models.BooleanField()
+    ordered = models.BooleanField()
+    upsell_accepted = models.BooleanField()
+    revenue_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["funnel_id", "visitor_id", "step_id"],
+                name="funnelvisitorstep_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id} on step {self.step_id}"
+
+
+class CohortFunnelRollup(models.Model):
+    """Visitors who entered a funnel on a day, from a source: how far they got."""
+
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    day = models.DateField()
+    source = models.CharField(max_length=200, blank=True)
+    medium = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    entered = models.IntegerField()
+    bounced = models.IntegerField()
+    reached_goal = models.IntegerField()
+    buyers = models.IntegerField()
+    optins = models.IntegerField()
+    seconds_to_goal = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["funnel_id", "day"], name="cohortfunnel_day")]
+
+    def __str__(self) -> str:
+        return f"funnel {self.funnel_id} {self.day}"
+
+
+class CohortStepRollup(models.Model):
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    step_id = models.BigIntegerField()
+    variant_id = models.BigIntegerField(default=0)
+    day = models.DateField()
+    source = models.CharField(max_length=200, blank=True)
+    medium = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    visitors = models.IntegerField()
+    optins = models.IntegerField()
+    buyers = models.IntegerField()
+    upsell_accepts = models.IntegerField()
+    revenue_minor = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["funnel_id", "day"], name="cohortstep_day")]
+
+    def __str__(self) -> str:
+        return f"step {self.step_id} {self.day}"
+
+
+class StepDailyRollup(models.Model):
+    """Event counts per step and day (the day the event happened)."""
+
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    step_id = models.BigIntegerField()
+    variant_id = models.BigIntegerField(default=0)
+    day = models.DateField()
+    source = models.CharField(max_length=200, blank=True)
+    medium = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    views = models.IntegerField()
+    optins = models.IntegerField()
+    orders = models.IntegerField()
+    bumps = models.IntegerField()
+    upsell_accepts = models.IntegerField()
+    upsell_declines = models.IntegerField()
+    revenue_minor = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["funnel_id", "day"], name="stepdaily_day")]
+
+    def __str__(self) -> str:
+        return f"step {self.step_id} {self.day}"
+
+
+class RollupState(models.Model):
+    name = models.CharField(max_length=40, primary_key=True)
+    watermark = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.watermark}"
