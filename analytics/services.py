@@ -115,7 +115,7 @@ def event_record(
     except (TypeError, ValueError, AttributeError):
         logger.exception("analytics: unusable event for workspace %s", workspace_id)
         return None
-    if not ingest.stream_append([(ingest.EVENT_FIELD, line)]):
+    if not ingest.stream_append(ingest.EVENT_FIELD, [line]):
         ingest.lines_write_direct([line])
     return event_uuid
 
@@ -130,12 +130,12 @@ def events_record_many(
     events were accepted. Never raises.
     """
     accepted = 0
-    chunk: list[tuple[bytes, bytes]] = []
+    chunk: list[bytes] = []
     now = timezone.now()
 
     def push() -> None:
-        if not ingest.stream_append(chunk):
-            ingest.lines_write_direct([line for _, line in chunk])
+        if not ingest.stream_append(ingest.EVENT_FIELD, chunk):
+            ingest.lines_write_direct(chunk)
 
     for event in events:
         try:
@@ -143,7 +143,7 @@ def events_record_many(
         except (TypeError, ValueError, AttributeError):
             logger.exception("analytics: unusable event %r", event)
             continue
-        chunk.append((ingest.EVENT_FIELD, line))
+        chunk.append(line)
         accepted += 1
         if len(chunk) >= chunk_size:
             push()
@@ -340,7 +340,7 @@ def visitor_identify_from(
     )
     try:
         line = ingest.visitor_line(values)
-        if not ingest.stream_append([(ingest.VISITOR_FIELD, line)]):
+        if not ingest.stream_append(ingest.VISITOR_FIELD, [line]):
             ingest.lines_write_direct((), [line])
     except Exception:
         logger.exception("analytics: could not queue visitor %s", public_id)
