@@ -339,11 +339,12 @@ ON CONFLICT (workspace_id, public_id) DO UPDATE SET
 """
 
 
-def _copy(cursor, sql: str, blobs: Sequence[bytes]) -> None:
+def _copy(cursor, sql: str, blobs: Sequence[bytes]) -> int:
     """COPY blobs of complete lines; large writes are much faster than small ones."""
     with cursor.copy(sql) as copy:
         for start in range(0, len(blobs), 200):
             copy.write(b"".join(blobs[start : start + 200]))
+    return cursor.rowcount
 
 
 def _events_write(cursor, lines: Sequence[bytes]) -> int:
@@ -351,17 +352,17 @@ def _events_write(cursor, lines: Sequence[bytes]) -> int:
     for attempt in range(2):
         try:
             with transaction.atomic():
-                _copy(
+                return _copy(
                     cursor,
                     f"COPY analytics_event ({_EVENT_COLS_SQL}) FROM STDIN",
                     lines,
                 )
-            return len(lines)
         except psycopg.errors.UniqueViolation:
             break  # a redelivery: go through the staging table
         except psycopg.errors.CheckViolation:
             if attempt:
                 raise
+            partitions_forget()  # the cache may be stale (e.g. a rolled-back create)
             for month in _months_of(lines):
                 partition_ensure(month)
     cursor.execute(_STAGING_SQL)
