@@ -50,15 +50,17 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def celery_worker(transactional_db):
+def celery_worker(transactional_db, tmp_path):
     """A real Celery worker process on a private queue, against the test database.
 
     Yields the queue name; send tasks with ``apply_async(queue=...)``. Needs
-    ``transaction=True`` tests so that the worker sees committed rows.
+    ``transaction=True`` tests so that the worker sees committed rows. The worker's
+    output goes to ``worker.log`` in the test's tmp_path.
     """
     from config.celery import app
 
     queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = (tmp_path / "worker.log").open("w")
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -87,7 +89,7 @@ def celery_worker(transactional_db):
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     eager = app.conf.task_always_eager
@@ -102,6 +104,7 @@ def celery_worker(transactional_db):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
