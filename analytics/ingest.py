@@ -218,6 +218,18 @@ def stream_append(field: bytes, lines: Sequence[bytes], per_entry: int = 500) ->
     return True
 
 
+def stream_append_entry(fields: dict[bytes, bytes]) -> bool:
+    """XADD one entry with several fields (a visitor and its view) in one trip."""
+    if not _redis_usable():
+        return False
+    try:
+        redis_client().xadd(STREAM_KEY, fields)
+    except Exception as exc:  # any Redis trouble: fall back, never raise
+        _redis_failed(exc)
+        return False
+    return True
+
+
 def lines_write_direct(
     event_lines: Sequence[bytes], visitor_lines: Sequence[bytes] = ()
 ) -> int:
@@ -454,10 +466,10 @@ def _split(entries) -> tuple[list[bytes], list[bytes], list[bytes]]:
         ids.append(entry_id)
         if not fields:
             continue  # deleted while pending: nothing to store
+        # An entry may carry events, a visitor, or both (a page view).
         blob = fields.get(EVENT_FIELD)
         if blob is not None:
             events.append(blob)
-            continue
         blob = fields.get(VISITOR_FIELD)
         if blob is not None:
             visitors.append(blob)

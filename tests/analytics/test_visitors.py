@@ -227,3 +227,47 @@ def test_visitor_cookie_attributes(workspace, settings):
     assert morsel["samesite"] == "Lax"
     assert morsel["secure"] is True
     assert services.visitor_cookie_read(ref.cookie_value)[0] == ref.public_id
+
+
+@pytest.mark.django_db
+def test_step_view_record_stores_visitor_and_view_in_one_entry(workspace):
+    """A page view queues the new visitor and its view event as one stream entry."""
+    request = rf.get("/?utm_source=ads", HTTP_USER_AGENT=CHROME)
+    ref = services.step_view_record(
+        request=request, workspace=workspace, funnel=5, step=6, variant_id=3
+    )
+    assert ref.is_new is True
+    assert ingest.redis_client().xlen(ingest.STREAM_KEY) == 1
+    assert services.events_flush() == 1
+    visitor = Visitor.objects.get(workspace=workspace, public_id=ref.public_id)
+    assert visitor.utm_source == "ads"
+    journey = selectors.visitor_journey(workspace=workspace, public_ids=ref.public_id)
+    assert [(e.kind, e.funnel_id, e.step_id, e.variant_id) for e in journey] == [
+        ("view", 5, 6, 3)
+    ]
+
+
+@pytest.mark.django_db
+def test_step_view_record_ignores_bots(workspace):
+    """A crawler's page view is neither a visitor nor a view."""
+    request = rf.get("/", HTTP_USER_AGENT=GOOGLEBOT)
+    assert (
+        services.step_view_record(
+            request=request, workspace=workspace, funnel=5, step=6
+        )
+        is None
+    )
+    assert ingest.redis_client().xlen(ingest.STREAM_KEY) == 0
+
+
+@pytest.mark.django_db
+def test_step_view_record_with_redis_down(workspace, redis_down):
+    """With Redis down, the visitor and the view land in Postgres at once."""
+    request = rf.get("/", HTTP_USER_AGENT=CHROME)
+    ref = services.step_view_record(
+        request=request, workspace=workspace, funnel=5, step=6
+    )
+    assert Visitor.objects.filter(public_id=ref.public_id).count() == 1
+    counts = selectors.funnel_step_counts(workspace=workspace, funnel_id=5)
+    assert counts[6].views == 1
+    assert counts[6].unique_visitors == 1
