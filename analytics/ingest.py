@@ -295,8 +295,11 @@ def partitions_forget() -> None:
 def _months_of(blobs: Iterable[bytes]) -> set[datetime]:
     months = set()
     for line in split_lines(blobs):
-        raw = line.rstrip(b"\n").split(b"\t")[OCCURRED_AT_INDEX].decode()
-        months.add(month_start(datetime.fromisoformat(raw)))
+        try:
+            raw = line.rstrip(b"\n").split(b"\t")[OCCURRED_AT_INDEX].decode()
+            months.add(month_start(datetime.fromisoformat(raw)))
+        except (IndexError, ValueError):
+            continue  # a malformed line: COPY rejects it and the salvage drops it
     return months
 
 

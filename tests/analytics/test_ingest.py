@@ -346,3 +346,31 @@ def test_selectors_journey_and_step_counts(workspace, other_workspace):
         ),
     }
     assert selectors.visitor_journey(workspace=workspace, public_ids="junk") == []
+
+
+@pytest.mark.django_db
+def test_malformed_stream_entry_does_not_block_the_stream(workspace):
+    """A garbage line is dropped (logged); the good events around it are stored."""
+    record_views(workspace, 2)
+    ingest.redis_client().xadd(ingest.STREAM_KEY, {ingest.EVENT_FIELD: b"garbage\n"})
+    record_views(workspace, 3)
+
+    assert services.events_flush() == 5
+
+    assert stored(workspace) == 5
+    assert ingest.redis_client().xlen(ingest.STREAM_KEY) == 0
+
+
+@pytest.mark.django_db
+def test_beat_tasks_run(workspace):
+    """The beat tasks flush, create partitions and apply retention."""
+    from analytics import tasks
+
+    record_views(workspace, 2)
+    assert tasks.events_flush_task.delay().get() == 2
+    assert len(tasks.event_partitions_ensure_task.delay().get()) == 3
+    assert tasks.events_retention_task.delay().get() == {
+        "partitions_dropped": 0,
+        "rows_deleted": 0,
+    }
+    assert stored(workspace) == 2
