@@ -120,14 +120,16 @@ def event_line(
     occurred_at: datetime,
     received_at: datetime,
 ) -> bytes:
+    if visitor_id is not None and not isinstance(visitor_id, uuid.UUID):
+        visitor_id = uuid.UUID(str(visitor_id))
     return (
         "\t".join(
             (
-                str(event_id),
+                event_id.hex,
                 str(int(workspace_id)),
                 "\\N" if funnel_id is None else str(int(funnel_id)),
                 "\\N" if step_id is None else str(int(step_id)),
-                "\\N" if visitor_id is None else str(uuid.UUID(str(visitor_id))),
+                "\\N" if visitor_id is None else visitor_id.hex,
                 copy_text(kind[:32]),
                 "\\N" if page_version_id is None else str(int(page_version_id)),
                 "\\N" if variant_id is None else str(int(variant_id)),
@@ -188,24 +190,40 @@ def _redis_failed(exc: Exception) -> None:
     logger.warning("analytics: Redis unavailable, writing to Postgres: %s", exc)
 
 
-def stream_append(entries: Sequence[tuple[bytes, bytes]]) -> bool:
-    """XADD (field, line) entries, pipelined; False when Redis is not usable.
+def stream_append(field: bytes, lines: Sequence[bytes], per_entry: int = 500) -> bool:
+    """Append encoded lines to the stream; False when Redis is not usable.
 
-    Partially appended batches are harmless: the caller then writes the whole
-    batch to Postgres and the flush's ON CONFLICT drops the duplicates.
+    Up to ``per_entry`` lines share one stream entry (one blob, one XADD), and all
+    XADDs go in one pipeline: the Redis cost per event is a few bytes, not a
+    command. A stream entry is stored and acknowledged as a whole. Partially
+    appended batches are harmless: the caller then writes the whole batch to
+    Postgres and the flush's ON CONFLICT drops the duplicates.
     """
     if not _redis_usable():
         return False
     try:
         client = redis_client()
-        if len(entries) == 1:
-            field, line = entries[0]
-            client.xadd(STREAM_KEY, {field: line})
+        if len(lines) == 1:
+            client.xadd(STREAM_KEY, {field: lines[0]})
         else:
             pipe = client.pipeline(transaction=False)
-            for field, line in entries:
-                pipe.xadd(STREAM_KEY, {field: line})
+            for start in range(0, len(lines), per_entry):
+                pipe.xadd(
+                    STREAM_KEY, {field: b"".join(lines[start : start + per_entry])}
+                )
             pipe.execute()
+    except Exception as exc:  # any Redis trouble: fall back, never raise
+        _redis_failed(exc)
+        return False
+    return True
+
+
+def stream_append_entry(fields: dict[bytes, bytes]) -> bool:
+    """XADD one entry with several fields (a visitor and its view) in one trip."""
+    if not _redis_usable():
+        return False
+    try:
+        redis_client().xadd(STREAM_KEY, fields)
     except Exception as exc:  # any Redis trouble: fall back, never raise
         _redis_failed(exc)
         return False
@@ -274,11 +292,14 @@ def partitions_forget() -> None:
     _known_partitions.clear()
 
 
-def _months_of(lines: Iterable[bytes]) -> set[datetime]:
+def _months_of(blobs: Iterable[bytes]) -> set[datetime]:
     months = set()
-    for line in lines:
-        raw = line.rstrip(b"\n").split(b"\t")[OCCURRED_AT_INDEX].decode()
-        months.add(month_start(datetime.fromisoformat(raw)))
+    for line in split_lines(blobs):
+        try:
+            raw = line.rstrip(b"\n").split(b"\t")[OCCURRED_AT_INDEX].decode()
+            months.add(month_start(datetime.fromisoformat(raw)))
+        except (IndexError, ValueError):
+            continue  # a malformed line: COPY rejects it and the salvage drops it
     return months
 
 
@@ -333,11 +354,12 @@ ON CONFLICT (workspace_id, public_id) DO UPDATE SET
 """
 
 
-def _copy(cursor, sql: str, lines: Sequence[bytes]) -> None:
+def _copy(cursor, sql: str, blobs: Sequence[bytes]) -> int:
+    """COPY blobs of complete lines; large writes are much faster than small ones."""
     with cursor.copy(sql) as copy:
-        # Large single writes are much faster than one write per row.
-        for start in range(0, len(lines), 5000):
-            copy.write(b"".join(lines[start : start + 5000]))
+        for start in range(0, len(blobs), 200):
+            copy.write(b"".join(blobs[start : start + 200]))
+    return cursor.rowcount
 
 
 def _events_write(cursor, lines: Sequence[bytes]) -> int:
@@ -345,17 +367,17 @@ def _events_write(cursor, lines: Sequence[bytes]) -> int:
     for attempt in range(2):
         try:
             with transaction.atomic():
-                _copy(
+                return _copy(
                     cursor,
                     f"COPY analytics_event ({_EVENT_COLS_SQL}) FROM STDIN",
                     lines,
                 )
-            return len(lines)
         except psycopg.errors.UniqueViolation:
             break  # a redelivery: go through the staging table
         except psycopg.errors.CheckViolation:
             if attempt:
                 raise
+            partitions_forget()  # the cache may be stale (e.g. a rolled-back create)
             for month in _months_of(lines):
                 partition_ensure(month)
     cursor.execute(_STAGING_SQL)
@@ -441,19 +463,24 @@ def group_ensure(client: redis.Redis) -> None:
 
 
 def _split(entries) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(entry ids, event blobs, visitor blobs); a blob holds one or more lines."""
     ids, events, visitors = [], [], []
     for entry_id, fields in entries:
         ids.append(entry_id)
         if not fields:
             continue  # deleted while pending: nothing to store
-        line = fields.get(EVENT_FIELD)
-        if line is not None:
-            events.append(line)
-            continue
-        line = fields.get(VISITOR_FIELD)
-        if line is not None:
-            visitors.append(line)
+        # An entry may carry events, a visitor, or both (a page view).
+        blob = fields.get(EVENT_FIELD)
+        if blob is not None:
+            events.append(blob)
+        blob = fields.get(VISITOR_FIELD)
+        if blob is not None:
+            visitors.append(blob)
     return ids, events, visitors
+
+
+def split_lines(blobs: Iterable[bytes]) -> list[bytes]:
+    return [line + b"\n" for blob in blobs for line in blob.split(b"\n") if line]
 
 
 def batch_store(entries) -> tuple[list[bytes], int]:
@@ -466,7 +493,7 @@ def batch_store(entries) -> tuple[list[bytes], int]:
             logger.warning(
                 "analytics: batch rejected (%s), salvaging line by line", exc
             )
-            stored = _lines_write_salvage(events, visitors)
+            stored = _lines_write_salvage(split_lines(events), split_lines(visitors))
     else:
         stored = 0
     return ids, stored

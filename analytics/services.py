@@ -115,7 +115,7 @@ def event_record(
     except (TypeError, ValueError, AttributeError):
         logger.exception("analytics: unusable event for workspace %s", workspace_id)
         return None
-    if not ingest.stream_append([(ingest.EVENT_FIELD, line)]):
+    if not ingest.stream_append(ingest.EVENT_FIELD, [line]):
         ingest.lines_write_direct([line])
     return event_uuid
 
@@ -130,12 +130,12 @@ def events_record_many(
     events were accepted. Never raises.
     """
     accepted = 0
-    chunk: list[tuple[bytes, bytes]] = []
+    chunk: list[bytes] = []
     now = timezone.now()
 
     def push() -> None:
-        if not ingest.stream_append(chunk):
-            ingest.lines_write_direct([line for _, line in chunk])
+        if not ingest.stream_append(ingest.EVENT_FIELD, chunk):
+            ingest.lines_write_direct(chunk)
 
     for event in events:
         try:
@@ -143,7 +143,7 @@ def events_record_many(
         except (TypeError, ValueError, AttributeError):
             logger.exception("analytics: unusable event %r", event)
             continue
-        chunk.append((ingest.EVENT_FIELD, line))
+        chunk.append(line)
         accepted += 1
         if len(chunk) >= chunk_size:
             push()
@@ -290,6 +290,58 @@ def _clean_ip(value: str | None) -> str | None:
         return None
 
 
+def _visitor_resolve(
+    *,
+    workspace: Workspace,
+    funnel_id: int | None,
+    step_id: int | None,
+    cookie_value: str | None,
+    user_agent: str = "",
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    referrer: str = "",
+    ip: str | None = None,
+) -> tuple[VisitorRef | None, bytes | None]:
+    """(visitor, encoded visitor row to queue or None); (None, None) for bots."""
+    user_agent = user_agent or ""
+    if is_bot(user_agent, method, headers):
+        return None, None
+    now = timezone.now()
+    known = visitor_cookie_read(cookie_value)
+    if known is not None and now - known[1] < COOKIE_REFRESH:
+        return VisitorRef(public_id=known[0], is_new=False), None
+
+    query = query or {}
+    touch = {name: _clean(query.get(name), 200) for name in UTM_FIELDS}
+    touch["referrer"] = _clean(referrer, 500)
+    device = device_class(user_agent)
+    public_id = known[0] if known else uuid.uuid4()
+    stored_ip = None if workspace.drop_ip_addresses else _clean_ip(ip)
+    line = ingest.visitor_line(
+        (
+            workspace.pk,
+            public_id,
+            *(touch[name] for name in UTM_FIELDS),
+            touch["referrer"],
+            funnel_id,
+            step_id,
+            device,
+            stored_ip,
+            now,
+            now,
+        )
+    )
+    ref = VisitorRef(
+        public_id=public_id,
+        is_new=known is None,
+        cookie_value=visitor_cookie_value(public_id),
+        device_class=device,
+        first_touch=touch,
+    )
+    return ref, line
+
+
 def visitor_identify_from(
     *,
     workspace: Workspace,
@@ -312,45 +364,86 @@ def visitor_identify_from(
     queued on the stream and upserted by the flush (``ON CONFLICT`` on the id), or
     written directly when Redis is down. Never raises.
     """
-    user_agent = user_agent or ""
-    if is_bot(user_agent, method, headers):
-        return None
-    now = timezone.now()
-    known = visitor_cookie_read(cookie_value)
-    if known is not None and now - known[1] < COOKIE_REFRESH:
-        return VisitorRef(public_id=known[0], is_new=False)
-
-    query = query or {}
-    touch = {name: _clean(query.get(name), 200) for name in UTM_FIELDS}
-    touch["referrer"] = _clean(referrer, 500)
-    device = device_class(user_agent)
-    public_id = known[0] if known else uuid.uuid4()
-    stored_ip = None if workspace.drop_ip_addresses else _clean_ip(ip)
-    values = (
-        workspace.pk,
-        public_id,
-        *(touch[name] for name in UTM_FIELDS),
-        touch["referrer"],
-        funnel_id,
-        step_id,
-        device,
-        stored_ip,
-        now,
-        now,
-    )
     try:
-        line = ingest.visitor_line(values)
-        if not ingest.stream_append([(ingest.VISITOR_FIELD, line)]):
-            ingest.lines_write_direct((), [line])
+        ref, line = _visitor_resolve(
+            workspace=workspace,
+            funnel_id=funnel_id,
+            step_id=step_id,
+            cookie_value=cookie_value,
+            user_agent=user_agent,
+            method=method,
+            headers=headers,
+            query=query,
+            referrer=referrer,
+            ip=ip,
+        )
     except Exception:
-        logger.exception("analytics: could not queue visitor %s", public_id)
-    return VisitorRef(
-        public_id=public_id,
-        is_new=known is None,
-        cookie_value=visitor_cookie_value(public_id),
-        device_class=device,
-        first_touch=touch,
-    )
+        logger.exception("analytics: could not identify a visitor")
+        return None
+    if line is not None and not ingest.stream_append(ingest.VISITOR_FIELD, [line]):
+        ingest.lines_write_direct((), [line])
+    return ref
+
+
+def _request_primitives(request: HttpRequest, workspace: Workspace) -> dict[str, Any]:
+    meta = request.META
+    return {
+        "cookie_value": request.COOKIES.get(visitor_cookie_name(workspace)),
+        "user_agent": meta.get("HTTP_USER_AGENT", ""),
+        "method": request.method or "GET",
+        "headers": request.headers,
+        "query": request.GET,
+        "referrer": meta.get("HTTP_REFERER", ""),
+        "ip": meta.get("REMOTE_ADDR"),
+    }
+
+
+def step_view_record(
+    *,
+    request: HttpRequest,
+    workspace: Workspace,
+    funnel: Any,
+    step: Any,
+    page_version_id: int | None = None,
+    variant_id: int | None = None,
+    properties: dict | None = None,
+) -> VisitorRef | None:
+    """Identify the visitor and record the step view in ONE Redis round trip.
+
+    What the public page server should call per GET. Returns the visitor (set its
+    cookie with ``visitor_cookie_set``) or None for bots, which are not counted.
+    Never raises.
+    """
+    funnel_id = getattr(funnel, "pk", funnel)
+    step_id = getattr(step, "pk", step)
+    try:
+        ref, visitor = _visitor_resolve(
+            workspace=workspace,
+            funnel_id=funnel_id,
+            step_id=step_id,
+            **_request_primitives(request, workspace),
+        )
+        if ref is None:
+            return None
+        _, event = _event_line(
+            workspace_id=workspace.pk,
+            funnel_id=funnel_id,
+            step_id=step_id,
+            visitor_id=ref.public_id,
+            kind="view",
+            page_version_id=page_version_id,
+            variant_id=variant_id,
+            properties=properties,
+        )
+    except Exception:
+        logger.exception("analytics: could not record a step view")
+        return None
+    fields = {ingest.EVENT_FIELD: event}
+    if visitor is not None:
+        fields[ingest.VISITOR_FIELD] = visitor
+    if not ingest.stream_append_entry(fields):
+        ingest.lines_write_direct([event], [visitor] if visitor else ())
+    return ref
 
 
 def visitor_identify(
@@ -361,18 +454,11 @@ def visitor_identify(
     step: Any = None,
 ) -> VisitorRef | None:
     """``visitor_identify_from`` for a Django request (cookie, UA, UTM, Referer)."""
-    meta = request.META
     return visitor_identify_from(
         workspace=workspace,
         funnel_id=getattr(funnel, "pk", funnel),
         step_id=getattr(step, "pk", step),
-        cookie_value=request.COOKIES.get(visitor_cookie_name(workspace)),
-        user_agent=meta.get("HTTP_USER_AGENT", ""),
-        method=request.method or "GET",
-        headers=request.headers,
-        query=request.GET,
-        referrer=meta.get("HTTP_REFERER", ""),
-        ip=meta.get("REMOTE_ADDR"),
+        **_request_primitives(request, workspace),
     )
 
 
