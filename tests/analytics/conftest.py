@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from analytics import ingest
+from tests.worker import test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,13 +40,7 @@ def redis_down(settings):
 
 
 def _database_url() -> str:
-    conf = connection.settings_dict
-    auth = conf["USER"] or ""
-    if conf.get("PASSWORD"):
-        auth += f":{conf['PASSWORD']}"
-    host = conf["HOST"] or "127.0.0.1"
-    port = conf["PORT"] or 5432
-    return f"postgres://{auth}@{host}:{port}/{conf['NAME']}"
+    return test_database_url()
 
 
 @pytest.fixture
