@@ -121,6 +121,7 @@ class Event(models.Model):
 
 
 from .rollup_models import (  # noqa: E402  (rollups live in their own module)
+    AdSpend,
     CohortFunnelRollup,
     CohortStepRollup,
     FunnelVisitor,
@@ -130,6 +131,7 @@ from .rollup_models import (  # noqa: E402  (rollups live in their own module)
 )
 
 __all__ = [
+    "AdSpend",
     "CohortFunnelRollup",
     "CohortStepRollup",
     "DeviceClass",

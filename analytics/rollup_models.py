@@ -143,3 +143,23 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.watermark}"
+
+
+class AdSpend(models.Model):
+    """Money spent on a traffic source over a date range (for CAC and ROAS)."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+"
+    )
+    source = models.CharField(max_length=200)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    amount_minor = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date_from", "source"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.date_from}–{self.date_to}"

@@ -29,6 +29,9 @@ STATE = "events"
 MARGIN = timedelta(minutes=2)
 _DROP_SQL = "DROP TABLE IF EXISTS _touched, _daily, _funnels, _days, _ev"
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
+TRY_LOCK_SQL = (
+    "SELECT pg_try_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
+)
 
 _FACTS_SQL = """
 CREATE TEMP TABLE _funnels AS
@@ -181,9 +184,16 @@ class RollupRun:
     watermark: datetime
 
 
-def _run(where_sql: str, params: dict, *, new_watermark: datetime | None) -> RollupRun:
+def _run(
+    where_sql: str, params: dict, *, new_watermark: datetime | None, wait: bool = True
+) -> RollupRun | None:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(LOCK_SQL)
+        if wait:
+            cursor.execute(LOCK_SQL)
+        else:
+            cursor.execute(TRY_LOCK_SQL)
+            if not cursor.fetchone()[0]:
+                return None  # another run holds the lock and will do the work
         cursor.execute(_DROP_SQL)
         cursor.execute(
             "CREATE TEMP TABLE _touched AS "
@@ -224,14 +234,20 @@ def rollup_watermark() -> datetime | None:
     return state.watermark if state else None
 
 
-def rollups_update() -> RollupRun:
-    """Fold events stored since the last run into the rollups."""
+def rollups_update(*, wait: bool = True) -> RollupRun | None:
+    """Fold events stored since the last run into the rollups.
+
+    With wait=False (a dashboard catching up on the tail) return None at once when
+    another run is in progress.
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT now()")
         started = cursor.fetchone()[0]
     previous = rollup_watermark()
     since = (previous - MARGIN) if previous else datetime(1970, 1, 1, tzinfo=UTC)
-    return _run("e.inserted_at > %(since)s", {"since": since}, new_watermark=started)
+    return _run(
+        "e.inserted_at > %(since)s", {"since": since}, new_watermark=started, wait=wait
+    )
 
 
 def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
