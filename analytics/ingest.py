@@ -12,6 +12,14 @@ event id (a redelivery after a crash, or two flushes racing for the same entries
 savepoint is rolled back and the batch goes through a temporary staging table and
 ``INSERT … SELECT … ON CONFLICT DO NOTHING``. When it hits a month without a
 partition, the partitions are created and the batch retried.
+
+Why partitions (not one table with a BRIN index): retention then drops whole months
+(no vacuum debt from mass DELETEs), and time-bounded reads prune to a few months.
+Django never manages the table: the migration creates it with RunSQL, the model is
+unmanaged, and every read goes through ``analytics.selectors``.
+
+Operations: Redis must not evict the stream (``maxmemory-policy noeviction``, the
+default); entries are removed (XDEL) only after their batch is committed.
 """
 
 from __future__ import annotations
@@ -419,6 +427,7 @@ def lines_write(
 # Errors caused by the data itself. Anything else (Postgres down, …) propagates so
 # that the entries stay pending and are retried.
 BAD_DATA_ERRORS = (
+    ValueError,  # e.g. a timestamp no partition can be made for
     psycopg.errors.DataError,
     psycopg.errors.IntegrityError,
     DataError,

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +35,8 @@ COOKIE_SALT = "analytics.visitor"
 # A returning visitor's cookie is re-issued (and last_seen recorded) at most this
 # often, so that most page views cost no visitor write at all.
 COOKIE_REFRESH = timedelta(minutes=30)
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
@@ -57,6 +59,11 @@ def _event_line(
 ) -> tuple[uuid.UUID, bytes]:
     now = received_at or timezone.now()
     event_uuid = uuid.UUID(str(event_id)) if event_id else uuid.uuid4()
+    if occurred_at is not None and not (
+        EARLIEST_EVENT <= occurred_at <= now + MAX_CLOCK_SKEW
+    ):
+        # Each month needs a partition: refuse timestamps from nowhere.
+        raise ValueError(f"occurred_at {occurred_at.isoformat()} is out of range")
     line = ingest.event_line(
         event_id=event_uuid,
         workspace_id=workspace_id,
@@ -162,8 +169,8 @@ def events_flush(*, max_seconds: float = 20.0, batch_size: int = 20000) -> int:
 # ------------------------------------------------------------------ bots, devices
 _BOT_RE = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|scrap|archiver|facebookexternalhit|"
-    r"facebookcatalog|embedly|quora link preview|outbrain|pinterest|"
-    r"whatsapp|telegram|skypeuripreview|vkshare|w3c_validator|lighthouse|"
+    r"facebookcatalog|embedly|quora link preview|outbrain|"
+    r"whatsapp|telegrambot|skypeuripreview|vkshare|w3c_validator|lighthouse|"
     r"pagespeed|headlesschrome|phantomjs|python-requests|python-urllib|"
     r"aiohttp|httpx|go-http-client|java/|okhttp|curl/|wget|libwww|"
     r"apache-httpclient|node-fetch|axios/|postmanruntime|uptime|pingdom|"
