@@ -1,8 +1,9 @@
 """Tracking writes: events, visitors, retention and partitions.
 
-Pages, lead capture and orders call ``visitor_identify`` + ``event_record`` on the
-request path. Both are cheap (one pipelined Redis append, no SQL for a returning
-visitor) and never raise: when Redis is down the rows go straight to Postgres.
+Public pages call ``step_view_record`` (visitor + view event in one Redis append);
+lead capture and orders call ``visitor_identify`` / ``event_record`` and
+``visitor_link_lead``. All are cheap on the request path (no SQL at all while Redis
+is up) and never raise: when Redis is down the rows go straight to Postgres.
 """
 
 from __future__ import annotations
