@@ -8,6 +8,7 @@ is up) and never raise: when Redis is down the rows go straight to Postgres.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -241,20 +242,29 @@ def _signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=COOKIE_SALT)
 
 
+@functools.lru_cache(maxsize=20_000)
+def _cookie_verify(value: str) -> tuple[uuid.UUID, datetime] | None:
+    """Check a cookie's signature once per process (HMAC is the costly part)."""
+    signer = _signer()
+    try:
+        raw = signer.unsign(value)
+        _, _, stamp = value.rpartition(signer.sep)[0].rpartition(signer.sep)
+        issued = datetime.fromtimestamp(signing.b62_decode(stamp), tz=UTC)
+        return uuid.UUID(hex=raw), issued
+    except (signing.BadSignature, ValueError, TypeError, OverflowError):
+        return None
+
+
 def visitor_cookie_read(value: str | None) -> tuple[uuid.UUID, datetime] | None:
     """(public id, issued at) from a cookie value, None if missing/forged/expired."""
     if not value or len(value) > 200:
         return None
-    signer = _signer()
-    try:
-        raw = signer.unsign(value, max_age=COOKIE_MAX_AGE)
-        _, _, stamp = value.rpartition(signer.sep)[0].rpartition(signer.sep)
-        issued = datetime.fromtimestamp(
-            signing.b62_decode(stamp), tz=timezone.get_current_timezone()
-        )
-        return uuid.UUID(hex=raw), issued
-    except (signing.BadSignature, ValueError, TypeError):
+    verified = _cookie_verify(value)
+    if verified is None or timezone.now() - verified[1] > timedelta(
+        seconds=COOKIE_MAX_AGE
+    ):
         return None
+    return verified
 
 
 def visitor_cookie_value(public_id: uuid.UUID) -> str:
