@@ -12,6 +12,14 @@ event id (a redelivery after a crash, or two flushes racing for the same entries
 savepoint is rolled back and the batch goes through a temporary staging table and
 ``INSERT … SELECT … ON CONFLICT DO NOTHING``. When it hits a month without a
 partition, the partitions are created and the batch retried.
+
+Why partitions (not one table with a BRIN index): retention then drops whole months
+(no vacuum debt from mass DELETEs), and time-bounded reads prune to a few months.
+Django never manages the table: the migration creates it with RunSQL, the model is
+unmanaged, and every read goes through ``analytics.selectors``.
+
+Operations: Redis must not evict the stream (``maxmemory-policy noeviction``, the
+default); entries are removed (XDEL) only after their batch is committed.
 """
 
 from __future__ import annotations
@@ -419,6 +427,7 @@ def lines_write(
 # Errors caused by the data itself. Anything else (Postgres down, …) propagates so
 # that the entries stay pending and are retried.
 BAD_DATA_ERRORS = (
+    ValueError,  # e.g. a timestamp no partition can be made for
     psycopg.errors.DataError,
     psycopg.errors.IntegrityError,
     DataError,
@@ -511,12 +520,14 @@ def batch_ack(client: redis.Redis, ids: Sequence[bytes]) -> None:
 def stream_flush(
     *,
     batch_size: int = 20000,
+    batch_bytes: int = 8 << 20,
     max_seconds: float = 20.0,
     claim_idle_ms: int = 60_000,
     consumer: str | None = None,
 ) -> int:
     """Move stream entries into Postgres until the stream is drained or time is up.
 
+    Reads at most ``batch_size`` entries and about ``batch_bytes`` per batch.
     Returns the number of new events stored. Safe to run concurrently and to re-run:
     each batch is committed before it is acknowledged, and entries a crashed
     consumer left pending are claimed again after ``claim_idle_ms``.
@@ -530,7 +541,7 @@ def stream_flush(
     start = "0-0"
     while time.monotonic() < deadline:
         result = client.xautoclaim(
-            STREAM_KEY, GROUP, consumer, claim_idle_ms, start_id=start, count=batch_size
+            STREAM_KEY, GROUP, consumer, claim_idle_ms, start_id=start, count=100
         )
         start, entries = result[0], result[1]
         if entries:
@@ -542,15 +553,20 @@ def stream_flush(
         if start in (b"0-0", "0-0"):
             break
 
+    count = batch_size
     while time.monotonic() < deadline:
-        response = client.xreadgroup(
-            GROUP, consumer, {STREAM_KEY: ">"}, count=batch_size
-        )
+        response = client.xreadgroup(GROUP, consumer, {STREAM_KEY: ">"}, count=count)
         if not response or not response[0][1]:
             break
-        ids, n = batch_store(response[0][1])
+        entries = response[0][1]
+        ids, n = batch_store(entries)
         stored += n
         batch_ack(client, ids)
+        # Entries hold one event (a page view) or hundreds (a batch producer):
+        # size the next read to about ``batch_bytes`` of lines.
+        size = sum(len(v) for _, fields in entries if fields for v in fields.values())
+        per_entry = max(1, size // len(entries))
+        count = max(1, min(batch_size, batch_bytes // per_entry))
     return stored
 
 

@@ -1,19 +1,21 @@
 """Tracking writes: events, visitors, retention and partitions.
 
-Pages, lead capture and orders call ``visitor_identify`` + ``event_record`` on the
-request path. Both are cheap (one pipelined Redis append, no SQL for a returning
-visitor) and never raise: when Redis is down the rows go straight to Postgres.
+Public pages call ``step_view_record`` (visitor + view event in one Redis append);
+lead capture and orders call ``visitor_identify`` / ``event_record`` and
+``visitor_link_lead``. All are cheap on the request path (no SQL at all while Redis
+is up) and never raise: when Redis is down the rows go straight to Postgres.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +37,8 @@ COOKIE_SALT = "analytics.visitor"
 # A returning visitor's cookie is re-issued (and last_seen recorded) at most this
 # often, so that most page views cost no visitor write at all.
 COOKIE_REFRESH = timedelta(minutes=30)
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
@@ -57,6 +61,11 @@ def _event_line(
 ) -> tuple[uuid.UUID, bytes]:
     now = received_at or timezone.now()
     event_uuid = uuid.UUID(str(event_id)) if event_id else uuid.uuid4()
+    if occurred_at is not None and not (
+        EARLIEST_EVENT <= occurred_at <= now + MAX_CLOCK_SKEW
+    ):
+        # Each month needs a partition: refuse timestamps from nowhere.
+        raise ValueError(f"occurred_at {occurred_at.isoformat()} is out of range")
     line = ingest.event_line(
         event_id=event_uuid,
         workspace_id=workspace_id,
@@ -162,8 +171,8 @@ def events_flush(*, max_seconds: float = 20.0, batch_size: int = 20000) -> int:
 # ------------------------------------------------------------------ bots, devices
 _BOT_RE = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|scrap|archiver|facebookexternalhit|"
-    r"facebookcatalog|embedly|quora link preview|outbrain|pinterest|"
-    r"whatsapp|telegram|skypeuripreview|vkshare|w3c_validator|lighthouse|"
+    r"facebookcatalog|embedly|quora link preview|outbrain|"
+    r"whatsapp|telegrambot|skypeuripreview|vkshare|w3c_validator|lighthouse|"
     r"pagespeed|headlesschrome|phantomjs|python-requests|python-urllib|"
     r"aiohttp|httpx|go-http-client|java/|okhttp|curl/|wget|libwww|"
     r"apache-httpclient|node-fetch|axios/|postmanruntime|uptime|pingdom|"
@@ -233,20 +242,29 @@ def _signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=COOKIE_SALT)
 
 
+@functools.lru_cache(maxsize=20_000)
+def _cookie_verify(value: str) -> tuple[uuid.UUID, datetime] | None:
+    """Check a cookie's signature once per process (HMAC is the costly part)."""
+    signer = _signer()
+    try:
+        raw = signer.unsign(value)
+        _, _, stamp = value.rpartition(signer.sep)[0].rpartition(signer.sep)
+        issued = datetime.fromtimestamp(signing.b62_decode(stamp), tz=UTC)
+        return uuid.UUID(hex=raw), issued
+    except (signing.BadSignature, ValueError, TypeError, OverflowError):
+        return None
+
+
 def visitor_cookie_read(value: str | None) -> tuple[uuid.UUID, datetime] | None:
     """(public id, issued at) from a cookie value, None if missing/forged/expired."""
     if not value or len(value) > 200:
         return None
-    signer = _signer()
-    try:
-        raw = signer.unsign(value, max_age=COOKIE_MAX_AGE)
-        _, _, stamp = value.rpartition(signer.sep)[0].rpartition(signer.sep)
-        issued = datetime.fromtimestamp(
-            signing.b62_decode(stamp), tz=timezone.get_current_timezone()
-        )
-        return uuid.UUID(hex=raw), issued
-    except (signing.BadSignature, ValueError, TypeError):
+    verified = _cookie_verify(value)
+    if verified is None or timezone.now() - verified[1] > timedelta(
+        seconds=COOKIE_MAX_AGE
+    ):
         return None
+    return verified
 
 
 def visitor_cookie_value(public_id: uuid.UUID) -> str:

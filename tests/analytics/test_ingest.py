@@ -374,3 +374,35 @@ def test_beat_tasks_run(workspace):
         "rows_deleted": 0,
     }
     assert stored(workspace) == 2
+
+
+@pytest.mark.django_db
+def test_event_from_nowhere_in_time_is_refused(workspace):
+    """occurred_at before 2000 or days in the future is refused, not queued."""
+    for when in (
+        timezone.now() + timedelta(days=3),
+        timezone.now().replace(year=1990),
+    ):
+        assert (
+            services.event_record(
+                workspace_id=workspace.pk,
+                funnel_id=1,
+                step_id=2,
+                visitor_id=None,
+                kind="view",
+                occurred_at=when,
+            )
+            is None
+        )
+    assert ingest.redis_client().xlen(ingest.STREAM_KEY) == 0
+
+
+@pytest.mark.django_db
+def test_redis_failure_backs_off(workspace, redis_down, monkeypatch):
+    """After Redis fails once, producers skip it for a few seconds (no connect cost)."""
+    record_views(workspace, 1)
+    calls = []
+    monkeypatch.setattr(ingest, "redis_client", lambda: calls.append(1))
+    record_views(workspace, 2)
+    assert calls == []
+    assert stored(workspace) == 3

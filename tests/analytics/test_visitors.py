@@ -271,3 +271,16 @@ def test_step_view_record_with_redis_down(workspace, redis_down):
     counts = selectors.funnel_step_counts(workspace=workspace, funnel_id=5)
     assert counts[6].views == 1
     assert counts[6].unique_visitors == 1
+
+
+@pytest.mark.django_db
+def test_cookie_older_than_a_year_gets_a_new_visitor(workspace, monkeypatch):
+    """An expired (over a year old) cookie is not honoured."""
+    first = identify(workspace, rf.get("/", HTTP_USER_AGENT=CHROME))
+    later = timezone.now() + timedelta(days=366)
+    monkeypatch.setattr(services.timezone, "now", lambda: later)
+    request = rf.get("/", HTTP_USER_AGENT=CHROME)
+    request.COOKIES[services.visitor_cookie_name(workspace)] = first.cookie_value
+    again = identify(workspace, request)
+    assert again.is_new is True
+    assert again.public_id != first.public_id
