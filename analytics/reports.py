@@ -336,3 +336,27 @@ def filter_choices(*, workspace: Workspace, funnel: Funnel | None = None) -> dic
         )
         for name in ("source", "medium", "campaign")
     }
+
+
+def source_breakdown(
+    *, workspace: Workspace, funnel: Funnel, filters: ReportFilters
+) -> dict[str, dict[str, int]]:
+    """New customers (cohort buyers) and revenue per first-touch source."""
+    out: dict[str, dict[str, int]] = {}
+    for row in (
+        _filtered(CohortFunnelRollup.objects, [funnel.pk], filters)
+        .values("source")
+        .annotate(b=Sum("buyers"))
+    ):
+        out.setdefault(row["source"], {"buyers": 0, "revenue": 0})["buyers"] = (
+            row["b"] or 0
+        )
+    for row in (
+        _filtered(StepDailyRollup.objects, [funnel.pk], filters)
+        .values("source")
+        .annotate(r=Sum("revenue_minor"))
+    ):
+        out.setdefault(row["source"], {"buyers": 0, "revenue": 0})["revenue"] = (
+            row["r"] or 0
+        )
+    return out

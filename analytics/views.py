@@ -1,11 +1,339 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import csv
+import io
+from datetime import date
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from accounts.tenancy import workspace_view
+from funnels.models import Funnel
+from funnels.money import format_money, parse_money
+
+from . import charts, reports, rollups
+from .forms import PRESETS, AdSpendForm, RangeForm
+from .models import AdSpend
+
+TAIL_INLINE_LIMIT = 20_000
+
+
+def _catch_up() -> None:
+    """Fold a small not-yet-rolled-up tail in now, so numbers are exact to the last
+    event; a large tail is the worker's job (it runs every minute)."""
+    if rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
+        rollups.rollups_update(wait=False)
+
+
+def _filters(request: HttpRequest) -> tuple[RangeForm, reports.ReportFilters, list]:
+    form = RangeForm(request.GET or None)
+    if not form.is_bound:
+        form = RangeForm({"range": "30d"})
+    start, end, notes = form.resolve()
+    data = form.cleaned_data if form.is_valid() else {}
+    filters = reports.ReportFilters(
+        start,
+        end,
+        source=data.get("source") or "",
+        medium=data.get("medium") or "",
+        campaign=data.get("campaign") or "",
+    )
+    return form, filters, notes
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
 
 
 @workspace_view
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "analytics/overview.html", {})
+    _catch_up()
+    form, filters, notes = _filters(request)
+    rows = reports.workspace_overview(workspace=request.workspace, filters=filters)
+    context = {
+        "form": form,
+        "filters": filters,
+        "notes": notes,
+        "presets": PRESETS,
+        "rows": [
+            {
+                "summary": r,
+                "spark": charts.sparkline_svg(r.daily_visitors),
+                "revenue": format_money(r.revenue_minor, "USD"),
+                "epc": format_money(round(r.epc), "USD") if r.epc is not None else "—",
+            }
+            for r in rows
+        ],
+        "updated": rollups.rollup_watermark(),
+    }
+    return render(request, "analytics/overview.html", context)
+
+
+def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
+    form, filters, notes = _filters(request)
+    report = reports.funnel_report(
+        workspace=request.workspace, funnel=funnel, filters=filters
+    )
+    previous = reports.funnel_report(
+        workspace=request.workspace, funnel=funnel, filters=filters.previous()
+    )
+    bars = [
+        charts.FunnelBar(
+            s.step.name,
+            s.unique_views,
+            _pct(s.conversion_from_previous) if s.previous_unique is not None else "",
+        )
+        for s in report.steps
+    ]
+    labels = [d.strftime("%b %-d") for d in report.trend_days]
+    spend = _spend_rows(request, funnel, filters)
+    return {
+        "funnel": funnel,
+        "form": form,
+        "filters": filters,
+        "notes": notes,
+        "presets": PRESETS,
+        "report": report,
+        "previous": previous,
+        "funnel_chart": charts.funnel_svg(bars),
+        "trend_chart": charts.line_svg(
+            [
+                ("Views", report.trend["views"]),
+                ("Opt-ins", report.trend["optins"]),
+                ("Orders", report.trend["orders"]),
+            ],
+            labels,
+        ),
+        "sources_chart": charts.hbar_svg(report.sources),
+        "choices": reports.filter_choices(workspace=request.workspace, funnel=funnel),
+        "spend": spend,
+        "updated": rollups.rollup_watermark(),
+        "pct": _pct,
+        "currency": "USD",
+    }
+
+
+def _spend_rows(request: HttpRequest, funnel: Funnel, filters) -> list[dict]:
+    rows = []
+    spends = AdSpend.objects.filter(
+        workspace=request.workspace,
+        date_to__gte=filters.date_from,
+        date_from__lte=filters.date_to,
+    )
+    totals: dict[str, int] = {}
+    for s in spends:
+        totals[s.source] = totals.get(s.source, 0) + s.amount_minor
+    if not totals:
+        return rows
+    by_source = reports.source_breakdown(
+        workspace=request.workspace, funnel=funnel, filters=filters
+    )
+    for source, spent in sorted(totals.items()):
+        stats = by_source.get(source, {"buyers": 0, "revenue": 0})
+        rows.append(
+            {
+                "source": source,
+                "spend": spent,
+                "buyers": stats["buyers"],
+                "revenue": stats["revenue"],
+                "cac": spent / stats["buyers"] if stats["buyers"] else None,
+                "roas": stats["revenue"] / spent if spent else None,
+            }
+        )
+    return rows
+
+
+def _funnel_or_404(request: HttpRequest, pk: int) -> Funnel:
+    funnel = Funnel.objects.filter(workspace=request.workspace, pk=pk).first()
+    if funnel is None:
+        raise Http404("No such funnel")
+    return funnel
+
+
+@workspace_view
+def funnel_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    funnel = _funnel_or_404(request, pk)
+    _catch_up()
+    context = _funnel_context(request, funnel)
+    template = "analytics/funnel_dashboard.html"
+    if request.htmx and request.htmx.target == "dashboard-live":
+        template += "#dashboard-live"
+    return render(request, template, context)
+
+
+@workspace_view
+def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
+    funnel = _funnel_or_404(request, pk)
+    context = _funnel_context(request, funnel)
+    report = context["report"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if table == "steps":
+        writer.writerow(
+            [
+                "Step",
+                "Kind",
+                "All views",
+                "Unique views",
+                "Conversion from previous",
+                "Drop-off",
+                "Drop-off %",
+                "Opt-ins",
+                "Opt-in rate",
+                "Orders",
+                "Sales rate",
+                "Revenue (minor units)",
+                "Earnings per view (minor)",
+            ]
+        )
+        for s in report.steps:
+            writer.writerow(
+                [
+                    s.step.name,
+                    s.step.kind,
+                    s.all_views,
+                    s.unique_views,
+                    _ratio_csv(s.conversion_from_previous),
+                    s.drop_off_count or "",
+                    _ratio_csv(s.drop_off_rate),
+                    s.optins,
+                    _ratio_csv(s.optin_rate),
+                    s.orders,
+                    _ratio_csv(s.sales_rate),
+                    s.revenue_minor,
+                    _ratio_csv(s.earnings_per_view),
+                ]
+            )
+    elif table == "trend":
+        writer.writerow(["Day", "Views", "Opt-ins", "Orders", "Revenue (minor units)"])
+        for i, day in enumerate(report.trend_days):
+            writer.writerow(
+                [
+                    day.isoformat(),
+                    report.trend["views"][i],
+                    report.trend["optins"][i],
+                    report.trend["orders"][i],
+                    report.trend["revenue"][i],
+                ]
+            )
+    elif table == "sources":
+        writer.writerow(["Source", "Visitors"])
+        writer.writerows(report.sources)
+    elif table == "spend":
+        writer.writerow(["Source", "Spend", "New customers", "Revenue", "CAC", "ROAS"])
+        for r in context["spend"]:
+            writer.writerow(
+                [
+                    r["source"],
+                    r["spend"],
+                    r["buyers"],
+                    r["revenue"],
+                    "" if r["cac"] is None else round(r["cac"]),
+                    "" if r["roas"] is None else f"{r['roas']:.2f}",
+                ]
+            )
+    else:
+        raise Http404("No such table")
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    name = f"{funnel.slug}-{table}-{filters_stamp(context['filters'])}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _ratio_csv(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def filters_stamp(filters) -> str:
+    return f"{filters.date_from:%Y%m%d}-{filters.date_to:%Y%m%d}"
+
+
+@workspace_view
+def ad_spend(request: HttpRequest) -> HttpResponse:
+    form = AdSpendForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        upload = request.FILES.get("csv_file")
+        if upload is not None:
+            try:
+                count = _import_spend_csv(request, upload)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, f"Imported {count} ad spend rows.")
+                return redirect("analytics:ad_spend")
+        elif form.is_valid():
+            d = form.cleaned_data
+            try:
+                amount = parse_money(d["amount"], d["currency"])
+            except ValueError as exc:
+                form.add_error("amount", str(exc))
+            else:
+                AdSpend.objects.create(
+                    workspace=request.workspace,
+                    source=d["source"].strip(),
+                    date_from=d["date_from"],
+                    date_to=d["date_to"],
+                    amount_minor=amount,
+                    currency=d["currency"].upper()[:3],
+                )
+                messages.success(request, "Ad spend added.")
+                return redirect("analytics:ad_spend")
+    rows = AdSpend.objects.filter(workspace=request.workspace)[:200]
+    return render(
+        request,
+        "analytics/ad_spend.html",
+        {"form": form, "rows": rows, "fmt": format_money},
+        status=422 if form.errors else 200,
+    )
+
+
+def _import_spend_csv(request: HttpRequest, upload) -> int:
+    """CSV with columns source,date_from,date_to,amount[,currency]: all or nothing."""
+    if upload.size > 2 * 1024 * 1024:
+        raise ValidationError("The file is larger than 2 MB.")
+    try:
+        text = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError("The file is not UTF-8 text.") from None
+    rows = []
+    for n, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            start = date.fromisoformat((row.get("date_from") or "").strip())
+            end = date.fromisoformat((row.get("date_to") or "").strip())
+            currency = (row.get("currency") or "USD").strip().upper()[:3]
+            amount = parse_money(row.get("amount") or "", currency)
+            source = (row.get("source") or "").strip()
+        except (ValueError, AttributeError) as exc:
+            raise ValidationError(f"Line {n}: {exc}") from None
+        if not source or start > end:
+            raise ValidationError(f"Line {n}: needs a source and from ≤ to.")
+        rows.append(
+            AdSpend(
+                workspace=request.workspace,
+                source=source,
+                date_from=start,
+                date_to=end,
+                amount_minor=amount,
+                currency=currency,
+            )
+        )
+    if not rows:
+        raise ValidationError(
+            "No rows found. Columns: source,date_from,date_to,amount,currency"
+        )
+    with transaction.atomic():
+        AdSpend.objects.bulk_create(rows)
+    return len(rows)
+
+
+@workspace_view
+@require_POST
+def ad_spend_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(AdSpend, pk=pk, workspace=request.workspace)
+    row.delete()
+    messages.success(request, "Ad spend removed.")
+    return redirect("analytics:ad_spend")

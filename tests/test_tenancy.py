@@ -81,6 +81,29 @@ def _order(ws: Workspace) -> dict:
     return {"pk": order.pk}
 
 
+def _funnel(ws: Workspace) -> dict:
+    from tests.factories import FunnelFactory
+
+    return {"pk": FunnelFactory(workspace=ws).pk}
+
+
+def _funnel_table(ws: Workspace) -> dict:
+    return {**_funnel(ws), "table": "steps"}
+
+
+def _ad_spend(ws: Workspace) -> dict:
+    from analytics.models import AdSpend
+
+    row = AdSpend.objects.create(
+        workspace=ws,
+        source="fb",
+        date_from="2026-01-01",
+        date_to="2026-01-31",
+        amount_minor=100,
+    )
+    return {"pk": row.pk}
+
+
 def _membership(ws: Workspace) -> dict:
     from tests.factories import MembershipFactory
 
@@ -99,6 +122,10 @@ def _invitation(ws: Workspace) -> dict:
 SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "funnels:list": None,
     "analytics:overview": None,
+    "analytics:funnel": _funnel,
+    "analytics:funnel_export": _funnel_table,
+    "analytics:ad_spend": None,
+    "analytics:ad_spend_delete": _ad_spend,
     "accounts:settings": None,
     "accounts:members": None,
     "accounts:member_role": _membership,

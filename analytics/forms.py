@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django import forms
+from django.utils import timezone
+
+PRESETS = [
+    ("today", "Today"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("90d", "Last 90 days"),
+    ("custom", "Custom"),
+]
+MAX_DAYS = 366 * 3
+
+
+class RangeForm(forms.Form):
+    range = forms.ChoiceField(choices=PRESETS, required=False)
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+    source = forms.CharField(required=False, max_length=200)
+    medium = forms.CharField(required=False, max_length=200)
+    campaign = forms.CharField(required=False, max_length=200)
+
+    def resolve(self, today: date | None = None) -> tuple[date, date, list[str]]:
+        """The period to show, and notes when the input had to be corrected."""
+        today = today or timezone.localdate()
+        notes: list[str] = []
+        data = self.cleaned_data if self.is_valid() else {}
+        if not self.is_valid():
+            notes.append("Some dates were not valid, so the last 30 days are shown.")
+        preset = data.get("range") or ("custom" if data.get("date_from") else "30d")
+        if preset != "custom":
+            days = {"today": 1, "7d": 7, "30d": 30, "90d": 90}[preset]
+            return today - timedelta(days=days - 1), today, notes
+        start = data.get("date_from") or today - timedelta(days=29)
+        end = data.get("date_to") or today
+        if start > end:
+            start, end = end, start
+            notes.append("The start date was after the end date; they were swapped.")
+        if (end - start).days + 1 > MAX_DAYS:
+            start = end - timedelta(days=MAX_DAYS - 1)
+            notes.append("Ranges are limited to three years; the start was moved.")
+        if start < date(2000, 1, 1):
+            start = date(2000, 1, 1)
+            notes.append("Dates before 2000 hold no data; the start was moved.")
+        return start, end, notes
+
+
+class AdSpendForm(forms.Form):
+    source = forms.CharField(max_length=200, help_text="The utm_source, e.g. facebook")
+    date_from = forms.DateField(label="From")
+    date_to = forms.DateField(label="To")
+    amount = forms.CharField(max_length=20, help_text="e.g. 250 or 250.00")
+    currency = forms.CharField(max_length=3, initial="USD")
+    csv_file = forms.FileField(required=False, label="…or upload a CSV")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from funnels.money import format_money
+
+register = template.Library()
+
+
+@register.filter
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+@register.filter
+def num(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+@register.simple_tag
+def cents(value: float | None, currency: str = "USD") -> str:
+    return "—" if value is None else format_money(round(value), currency)
+
+
+@register.simple_tag
+def delta(current: float | None, previous: float | None) -> str:
+    """A small ▲/▼ badge comparing with the previous period."""
+    if current is None or previous is None:
+        return ""
+    if previous == 0:
+        return mark_safe('<span class="delta up">new</span>') if current else ""
+    change = (current - previous) / previous
+    if abs(change) < 0.0005:
+        return mark_safe('<span class="delta flat">±0 %</span>')
+    cls, arrow = ("up", "▲") if change > 0 else ("down", "▼")
+    return format_html(
+        '<span class="delta {}">{} {:.1f} %</span>', cls, arrow, abs(change) * 100
+    )

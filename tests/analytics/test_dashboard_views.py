@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from analytics import ingest
+from analytics.models import AdSpend, Visitor
+from tests.factories import FunnelFactory, StepFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tracked_funnel(workspace):
+    """Three visitors today: all view opt-in, two opt in, one buys for $27."""
+    ingest.partitions_forget()
+    funnel = FunnelFactory(workspace=workspace, name="Guide funnel")
+    optin = StepFactory(funnel=funnel, name="Get the guide", kind="optin", position=0)
+    order = StepFactory(funnel=funnel, name="Order", kind="order", position=1)
+    now = timezone.now() - timedelta(minutes=5)
+    lines = []
+    for i in range(3):
+        v = uuid.uuid4()
+        Visitor.objects.create(
+            workspace=workspace, public_id=v, utm_source="facebook" if i else ""
+        )
+        kinds = [(optin, "view")]
+        if i:
+            kinds += [(optin, "optin"), (order, "view")]
+        if i == 2:
+            kinds += [(order, "order")]
+        for step, kind in kinds:
+            lines.append(
+                ingest.event_line(
+                    event_id=uuid.uuid4(),
+                    workspace_id=workspace.pk,
+                    funnel_id=funnel.pk,
+                    step_id=step.pk,
+                    visitor_id=v,
+                    kind=kind,
+                    page_version_id=None,
+                    variant_id=None,
+                    amount_minor=2700 if kind == "order" else None,
+                    currency="USD",
+                    properties=None,
+                    occurred_at=now,
+                    received_at=now,
+                )
+            )
+    ingest.lines_write(lines, [])
+    return funnel
+
+
+def test_dashboard_shows_exact_numbers(owner_client, tracked_funnel):
+    """The dashboard folds the fresh tail in and shows the exact per-step numbers."""
+    response = owner_client.get(reverse("analytics:funnel", args=[tracked_funnel.pk]))
+    assert response.status_code == 200
+    steps = response.context["report"].steps
+    assert [(s.unique_views, s.optins, s.orders) for s in steps] == [
+        (3, 2, 0),
+        (2, 0, 1),
+    ]
+    totals = response.context["report"].totals
+    assert (totals.entered, totals.revenue_minor) == (3, 2700)
+    assert totals.overall_conversion == pytest.approx(1 / 3)
+    body = response.content.decode()
+    assert "33.3 %" in body and "$27.00" in body and "<svg" in body
+
+
+def test_dashboard_fragment_and_filters(owner_client, tracked_funnel):
+    url = reverse("analytics:funnel", args=[tracked_funnel.pk])
+    fragment = owner_client.get(
+        url,
+        {"source": "facebook"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="dashboard-live",
+    )
+    body = fragment.content.decode()
+    assert body.lstrip().startswith('<div id="dashboard-live"') and "<html" not in body
+    assert "<span>Visitors</span><strong>2</strong>" in body
+    reversed_range = owner_client.get(
+        url, {"range": "custom", "date_from": "2026-05-10", "date_to": "2026-05-01"}
+    )
+    assert "they were swapped" in reversed_range.content.decode()
+
+
+def test_overview_and_csv(owner_client, tracked_funnel, workspace):
+    page = owner_client.get(reverse("analytics:overview")).content.decode()
+    assert "Guide funnel" in page and "$27.00" in page
+    csv = owner_client.get(
+        reverse("analytics:funnel_export", args=[tracked_funnel.pk, "steps"])
+    ).content.decode()
+    assert csv.splitlines()[1].startswith("Get the guide,optin,3,3,")
+    AdSpend.objects.create(
+        workspace=workspace,
+        source="facebook",
+        date_from=timezone.localdate() - timedelta(days=3),
+        date_to=timezone.localdate(),
+        amount_minor=1000,
+    )
+    response = owner_client.get(reverse("analytics:funnel", args=[tracked_funnel.pk]))
+    spend = response.context["spend"]
+    assert spend == [
+        {
+            "source": "facebook",
+            "spend": 1000,
+            "buyers": 1,
+            "revenue": 2700,
+            "cac": 1000.0,
+            "roas": 2.7,
+        }
+    ]
+
+
+def test_stranger_cannot_see_funnel_dashboard(client, stranger, tracked_funnel):
+    client.force_login(stranger)
+    url = reverse("analytics:funnel", args=[tracked_funnel.pk])
+    assert client.get(url).status_code == 404
+
+
+def test_ad_spend_csv_upload(owner_client, workspace):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    good = SimpleUploadedFile(
+        "s.csv",
+        b"source,date_from,date_to,amount,currency\nfb,2026-01-01,2026-01-31,250,USD\n",
+    )
+    owner_client.post(reverse("analytics:ad_spend"), {"csv_file": good})
+    assert AdSpend.objects.get().amount_minor == 25000
+    bad = SimpleUploadedFile("s.csv", b"source,date_from,date_to,amount\nfb,x,y,1\n")
+    response = owner_client.post(
+        reverse("analytics:ad_spend"), {"csv_file": bad}, follow=True
+    )
+    assert "Line 2:" in response.content.decode()
+    assert AdSpend.objects.count() == 1
