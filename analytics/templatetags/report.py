@@ -36,5 +36,5 @@ def delta(current: float | None, previous: float | None) -> str:
         return mark_safe('<span class="delta flat">±0 %</span>')
     cls, arrow = ("up", "▲") if change > 0 else ("down", "▼")
     return format_html(
-        '<span class="delta {}">{} {:.1f} %</span>', cls, arrow, abs(change) * 100
+        '<span class="delta {}">{} {} %</span>', cls, arrow, f"{abs(change) * 100:.1f}"
     )

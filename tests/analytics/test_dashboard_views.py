@@ -137,3 +137,11 @@ def test_ad_spend_csv_upload(owner_client, workspace):
     )
     assert "Line 2:" in response.content.decode()
     assert AdSpend.objects.count() == 1
+
+
+def test_delta_badge():
+    from analytics.templatetags.report import delta
+
+    assert delta(120, 100) == '<span class="delta up">▲ 20.0 %</span>'
+    assert delta(0.5, 1.0) == '<span class="delta down">▼ 50.0 %</span>'
+    assert delta(None, 1) == ""
