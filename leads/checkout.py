@@ -162,6 +162,7 @@ def _payment_settle(*, payment: Payment, result: ChargeResult | None) -> Payment
     if result.succeeded:
         payment.status = PaymentStatus.SUCCEEDED
         payment.items.update(status=ItemStatus.PAID)
+        _record_sale_events(order, payment)
         first_payment = order.paid_minor == 0
         order.paid_minor += payment.amount_minor
         order.status = OrderStatus.PAID
@@ -190,6 +191,43 @@ def _payment_settle(*, payment: Payment, result: ChargeResult | None) -> Payment
             order.save(update_fields=["status", "failure_message"])
     payment.save()
     return payment
+
+
+_ITEM_EVENT = {
+    ItemKind.MAIN: "order",
+    ItemKind.BUMP: "bump",
+    ItemKind.UPSELL: "upsell_accept",
+    ItemKind.DOWNSELL: "upsell_accept",
+}
+
+
+def _record_sale_events(order: Order, payment: Payment) -> None:
+    """One analytics event per item sold, with its amount, after the commit."""
+    for item in payment.items.all():
+        services.record_event_on_commit(
+            workspace_id=order.workspace_id,
+            funnel_id=order.funnel_id,
+            step_id=item.step_id,
+            visitor_id=order.visitor_id,
+            kind=_ITEM_EVENT[item.kind],
+            amount_minor=item.amount_minor,
+            currency=order.currency,
+            event_id=services.event_id_for(f"item:{item.pk}"),
+            properties={"order": str(order.public_id), "product": item.product_id},
+        )
+
+
+def upsell_decline(*, order: Order | None, step: Step, visitor_id=None) -> None:
+    """Record that the visitor said no to this upsell (once per order and step)."""
+    key = f"decline:{order.public_id if order else visitor_id}:{step.pk}"
+    services.record_event_on_commit(
+        workspace_id=step.workspace_id,
+        funnel_id=step.funnel_id,
+        step_id=step.pk,
+        visitor_id=order.visitor_id if order else visitor_id,
+        kind="upsell_decline",
+        event_id=services.event_id_for(key),
+    )
 
 
 def order_checkout(
@@ -394,6 +432,16 @@ def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Pa
             payment.message = f"Refund {result.reference}"
             payment.save()
             if payment.status == PaymentStatus.SUCCEEDED:
+                services.record_event_on_commit(
+                    workspace_id=order.workspace_id,
+                    funnel_id=order.funnel_id,
+                    step_id=order.step_id,
+                    visitor_id=order.visitor_id,
+                    kind="refund",
+                    amount_minor=part,
+                    currency=order.currency,
+                    event_id=services.event_id_for(f"refund:{payment.pk}"),
+                )
                 order.refunded_minor += part
                 order.status = (
                     OrderStatus.REFUNDED

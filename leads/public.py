@@ -7,14 +7,17 @@ upsells need is SameSite=Lax, so another site cannot make a visitor's browser bu
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from analytics import services as analytics
 from funnels.models import Step
 from funnels.public_forms import FORM_TOKEN_FIELD
 
@@ -36,7 +39,7 @@ def _client_ip(request: HttpRequest) -> str | None:
 
 def _published_step(funnel_slug: str, step_slug: str) -> Step | None:
     return (
-        Step.objects.select_related("funnel")
+        Step.objects.select_related("funnel", "workspace")
         .filter(
             funnel__slug=funnel_slug,
             funnel__published_at__isnull=False,
@@ -102,10 +105,25 @@ def _read_post(request: HttpRequest) -> dict | HttpResponse:
 
 
 def _touch(request: HttpRequest) -> dict[str, str]:
+    """This visit's touch: the UTM parameters of the page the form was posted from."""
+    page = request.headers.get("Referer", "")[:2000]
+    query = QueryDict(urlsplit(page).query)
     return {
-        key: request.GET.get(f"utm_{key}", "")
+        key: query.get(f"utm_{key}", "")[:200]
         for key in ("source", "medium", "campaign", "content", "term")
-    } | {"referrer": request.headers.get("Referer", "")[:500]}
+    } | {"referrer": page[:500]}
+
+
+def _visitor(request: HttpRequest, step: Step) -> analytics.VisitorRef | None:
+    return analytics.visitor_identify(
+        request=request, workspace=step.workspace, funnel=step.funnel, step=step
+    )
+
+
+def _with_cookie(
+    response: HttpResponse, step: Step, ref: analytics.VisitorRef | None
+) -> HttpResponse:
+    return analytics.visitor_cookie_set(response, workspace=step.workspace, visitor=ref)
 
 
 @csrf_exempt
@@ -123,11 +141,15 @@ def optin_submit(
         nonce = _guard(request, step, data)
     except spam.SpamError as exc:
         return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
+    ref = _visitor(request, step)
     try:
         services.lead_capture(
             step=step,
             data=data,
             nonce=nonce,
+            visitor_id=ref.public_id if ref else None,
+            touch=_touch(request),
+            first_touch=ref.first_touch if ref else None,
             consent_text=(data.get("consent_text") or "")[:1000],
             ip_address=_client_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
@@ -136,7 +158,7 @@ def optin_submit(
         errors = exc.message_dict
         errors["form"] = errors.pop("__all__", [])
         return _error_page(request, step, errors, data, 422)
-    return HttpResponseRedirect(next_url(step))
+    return _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
 
 
 @csrf_exempt
@@ -154,6 +176,7 @@ def order_submit(
         nonce = _guard(request, step, data)
     except spam.SpamError as exc:
         return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
+    ref = _visitor(request, step)
     try:
         result = checkout.order_checkout(
             step=step,
@@ -161,6 +184,8 @@ def order_submit(
             payment_token=data.get("card", ""),
             with_bump=data.get("bump") in {"on", "1", "yes", "true"},
             nonce=nonce,
+            visitor_id=ref.public_id if ref else None,
+            touch=_touch(request),
             ip_address=_client_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
         )
@@ -176,7 +201,7 @@ def order_submit(
         return _error_page(
             request, step, {"form": [result.message or "Payment failed."]}, data, 402
         )
-    response = HttpResponseRedirect(next_url(step))
+    response = _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
     response.set_cookie(
         ORDER_COOKIE,
         signing.dumps(str(result.order.public_id), salt=ORDER_COOKIE_SALT),
@@ -215,9 +240,13 @@ def upsell_respond(
     data = _read_post(request)
     if isinstance(data, HttpResponse):
         return data
-    if answer == "decline":
-        return HttpResponseRedirect(next_url(step, "decline"))
     order = _visitor_order(request, step)
+    if answer == "decline":
+        ref = None if order else _visitor(request, step)
+        checkout.upsell_decline(
+            order=order, step=step, visitor_id=ref.public_id if ref else None
+        )
+        return HttpResponseRedirect(next_url(step, "decline"))
     if order is None:
         return _error_page(
             request,

@@ -14,6 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Workspace
+from analytics import selectors as analytics_selectors
+from analytics import services as analytics_services
 from funnels.models import Step
 
 from .models import (
@@ -30,6 +32,17 @@ MAX_CUSTOM_FIELDS = 20
 MAX_CUSTOM_LENGTH = 1000
 PHONE_RE = re.compile(r"^[0-9+()./\- ]{4,40}$")
 TOUCH_KEYS = ("source", "medium", "campaign", "content", "term", "referrer")
+EVENT_NAMESPACE = uuid.UUID("6f1f5a1e-2b7e-4d0e-9a57-0c1f2d3e4f50")
+
+
+def event_id_for(key: str) -> uuid.UUID:
+    """A stable event id per business fact, so recording it twice counts once."""
+    return uuid.uuid5(EVENT_NAMESPACE, key)
+
+
+def record_event_on_commit(**event: object) -> None:
+    """Record an analytics event once the surrounding transaction has committed."""
+    transaction.on_commit(lambda: analytics_services.event_record(**event))
 
 
 @dataclass(frozen=True)
@@ -121,11 +134,17 @@ def lead_capture(
     lead, created = _lead_get_or_create(
         workspace_id=workspace_id, email=cleaned["email"], step=step, now=now
     )
-    if created and first_touch:
-        lead.first_source = (first_touch.get("source") or "")[:120]
-        lead.first_medium = (first_touch.get("medium") or "")[:120]
-        lead.first_campaign = (first_touch.get("campaign") or "")[:200]
-        lead.first_referrer = (first_touch.get("referrer") or "")[:500]
+    workspace = step.workspace
+    if workspace.drop_ip_addresses:
+        ip_address = None
+    if created:
+        carried = first_touch or {}
+        has_utm = any(carried.get(f"utm_{k}") or carried.get(k) for k in TOUCH_KEYS[:5])
+        first_touch = _first_touch(workspace, visitor_id, carried if has_utm else touch)
+        lead.first_source = first_touch["source"][:120]
+        lead.first_medium = first_touch["medium"][:120]
+        lead.first_campaign = first_touch["campaign"][:200]
+        lead.first_referrer = first_touch["referrer"][:500]
     for key in ("first_name", "last_name", "phone"):
         if cleaned[key]:
             setattr(lead, key, cleaned[key])
@@ -170,6 +189,20 @@ def lead_capture(
         form_token=nonce,
         created_at=now,
     )
+    if visitor_id:
+        analytics_services.visitor_link_lead(
+            workspace=workspace, public_id=visitor_id, lead_id=lead.pk
+        )
+    record_event_on_commit(
+        workspace_id=workspace_id,
+        funnel_id=step.funnel_id,
+        step_id=step.pk,
+        visitor_id=visitor_id,
+        kind="optin",
+        variant_id=variant_id,
+        event_id=event_id_for(f"optin:{submission.pk}"),
+        properties={"lead": str(lead.public_id)},
+    )
     event = WebhookEvent.LEAD_CREATED if created else WebhookEvent.LEAD_UPDATED
     webhooks_dispatch(
         workspace_id=workspace_id, event=event, payload=lead_payload(lead)
@@ -180,6 +213,29 @@ def lead_capture(
 
         follow_up_send_task.delay_on_commit(follow_up.pk, lead.pk)
     return CaptureResult(lead, submission, created, False)
+
+
+def _first_touch(
+    workspace: Workspace, visitor_id: uuid.UUID | None, fallback: Mapping[str, str]
+) -> dict[str, str]:
+    """A new lead's first touch: its visitor's, else what this request carried."""
+    visitor = (
+        analytics_selectors.visitor_get(workspace=workspace, public_id=visitor_id)
+        if visitor_id
+        else None
+    )
+    if visitor is not None and (visitor.utm_source or visitor.referrer):
+        return {
+            "source": visitor.utm_source,
+            "medium": visitor.utm_medium,
+            "campaign": visitor.utm_campaign,
+            "referrer": visitor.referrer,
+        }
+    fallback = fallback or {}
+    return {
+        key: (fallback.get(key) or fallback.get(f"utm_{key}") or "")
+        for key in ("source", "medium", "campaign", "referrer")
+    }
 
 
 def _lead_get_or_create(

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from accounts.forms import add_service_errors
 from accounts.models import Role
 from accounts.tenancy import workspace_view
+from analytics import selectors as analytics_selectors
 from funnels.models import Funnel, Step
 
 from . import selectors, services
@@ -135,11 +136,21 @@ def _lead_or_404(request: HttpRequest, pk: int) -> Lead:
 @workspace_view
 def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
     lead = _lead_or_404(request, pk)
+    journey = analytics_selectors.lead_journey(
+        workspace=request.workspace, lead_id=lead.pk, limit=500
+    )
+    steps = {
+        s.pk: s
+        for s in Step.objects.filter(
+            workspace=request.workspace, pk__in={e.step_id for e in journey}
+        ).select_related("funnel")
+    }
     return render(
         request,
         "leads/lead_detail.html",
         {
             "lead": lead,
+            "journey": [(event, steps.get(event.step_id)) for event in journey],
             "submissions": selectors.lead_submissions(lead=lead),
             "orders": selectors.orders_for_lead(lead=lead),
         },
