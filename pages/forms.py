@@ -7,6 +7,9 @@ from .sanitize import clean_text
 
 
 class PageSettingsForm(forms.ModelForm):
+    social_image = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    favicon = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
     class Meta:
         model = Page
         fields = [
