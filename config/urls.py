@@ -14,9 +14,13 @@ urlpatterns = [
     path("", include("funnels.product_urls")),
     path("", include("leads.urls")),
     path("", include("analytics.urls")),
+    path("", include("pages.urls")),
 ]
 
 if settings.DEBUG:
     from django.conf.urls.static import static
 
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# Published funnels at /<funnel-slug>/...: last, so app URLs always win.
+urlpatterns += [path("", include("pages.public"))]

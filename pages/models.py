@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Workspace
+from funnels.models import Funnel, Step
+
+
+def empty_document() -> dict:
+    return {"sections": []}
+
+
+class Page(models.Model):
+    """One variant of a step's page: a draft document plus page-level settings."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="pages")
+    name = models.CharField(max_length=80, default="Variant A")
+    weight = models.PositiveSmallIntegerField(default=100)
+    document = models.JSONField(default=empty_document)
+    # Bumped on every edit; an edit based on an older revision is refused.
+    draft_revision = models.PositiveIntegerField(default=0)
+    # Position in the undo history (PageRevision.number of the current draft).
+    history_pointer = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=160, blank=True)
+    meta_description = models.CharField(max_length=300, blank=True)
+    social_image = models.URLField(max_length=500, blank=True)
+    noindex = models.BooleanField(default=False)
+    favicon = models.URLField(max_length=500, blank=True)
+    head_code = models.TextField(blank=True)
+    footer_code = models.TextField(blank=True)
+    published_version = models.ForeignKey(
+        "PageVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.step} · {self.name}"
+
+
+class PageRevision(models.Model):
+    """One entry of a page's undo/redo history: the draft after an edit."""
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    label = models.CharField(max_length=80, blank=True)
+    document = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["page", "number"], name="page_revision_number_unique"
+            )
+        ]
+
+
+class PageVersion(models.Model):
+    """An immutable published snapshot: the document and its HTML rendered once."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    document = models.JSONField()
+    html = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["page", "number"], name="page_version_number_unique"
+            )
+        ]
+
+
+class ButtonStyle(models.TextChoices):
+    ROUNDED = "rounded", "Rounded"
+    PILL = "pill", "Pill"
+    SQUARE = "square", "Square"
+
+
+FONT_STACKS = {
+    "system": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+    "serif": "Georgia, 'Times New Roman', serif",
+    "humanist": "'Trebuchet MS', 'Lucida Grande', 'Segoe UI', sans-serif",
+    "mono": "ui-monospace, 'SF Mono', Menlo, Consolas, monospace",
+}
+FONT_CHOICES = [
+    ("system", "Modern sans-serif"),
+    ("serif", "Classic serif"),
+    ("humanist", "Friendly humanist"),
+    ("mono", "Monospace"),
+]
+
+
+class FunnelTheme(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    funnel = models.OneToOneField(Funnel, on_delete=models.CASCADE, related_name="theme")
+    primary_color = models.CharField(max_length=7, default="#4f46e5")
+    accent_color = models.CharField(max_length=7, default="#f59e0b")
+    text_color = models.CharField(max_length=7, default="#1f2937")
+    background_color = models.CharField(max_length=7, default="#ffffff")
+    font_family = models.CharField(max_length=40, default="system", choices=FONT_CHOICES)
+    button_style = models.CharField(
+        max_length=10, choices=ButtonStyle.choices, default=ButtonStyle.ROUNDED
+    )
+    button_radius = models.PositiveSmallIntegerField(default=8)
+
+    @property
+    def font_stack(self) -> str:
+        return FONT_STACKS.get(self.font_family, FONT_STACKS["system"])
+
+    @property
+    def radius_px(self) -> int:
+        if self.button_style == ButtonStyle.PILL:
+            return 999
+        if self.button_style == ButtonStyle.SQUARE:
+            return 0
+        return self.button_radius
+
+
+class ImageAsset(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    original = models.FileField(upload_to="images/%Y/%m/", max_length=300)
+    # {"480": "images/..-480.webp", ...}; only widths smaller than the original.
+    variants = models.JSONField(default=dict)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    alt_text = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def url(self) -> str:
+        if self.variants:
+            widest = max(self.variants, key=int)
+            return default_storage.url(self.variants[widest])
+        return self.original.url
+
+    @property
+    def srcset(self) -> str:
+        return ", ".join(
+            f"{default_storage.url(path)} {width}w"
+            for width, path in sorted(self.variants.items(), key=lambda kv: int(kv[0]))
+        )

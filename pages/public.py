@@ -1,0 +1,31 @@
+"""Anonymous serving of published pages: /<funnel-slug>/ and /<funnel-slug>/<step-slug>/.
+
+Serving never renders: the HTML was rendered once at publish time. No session is
+touched, so no cookie is set. Unknown or unpublished → 404.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from . import selectors
+
+
+@require_GET
+def serve(request: HttpRequest, funnel_slug: str, step_slug: str | None = None) -> HttpResponse:
+    version = selectors.published_page(funnel_slug=funnel_slug, step_slug=step_slug)
+    if version is None:
+        raise Http404("No published page here.")
+    response = HttpResponse(version.html)
+    response["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+app_name = "public"
+
+urlpatterns = [
+    path("<slug:funnel_slug>/", serve, name="funnel"),
+    path("<slug:funnel_slug>/<slug:step_slug>/", serve, name="step"),
+]

@@ -1,0 +1,142 @@
+"""Render page documents to HTML: the editor canvas and the published page share
+the same block templates."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from django.template.loader import get_template, render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from . import blocks
+from .documents import Doc, Node
+
+
+@dataclass
+class RenderContext:
+    editor: bool = False
+    next_url: str = "#"
+    form_action: str = "#"
+    step_urls: dict[str, str] = field(default_factory=dict)
+    images: dict[int, Any] = field(default_factory=dict)
+    page: Any = None
+    selected_id: str | None = None
+    request: Any = None
+
+
+SECTION_BACKGROUNDS = [
+    ("white", "White"), ("light", "Light"), ("dark", "Dark"), ("primary", "Brand colour"),
+]
+SECTION_WIDTHS = [("sm", "Narrow"), ("md", "Medium"), ("lg", "Wide")]
+
+
+def video_embed(url: str) -> dict[str, str]:
+    """YouTube/Vimeo/MP4 URL → what the click-to-load player needs."""
+    url = (url or "").strip()
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower().removeprefix("www.").removeprefix("m.")
+    if host in ("youtube.com", "youtube-nocookie.com"):
+        vid = parse_qs(parsed.query).get("v", [""])[0]
+        if not vid and parsed.path.startswith(("/embed/", "/shorts/")):
+            vid = parsed.path.split("/")[2]
+        host = "youtu.be" if vid else host
+        parsed_id = vid
+    elif host == "youtu.be":
+        parsed_id = parsed.path.strip("/").split("/")[0]
+    else:
+        parsed_id = ""
+    if host == "youtu.be" and re.fullmatch(r"[\w-]{6,20}", parsed_id or ""):
+        return {
+            "kind": "youtube",
+            "embed": f"https://www.youtube-nocookie.com/embed/{parsed_id}?autoplay=1",
+            "poster": f"https://i.ytimg.com/vi/{parsed_id}/hqdefault.jpg",
+        }
+    if host == "vimeo.com" or host == "player.vimeo.com":
+        m = re.search(r"(\d{5,})", parsed.path)
+        if m:
+            return {
+                "kind": "vimeo",
+                "embed": f"https://player.vimeo.com/video/{m.group(1)}?autoplay=1",
+                "poster": "",
+            }
+    if parsed.scheme in ("http", "https") and parsed.path.lower().endswith((".mp4", ".webm")):
+        return {"kind": "mp4", "embed": url, "poster": ""}
+    return {"kind": "", "embed": "", "poster": ""}
+
+
+def _button_href(s: dict[str, Any], ctx: RenderContext) -> str:
+    action = s.get("action")
+    if action == "url" and s.get("url"):
+        return s["url"]
+    if action == "step" and s.get("step_id"):
+        return ctx.step_urls.get(str(s["step_id"]), ctx.next_url)
+    return ctx.next_url
+
+
+def block_context(block: Node, ctx: RenderContext) -> dict[str, Any]:
+    s = blocks.settings_with_defaults(block)
+    extra: dict[str, Any] = {}
+    kind = block.get("type")
+    if kind in ("image", "testimonial") and s.get("image_id"):
+        try:
+            extra["img"] = ctx.images.get(int(s["image_id"]))
+        except (TypeError, ValueError):
+            extra["img"] = None
+    elif kind == "video":
+        extra["video"] = video_embed(s.get("url", ""))
+    elif kind == "button":
+        extra["href"] = _button_href(s, ctx)
+    elif kind == "faq":
+        pairs = []
+        for line in s.get("items") or []:
+            q, _, a = str(line).partition("|")
+            pairs.append((q.strip(), a.strip()))
+        extra["pairs"] = pairs
+    elif kind == "optin_form":
+        extra["custom"] = [
+            (re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40] or f"field{i}", label)
+            for i, label in enumerate(s.get("custom_fields") or [], 1)
+        ]
+    return {"b": block, "s": s, "ctx": ctx, **extra}
+
+
+def render_block(block: Node, ctx: RenderContext) -> SafeString:
+    bt = blocks.REGISTRY.get(block.get("type", ""))
+    if bt is None:
+        return mark_safe("")
+    return mark_safe(get_template(bt.template).render(block_context(block, ctx)))
+
+
+def render_document(doc: Doc, ctx: RenderContext) -> SafeString:
+    """Whole page body. Block HTML is rendered first so the layout template stays
+    a cheap loop."""
+    sections = []
+    for section in doc.get("sections", []):
+        rows = []
+        for row in section.get("rows", []):
+            cols = []
+            for column in row.get("columns", []):
+                cols.append(
+                    {"column": column, "blocks": [
+                        {"block": b, "html": render_block(b, ctx)} for b in column.get("blocks", [])
+                    ]}
+                )
+            rows.append({"row": row, "columns": cols})
+        sections.append({"section": section, "s": section.get("settings", {}), "rows": rows})
+    return mark_safe(
+        render_to_string(
+            "pages/_document.html",
+            {
+                "sections": sections,
+                "ctx": ctx,
+                "page": ctx.page,
+                "selected_id": ctx.selected_id,
+                "section_backgrounds": SECTION_BACKGROUNDS,
+                "section_widths": SECTION_WIDTHS,
+            },
+            request=ctx.request,
+        )
+    )

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from accounts.models import Workspace
+from funnels.models import Funnel, Step
+
+from .models import FunnelTheme, ImageAsset, Page, PageVersion
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "funnel_templates"
+
+
+def page_get(*, workspace: Workspace, pk: int) -> Page:
+    """404 for a page of another workspace, same as an unknown one."""
+    return get_object_or_404(
+        Page.objects.select_related("step__funnel"), workspace=workspace, pk=pk
+    )
+
+
+def step_get(*, workspace: Workspace, pk: int) -> Step:
+    return get_object_or_404(
+        Step.objects.select_related("funnel"), workspace=workspace, pk=pk
+    )
+
+
+def funnel_get(*, workspace: Workspace, pk: int) -> Funnel:
+    return get_object_or_404(Funnel, workspace=workspace, pk=pk)
+
+
+def theme_for(*, funnel: Funnel) -> FunnelTheme:
+    theme, _ = FunnelTheme.objects.get_or_create(
+        funnel=funnel, defaults={"workspace_id": funnel.workspace_id}
+    )
+    return theme
+
+
+def images_for(*, workspace_id: int, ids: set[int]) -> dict[int, ImageAsset]:
+    if not ids:
+        return {}
+    return {
+        img.pk: img
+        for img in ImageAsset.objects.filter(workspace_id=workspace_id, pk__in=ids)
+    }
+
+
+def page_versions(*, page: Page) -> QuerySet[PageVersion]:
+    return page.versions.select_related("published_by").defer("html", "document")
+
+
+def funnel_steps(*, funnel: Funnel) -> list[Step]:
+    return list(funnel.steps.order_by("position", "id"))
+
+
+@cache
+def funnel_templates() -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted(TEMPLATES_DIR.glob("*.json")):
+        data = json.loads(path.read_text())
+        out[data["key"]] = data
+    return dict(sorted(out.items(), key=lambda kv: kv[1].get("order", 99)))
+
+
+def funnel_template(*, key: str) -> dict[str, Any] | None:
+    return funnel_templates().get(key)
+
+
+def published_page(*, funnel_slug: str, step_slug: str | None) -> PageVersion | None:
+    """The live version of a published funnel's step (first step when none)."""
+    funnel = Funnel.objects.filter(
+        slug=funnel_slug, published_at__isnull=False, archived_at__isnull=True
+    ).first()
+    if funnel is None:
+        return None
+    steps = funnel.steps.order_by("position", "id")
+    step = steps.filter(slug=step_slug).first() if step_slug else steps.first()
+    if step is None:
+        return None
+    page = (
+        Page.objects.filter(step=step, published_version__isnull=False)
+        .select_related("published_version")
+        .order_by("id")
+        .first()
+    )
+    return page.published_version if page else None

@@ -1,0 +1,354 @@
+from __future__ import annotations
+
+import io
+import uuid
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from accounts.models import User, Workspace
+from funnels.models import Funnel, Step
+
+from . import documents, selectors
+from .documents import Doc, DocumentError
+from .models import FunnelTheme, ImageAsset, Page, PageRevision, PageVersion
+from .rendering import RenderContext, render_document
+from .sanitize import clean_text
+
+HISTORY_LIMIT = 200
+CONFLICT_MESSAGE = "This page changed in another tab — reload to see the latest."
+
+
+class EditConflict(ValidationError):
+    pass
+
+
+# Drafts ----------------------------------------------------------------------
+
+
+def _lock(page: Page, revision: int | None) -> Page:
+    locked = Page.objects.select_for_update().get(pk=page.pk)
+    if revision is not None and locked.draft_revision != revision:
+        raise EditConflict(CONFLICT_MESSAGE)
+    return locked
+
+
+def _store(page: Page, doc: Doc, label: str) -> Page:
+    """Save a new draft and push it onto the undo history (dropping redo)."""
+    number = page.history_pointer + 1
+    PageRevision.objects.filter(page=page, number__gte=number).delete()
+    PageRevision.objects.create(page=page, number=number, document=doc, label=label)
+    page.document = doc
+    page.history_pointer = number
+    page.draft_revision += 1
+    page.save(update_fields=["document", "history_pointer", "draft_revision", "updated_at"])
+    return page
+
+
+@transaction.atomic
+def page_edit(
+    *,
+    page: Page,
+    revision: int | None,
+    operation: Callable[[Doc], Doc],
+    label: str = "Edit",
+) -> Page:
+    """Apply a pure document operation to the draft. ``revision`` is the
+    draft_revision the editor saw; a different one means another tab edited."""
+    locked = _lock(page, revision)
+    try:
+        doc = operation(locked.document)
+    except DocumentError as exc:
+        raise ValidationError(str(exc)) from exc
+    return _store(locked, doc, label)
+
+
+@transaction.atomic
+def page_undo(*, page: Page, revision: int | None) -> Page:
+    locked = _lock(page, revision)
+    target = (
+        PageRevision.objects.filter(page=locked, number__lt=locked.history_pointer)
+        .order_by("-number")
+        .first()
+    )
+    if target is None:
+        raise ValidationError("Nothing to undo.")
+    return _move_pointer(locked, target)
+
+
+@transaction.atomic
+def page_redo(*, page: Page, revision: int | None) -> Page:
+    locked = _lock(page, revision)
+    target = (
+        PageRevision.objects.filter(page=locked, number__gt=locked.history_pointer)
+        .order_by("number")
+        .first()
+    )
+    if target is None:
+        raise ValidationError("Nothing to redo.")
+    return _move_pointer(locked, target)
+
+
+def _move_pointer(page: Page, target: PageRevision) -> Page:
+    page.document = target.document
+    page.history_pointer = target.number
+    page.draft_revision += 1
+    page.save(update_fields=["document", "history_pointer", "draft_revision", "updated_at"])
+    return page
+
+
+@transaction.atomic
+def page_restore_version(*, page: Page, version: PageVersion, revision: int | None) -> Page:
+    """Bring a published version back into the draft (undoable)."""
+    if version.page_id != page.pk:
+        raise ValidationError("That version belongs to another page.")
+    locked = _lock(page, revision)
+    return _store(locked, version.document, f"Restored version {version.number}")
+
+
+@transaction.atomic
+def page_create_blank(*, step: Step, document: Doc | None = None, name: str = "Variant A") -> Page:
+    page = Page.objects.create(
+        workspace_id=step.workspace_id,
+        step=step,
+        name=name,
+        title=step.name,
+        document=document or {"sections": []},
+    )
+    PageRevision.objects.create(page=page, number=0, document=page.document, label="Created")
+    return page
+
+
+def page_for_step(*, step: Step) -> Page:
+    page = step.pages.order_by("id").first()
+    return page or page_create_blank(step=step)
+
+
+@transaction.atomic
+def page_update_settings(*, page: Page, data: dict[str, Any]) -> Page:
+    for key, value in data.items():
+        setattr(page, key, value)
+    page.save()
+    return page
+
+
+@transaction.atomic
+def theme_update(*, funnel: Funnel, data: dict[str, Any]) -> FunnelTheme:
+    theme = selectors.theme_for(funnel=funnel)
+    for key, value in data.items():
+        setattr(theme, key, value)
+    theme.save()
+    return theme
+
+
+# Publishing ------------------------------------------------------------------
+
+
+def public_url(funnel: Funnel, step: Step) -> str:
+    return f"/{funnel.slug}/{step.slug}/"
+
+
+def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) -> str:
+    step = page.step
+    funnel = step.funnel
+    index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
+    next_step = steps[index + 1] if index + 1 < len(steps) else None
+    next_url = public_url(funnel, next_step) if next_step else "#"
+    ctx = RenderContext(
+        editor=False,
+        next_url=next_url,
+        form_action=next_url,
+        step_urls={str(s.pk): public_url(funnel, s) for s in steps},
+        images=selectors.images_for(workspace_id=page.workspace_id, ids=documents.image_ids(doc)),
+    )
+    return render_to_string(
+        "pages/public_page.html",
+        {"page": page, "body": render_document(doc, ctx), "theme": theme, "funnel": funnel, "step": step},
+    )
+
+
+@transaction.atomic
+def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
+    """Freeze every page's draft into a new immutable PageVersion rendered once."""
+    funnel = Funnel.objects.select_for_update().get(pk=funnel.pk)
+    steps = list(funnel.steps.order_by("position", "id"))
+    if not steps:
+        raise ValidationError("Add at least one step before publishing.")
+    theme = selectors.theme_for(funnel=funnel)
+    versions = []
+    for step in steps:
+        page = page_for_step(step=step)
+        page = Page.objects.select_for_update().select_related("step__funnel").get(pk=page.pk)
+        for variant in [page, *Page.objects.filter(step=step).exclude(pk=page.pk)]:
+            number = (variant.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+            version = PageVersion.objects.create(
+                workspace_id=variant.workspace_id,
+                page=variant,
+                number=number,
+                document=variant.document,
+                html=_render_public(variant, variant.document, steps, theme),
+                published_by=user,
+            )
+            variant.published_version = version
+            variant.save(update_fields=["published_version"])
+            versions.append(version)
+    funnel.published_at = timezone.now()
+    funnel.save(update_fields=["published_at"])
+    return versions
+
+
+@transaction.atomic
+def funnel_unpublish(*, funnel: Funnel) -> Funnel:
+    Funnel.objects.filter(pk=funnel.pk).update(published_at=None)
+    funnel.published_at = None
+    return funnel
+
+
+@transaction.atomic
+def page_rollback(*, page: Page, version: PageVersion) -> Page:
+    """Serve an earlier published version again (the draft is untouched)."""
+    if version.page_id != page.pk:
+        raise ValidationError("That version belongs to another page.")
+    Page.objects.filter(pk=page.pk).update(published_version=version)
+    page.published_version = version
+    return page
+
+
+# Templates -------------------------------------------------------------------
+
+
+def _unique_slug(base: str) -> str:
+    base = slugify(base)[:60] or "funnel"
+    slug, n = base, 2
+    while Funnel.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def _fresh_ids(doc: Doc) -> Doc:
+    return {"sections": [documents._reassign_ids(s) for s in doc.get("sections", [])]}
+
+
+@transaction.atomic
+def funnel_create_from_template(
+    *, workspace: Workspace, user: User | None, template_key: str, name: str
+) -> Funnel:
+    template = selectors.funnel_template(key=template_key)
+    if template is None:
+        raise ValidationError("Unknown funnel template.")
+    name = (name or template["name"]).strip()[:120]
+    funnel = Funnel.objects.create(workspace=workspace, name=name, slug=_unique_slug(name))
+    FunnelTheme.objects.create(workspace=workspace, funnel=funnel, **template.get("theme", {}))
+    steps: list[Step] = []
+    for position, spec in enumerate(template["steps"]):
+        step = Step.objects.create(
+            workspace=workspace,
+            funnel=funnel,
+            name=spec["name"],
+            slug=spec["slug"],
+            kind=spec["kind"],
+            position=position,
+        )
+        steps.append(step)
+        page = page_create_blank(step=step, document=_fresh_ids(spec["document"]))
+        page.title = spec.get("title", spec["name"])
+        page.save(update_fields=["title"])
+    return funnel
+
+
+# Images ----------------------------------------------------------------------
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_SIDE = 12000
+MAX_PIXELS = 80_000_000
+VARIANT_WIDTHS = (480, 960, 1600)
+ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+
+
+def image_upload(*, workspace: Workspace, upload: Any, alt_text: str = "") -> ImageAsset:
+    """Validate with Pillow, strip EXIF, store the original plus WebP variants.
+
+    Raises ValidationError with a message for the editor; nothing is stored then.
+    """
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ValidationError("That image is larger than 10 MB. Please upload a smaller file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            upload.seek(0)
+            probe = Image.open(upload)
+            fmt = probe.format
+            width, height = probe.size
+            if fmt not in ALLOWED_FORMATS:
+                raise ValidationError("Upload a JPEG, PNG, GIF or WebP image.")
+            if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+                raise ValidationError(
+                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "
+                    "on a side and 80 megapixels."
+                )
+            probe.verify()
+            upload.seek(0)
+            image = Image.open(upload)
+            image.load()
+    except ValidationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValidationError("That image is too large to process safely.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ValidationError("That file is not a valid image.") from None
+
+    image = ImageOps.exif_transpose(image)
+    has_alpha = image.mode in ("RGBA", "LA", "P")
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    stem = uuid.uuid4().hex
+    ext = {"JPEG": "jpg", "PNG": "png", "GIF": "png", "WEBP": "webp"}[fmt]
+    # Re-encode the original without metadata (drops EXIF/GPS).
+    buf = io.BytesIO()
+    save_fmt = "JPEG" if ext == "jpg" else ("WEBP" if ext == "webp" else "PNG")
+    image.save(buf, save_fmt, quality=90) if save_fmt != "PNG" else image.save(buf, "PNG", optimize=True)
+    month = timezone.now().strftime("%Y/%m")
+    stored: list[str] = []
+    try:
+        original = default_storage.save(f"images/{month}/{stem}.{ext}", ContentFile(buf.getvalue()))
+        stored.append(original)
+        variants = {}
+        for w in VARIANT_WIDTHS:
+            if w >= image.width and variants:
+                break
+            target = image if w >= image.width else image.resize(
+                (w, max(1, round(image.height * w / image.width))), Image.Resampling.LANCZOS
+            )
+            vbuf = io.BytesIO()
+            target.save(vbuf, "WEBP", quality=82, method=4)
+            path = default_storage.save(
+                f"images/{month}/{stem}-{min(w, image.width)}.webp", ContentFile(vbuf.getvalue())
+            )
+            stored.append(path)
+            variants[str(min(w, image.width))] = path
+        return ImageAsset.objects.create(
+            workspace=workspace,
+            original=original,
+            variants=variants,
+            width=image.width,
+            height=image.height,
+            alt_text=clean_text(alt_text)[:300],
+        )
+    except Exception:
+        for path in stored:
+            default_storage.delete(path)
+        raise
+
+
+def image_update_alt(*, image: ImageAsset, alt_text: str) -> ImageAsset:
+    image.alt_text = clean_text(alt_text)[:300]
+    image.save(update_fields=["alt_text"])
+    return image

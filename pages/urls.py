@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "pages"
+
+urlpatterns = [
+    path("steps/<int:step_pk>/edit/", views.step_edit, name="step_edit"),
+    path("pages/<int:pk>/edit/", views.editor, name="editor"),
+    path("pages/<int:pk>/edit/do/", views.edit, name="edit"),
+    path("pages/<int:pk>/blocks/<str:block_id>/", views.block_settings, name="block_settings"),
+    path("pages/<int:pk>/blocks/<str:block_id>/save/", views.block_update, name="block_update"),
+    path("pages/<int:pk>/history/<str:direction>/", views.history, name="history"),
+    path("pages/<int:pk>/images/", views.image_upload, name="image_upload"),
+    path("pages/<int:pk>/settings/", views.page_settings, name="settings"),
+    path("pages/<int:pk>/theme/", views.theme, name="theme"),
+    path("pages/<int:pk>/versions/", views.versions, name="versions"),
+    path(
+        "pages/<int:pk>/versions/<int:version_pk>/<str:action>/",
+        views.version_action,
+        name="version_action",
+    ),
+    path("pages/<int:pk>/publish/", views.publish, name="publish"),
+    path("funnel-templates/", views.template_gallery, name="template_gallery"),
+    path("funnel-templates/<slug:key>/", views.template_preview, name="template_preview"),
+    path(
+        "funnel-templates/<slug:key>/<int:index>/",
+        views.template_preview,
+        name="template_preview_step",
+    ),
+]

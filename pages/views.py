@@ -1,0 +1,447 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
+
+from accounts.tenancy import workspace_view
+
+from . import blocks, documents, rendering, selectors, services
+from .documents import Doc
+from .forms import ImageUploadForm, PageSettingsForm, TemplateCreateForm, ThemeForm
+from .models import ImageAsset, Page
+from .rendering import RenderContext, render_block, render_document
+
+EDITOR = "pages/editor.html"
+
+
+# Helpers ---------------------------------------------------------------------
+
+
+def _revision(request: HttpRequest) -> int | None:
+    value = request.POST.get("revision", "")
+    return int(value) if value.isdigit() else None
+
+
+def _render_ctx(
+    page: Page, doc: Doc, selected_id: str | None = None, request: HttpRequest | None = None
+) -> RenderContext:
+    return RenderContext(
+        request=request,
+        selected_id=selected_id,
+        page=page,
+        editor=True,
+        next_url="#",
+        form_action="#",
+        images=selectors.images_for(workspace_id=page.workspace_id, ids=documents.image_ids(doc)),
+    )
+
+
+def _step_choices(page: Page) -> list[tuple[str, str]]:
+    return [(str(s.pk), s.name) for s in selectors.funnel_steps(funnel=page.step.funnel)]
+
+
+def _settings_form(page: Page, block: dict[str, Any], data: Any = None):
+    bt = blocks.get(block["type"])
+    return bt, blocks.settings_form(
+        bt,
+        data=data,
+        initial=blocks.settings_with_defaults(block),
+        step_choices=_step_choices(page),
+    )
+
+
+def _editor_context(
+    page: Page, *, selected: str | None = None, request: HttpRequest | None = None
+) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "page": page,
+        "step": page.step,
+        "funnel": page.step.funnel,
+        "canvas": render_document(
+            page.document, _render_ctx(page, page.document, selected, request)
+        ),
+        "palette": blocks.groups(),
+        "can_undo": page.history_pointer > 0,
+        "can_redo": page.revisions.filter(number__gt=page.history_pointer).exists(),
+        "selected": None,
+        "theme": selectors.theme_for(funnel=page.step.funnel),
+    }
+    if selected:
+        block = documents.find_block(page.document, selected)
+        if block is not None:
+            bt, form = _settings_form(page, block)
+            ctx.update(selected=block, block_type=bt, form=form, image=_block_image(page, block))
+    return ctx
+
+
+def _block_image(page: Page, block: dict[str, Any]) -> ImageAsset | None:
+    image_id = block.get("settings", {}).get("image_id")
+    if not image_id:
+        return None
+    return ImageAsset.objects.filter(workspace_id=page.workspace_id, pk=image_id).first()
+
+
+def _error(request: HttpRequest, page: Page, message: str) -> HttpResponse:
+    if request.htmx:
+        response = render(request, f"{EDITOR}#alert", {"alert": message, "page": page})
+        return reswap(retarget(response, "#editor-alert"), "innerHTML")
+    messages.error(request, message)
+    return redirect("pages:editor", pk=page.pk)
+
+
+def _canvas_response(request: HttpRequest, page: Page, *, selected: str | None = None) -> HttpResponse:
+    if request.htmx:
+        return render(request, f"{EDITOR}#canvas-swap", _editor_context(page, request=request, selected=selected))
+    url = reverse("pages:editor", args=[page.pk])
+    return redirect(f"{url}?block={selected}" if selected else url)
+
+
+# Entry points ----------------------------------------------------------------
+
+
+@workspace_view
+def step_edit(request: HttpRequest, step_pk: int) -> HttpResponse:
+    """Open the step's page in the editor, creating a blank one the first time."""
+    step = selectors.step_get(workspace=request.workspace, pk=step_pk)
+    page = step.pages.order_by("id").first()
+    if page is None:
+        if not request.membership.can_edit:
+            raise Http404("This step has no page yet.")
+        page = services.page_create_blank(step=step)
+    return redirect("pages:editor", pk=page.pk)
+
+
+@workspace_view
+def editor(request: HttpRequest, pk: int) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    return render(request, EDITOR, _editor_context(page, request=request, selected=request.GET.get("block")))
+
+
+@workspace_view
+def block_settings(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    if not request.htmx:
+        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
+    ctx = _editor_context(page, request=request, selected=block_id)
+    ctx.pop("canvas")
+    return render(request, f"{EDITOR}#settings", ctx)
+
+
+# Edits -----------------------------------------------------------------------
+
+
+def _int(request: HttpRequest, key: str, default: int = 0) -> int:
+    try:
+        return int(request.POST.get(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | None] | None:
+    """Map a POSTed action to a pure document operation."""
+    action = request.POST.get("action", "")
+    p = request.POST
+    bid, sid, rid = p.get("block_id", ""), p.get("section_id", ""), p.get("row_id", "")
+    delta = -1 if action.endswith("_up") else 1
+    action = {
+        "block_up": "shift_block", "block_down": "shift_block",
+        "section_up": "shift_section", "section_down": "shift_section",
+        "row_up": "shift_row", "row_down": "shift_row",
+    }.get(action, action)
+
+    if action == "add_block":
+        bt = blocks.get(p.get("type", ""))
+        block = documents.new_block(bt.key, bt.defaults())
+        return (
+            lambda d: documents.add_block(
+                d, block, after_block_id=bid or None, column_id=p.get("column_id") or None
+            ),
+            f"Added {bt.label.lower()}",
+            block["id"],
+        )
+    if action == "delete_block":
+        return (lambda d: documents.delete_block(d, bid), "Deleted block", None)
+    if action == "duplicate_block":
+        return (lambda d: documents.duplicate_block(d, bid)[0], "Duplicated block", None)
+    if action == "shift_block":
+        return (lambda d: documents.shift_block(d, bid, delta), "Moved block", bid)
+    if action == "move_block":
+        return (
+            lambda d: documents.move_block(
+                d, bid, column_id=p.get("column_id", ""), index=_int(request, "index")
+            ),
+            "Moved block",
+            bid,
+        )
+    if action == "add_section":
+        cols = max(1, min(4, _int(request, "columns", 1)))
+        return (
+            lambda d: documents.add_section(d, after_section_id=sid or None, columns=cols)[0],
+            "Added section",
+            None,
+        )
+    if action == "delete_section":
+        return (lambda d: documents.delete_section(d, sid), "Deleted section", None)
+    if action == "duplicate_section":
+        return (lambda d: documents.duplicate_section(d, sid)[0], "Duplicated section", None)
+    if action == "shift_section":
+        return (lambda d: documents.move_section(d, sid, delta), "Moved section", None)
+    if action == "section_settings":
+        bg = p.get("background", "white")
+        width = p.get("width", "md")
+        if bg not in SECTION_BACKGROUNDS or width not in SECTION_WIDTHS:
+            raise ValidationError("Unknown section style.")
+        return (
+            lambda d: documents.update_section(d, sid, {"background": bg, "width": width}),
+            "Section style",
+            None,
+        )
+    if action == "add_row":
+        cols = max(1, min(4, _int(request, "columns", 1)))
+        return (lambda d: documents.add_row(d, sid, columns=cols)[0], "Added row", None)
+    if action == "delete_row":
+        return (lambda d: documents.delete_row(d, rid), "Deleted row", None)
+    if action == "duplicate_row":
+        return (lambda d: documents.duplicate_row(d, rid)[0], "Duplicated row", None)
+    if action == "shift_row":
+        return (lambda d: documents.move_row(d, rid, delta), "Moved row", None)
+    if action == "row_columns":
+        cols = _int(request, "columns", 1)
+        return (lambda d: documents.set_row_columns(d, rid, cols), "Changed columns", None)
+    return None
+
+
+SECTION_BACKGROUNDS = dict(rendering.SECTION_BACKGROUNDS)
+SECTION_WIDTHS = dict(rendering.SECTION_WIDTHS)
+
+
+@require_POST
+@workspace_view
+def edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every structural edit (add/move/duplicate/delete of blocks, rows, sections)."""
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    try:
+        op = _structural(request)
+        if op is None:
+            return _error(request, page, "Unknown editor action.")
+        operation, label, selected = op
+        page = services.page_edit(
+            page=page, revision=_revision(request), operation=operation, label=label
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    if selected and documents.find_block(page.document, selected) is None:
+        selected = None
+    return _canvas_response(request, page, selected=selected)
+
+
+@require_POST
+@workspace_view
+def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
+    """Save the settings form of one block; re-render only that block."""
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    block = documents.find_block(page.document, block_id)
+    if block is None:
+        return _error(request, page, "That block no longer exists — reload the page.")
+    bt, form = _settings_form(page, block, data=request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            ctx = _editor_context(page, request=request, selected=block_id)
+            ctx["form"] = form
+            response = render(request, f"{EDITOR}#settings", ctx)
+            return reswap(retarget(response, "#settings-pane"), "innerHTML")
+        messages.error(request, "Please fix the highlighted settings.")
+        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
+    new_settings = blocks.clean_settings(bt, form.cleaned_data)
+    try:
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=lambda d: documents.update_block(d, block_id, new_settings),
+            label=f"Edited {bt.label.lower()}",
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    if not request.htmx:
+        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
+    block = documents.find_block(page.document, block_id)
+    html = render_block(block, _render_ctx(page, {"sections": [{"rows": [{"columns": [{"blocks": [block]}]}]}]}))
+    return render(
+        request,
+        f"{EDITOR}#block-swap",
+        {"page": page, "block": block, "html": html, "can_undo": True, "can_redo": False},
+    )
+
+
+@require_POST
+@workspace_view
+def history(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    try:
+        if direction == "undo":
+            page = services.page_undo(page=page, revision=_revision(request))
+        elif direction == "redo":
+            page = services.page_redo(page=page, revision=_revision(request))
+        else:
+            raise Http404
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    return _canvas_response(request, page)
+
+
+# Images ----------------------------------------------------------------------
+
+
+@require_POST
+@workspace_view
+def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    form = ImageUploadForm(request.POST, request.FILES)
+    block_id = request.POST.get("block_id", "")
+    if not form.is_valid():
+        return _error(request, page, "Choose an image file to upload.")
+    block = documents.find_block(page.document, block_id)
+    if block is None or "image_id" not in blocks.get(block["type"]).defaults():
+        return _error(request, page, "Select an image block first.")
+    try:
+        image = services.image_upload(
+            workspace=request.workspace,
+            upload=form.cleaned_data["image"],
+            alt_text=request.POST.get("alt", ""),
+        )
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=lambda d: documents.update_block(d, block_id, {"image_id": image.pk}),
+            label="Uploaded image",
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    return _canvas_response(request, page, selected=block_id)
+
+
+# Page settings, theme, versions, publish --------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view
+def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    form = PageSettingsForm(request.POST or None, instance=page)
+    if request.method == "POST" and form.is_valid():
+        services.page_update_settings(page=page, data=form.cleaned_data)
+        messages.success(request, "Page settings saved.")
+        return redirect("pages:editor", pk=page.pk)
+    return render(request, "pages/page_settings.html", {"page": page, "form": form, "funnel": page.step.funnel})
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view
+def theme(request: HttpRequest, pk: int) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    theme_obj = selectors.theme_for(funnel=page.step.funnel)
+    form = ThemeForm(request.POST or None, instance=theme_obj)
+    if request.method == "POST" and form.is_valid():
+        services.theme_update(funnel=page.step.funnel, data=form.cleaned_data)
+        messages.success(request, "Funnel theme saved.")
+        return redirect("pages:editor", pk=page.pk)
+    return render(request, "pages/theme.html", {"page": page, "form": form, "funnel": page.step.funnel})
+
+
+@workspace_view
+def versions(request: HttpRequest, pk: int) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    return render(
+        request,
+        "pages/versions.html",
+        {"page": page, "versions": selectors.page_versions(page=page), "funnel": page.step.funnel},
+    )
+
+
+@require_POST
+@workspace_view
+def version_action(request: HttpRequest, pk: int, version_pk: int, action: str) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    version = get_object_or_404(page.versions, pk=version_pk)
+    try:
+        if action == "restore":
+            services.page_restore_version(page=page, version=version, revision=None)
+            messages.success(request, f"Version {version.number} restored into the draft.")
+            return redirect("pages:editor", pk=page.pk)
+        if action == "rollback":
+            services.page_rollback(page=page, version=version)
+            messages.success(request, f"Version {version.number} is live again.")
+            return redirect("pages:versions", pk=page.pk)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect("pages:versions", pk=page.pk)
+    raise Http404
+
+
+@require_POST
+@workspace_view
+def publish(request: HttpRequest, pk: int) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    funnel = page.step.funnel
+    try:
+        if request.POST.get("action") == "unpublish":
+            services.funnel_unpublish(funnel=funnel)
+            messages.success(request, "Funnel unpublished. Its pages now return 404.")
+        else:
+            services.funnel_publish(funnel=funnel, user=request.user)
+            url = services.public_url(funnel, page.step)
+            messages.success(request, f"Published! Live at {request.build_absolute_uri(url)}")
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    return redirect("pages:editor", pk=page.pk)
+
+
+# Templates -------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view
+def template_gallery(request: HttpRequest) -> HttpResponse:
+    form = TemplateCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            funnel = services.funnel_create_from_template(
+                workspace=request.workspace,
+                user=request.user,
+                template_key=form.cleaned_data["template"],
+                name=form.cleaned_data["name"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            messages.success(request, f"“{funnel.name}” created from the template.")
+            first = funnel.steps.order_by("position", "id").first()
+            return redirect("pages:step_edit", step_pk=first.pk)
+    return render(
+        request,
+        "pages/template_gallery.html",
+        {"templates": selectors.funnel_templates().values(), "form": form},
+    )
+
+
+@workspace_view
+def template_preview(request: HttpRequest, key: str, index: int = 0) -> HttpResponse:
+    template = selectors.funnel_template(key=key)
+    if template is None or index >= len(template["steps"]):
+        raise Http404
+    spec = template["steps"][index]
+    theme_obj = services.FunnelTheme(**template.get("theme", {}))
+    body = render_document(spec["document"], RenderContext())
+    return render(
+        request,
+        "pages/template_preview.html",
+        {"template": template, "spec": spec, "index": index, "body": body, "theme": theme_obj},
+    )
