@@ -33,7 +33,11 @@ class Page(models.Model):
     head_code = models.TextField(blank=True)
     footer_code = models.TextField(blank=True)
     published_version = models.ForeignKey(
-        "PageVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "PageVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -107,12 +111,16 @@ FONT_CHOICES = [
 
 class FunnelTheme(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    funnel = models.OneToOneField(Funnel, on_delete=models.CASCADE, related_name="theme")
+    funnel = models.OneToOneField(
+        Funnel, on_delete=models.CASCADE, related_name="theme"
+    )
     primary_color = models.CharField(max_length=7, default="#4f46e5")
     accent_color = models.CharField(max_length=7, default="#f59e0b")
     text_color = models.CharField(max_length=7, default="#1f2937")
     background_color = models.CharField(max_length=7, default="#ffffff")
-    font_family = models.CharField(max_length=40, default="system", choices=FONT_CHOICES)
+    font_family = models.CharField(
+        max_length=40, default="system", choices=FONT_CHOICES
+    )
     button_style = models.CharField(
         max_length=10, choices=ButtonStyle.choices, default=ButtonStyle.ROUNDED
     )

@@ -28,7 +28,10 @@ class RenderContext:
 
 
 SECTION_BACKGROUNDS = [
-    ("white", "White"), ("light", "Light"), ("dark", "Dark"), ("primary", "Brand colour"),
+    ("white", "White"),
+    ("light", "Light"),
+    ("dark", "Dark"),
+    ("primary", "Brand colour"),
 ]
 SECTION_WIDTHS = [("sm", "Narrow"), ("md", "Medium"), ("lg", "Wide")]
 
@@ -62,7 +65,9 @@ def video_embed(url: str) -> dict[str, str]:
                 "embed": f"https://player.vimeo.com/video/{m.group(1)}?autoplay=1",
                 "poster": "",
             }
-    if parsed.scheme in ("http", "https") and parsed.path.lower().endswith((".mp4", ".webm")):
+    if parsed.scheme in ("http", "https") and parsed.path.lower().endswith(
+        (".mp4", ".webm")
+    ):
         return {"kind": "mp4", "embed": url, "poster": ""}
     return {"kind": "", "embed": "", "poster": ""}
 
@@ -97,7 +102,11 @@ def block_context(block: Node, ctx: RenderContext) -> dict[str, Any]:
         extra["pairs"] = pairs
     elif kind == "optin_form":
         extra["custom"] = [
-            (re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40] or f"field{i}", label)
+            (
+                re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40]
+                or f"field{i}",
+                label,
+            )
             for i, label in enumerate(s.get("custom_fields") or [], 1)
         ]
     return {"b": block, "s": s, "ctx": ctx, **extra}
@@ -120,12 +129,18 @@ def render_document(doc: Doc, ctx: RenderContext) -> SafeString:
             cols = []
             for column in row.get("columns", []):
                 cols.append(
-                    {"column": column, "blocks": [
-                        {"block": b, "html": render_block(b, ctx)} for b in column.get("blocks", [])
-                    ]}
+                    {
+                        "column": column,
+                        "blocks": [
+                            {"block": b, "html": render_block(b, ctx)}
+                            for b in column.get("blocks", [])
+                        ],
+                    }
                 )
             rows.append({"row": row, "columns": cols})
-        sections.append({"section": section, "s": section.get("settings", {}), "rows": rows})
+        sections.append(
+            {"section": section, "s": section.get("settings", {}), "rows": rows}
+        )
     return mark_safe(
         render_to_string(
             "pages/_document.html",

@@ -29,6 +29,8 @@ PUBLIC = {
     "accounts:password_reset_complete",
     "accounts:invite_accept",
     "leads:optin",
+    "public:funnel",
+    "public:step",
     "leads:order",
     "leads:upsell_accept",
     "leads:upsell_decline",
@@ -104,6 +106,33 @@ def _ad_spend(ws: Workspace) -> dict:
     return {"pk": row.pk}
 
 
+def _page(ws: Workspace) -> dict:
+    from tests.pages.factories import page_with_blocks
+
+    return {"pk": page_with_blocks("headline", workspace=ws).pk}
+
+
+def _page_block(ws: Workspace) -> dict:
+    from tests.pages.factories import page_with_blocks
+
+    page = page_with_blocks("headline", workspace=ws)
+    block = page.document["sections"][0]["rows"][0]["columns"][0]["blocks"][0]
+    return {"pk": page.pk, "block_id": block["id"]}
+
+
+def _page_history(ws: Workspace) -> dict:
+    return {**_page(ws), "direction": "undo"}
+
+
+def _page_version(ws: Workspace) -> dict:
+    from pages.services import funnel_publish
+    from tests.pages.factories import page_with_blocks
+
+    page = page_with_blocks("headline", workspace=ws)
+    version = funnel_publish(funnel=page.step.funnel, user=None)[0]
+    return {"pk": page.pk, "version_pk": version.pk, "action": "restore"}
+
+
 def _membership(ws: Workspace) -> dict:
     from tests.factories import MembershipFactory
 
@@ -143,6 +172,21 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "leads:order_detail": _order,
     "leads:order_refund": _order,
     "leads:step_offer": _step,
+    "pages:step_edit": _step,
+    "pages:editor": _page,
+    "pages:edit": _page,
+    "pages:block_settings": _page_block,
+    "pages:block_update": _page_block,
+    "pages:history": _page_history,
+    "pages:image_upload": _page,
+    "pages:settings": _page,
+    "pages:theme": _page,
+    "pages:versions": _page,
+    "pages:version_action": _page_version,
+    "pages:publish": _page,
+    "pages:template_gallery": None,
+    "pages:template_preview": lambda ws: {"key": "tripwire"},
+    "pages:template_preview_step": lambda ws: {"key": "tripwire", "index": 1},
     "products:list": None,
     "products:create": None,
     "products:edit": _product,
@@ -174,7 +218,13 @@ def test_every_url_is_classified():
     assert not (PUBLIC | SELF_SERVICE | set(SCOPED)) - names, "stale entries"
 
 
-@pytest.mark.parametrize("name", sorted(n for n, b in SCOPED.items() if b))
+# URLs whose kwargs name no workspace object (templates are shared by everyone).
+NO_OBJECT = {"pages:template_preview", "pages:template_preview_step"}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, b in SCOPED.items() if b and n not in NO_OBJECT)
+)
 def test_stranger_gets_404_for_objects_not_theirs(client, name, workspace, stranger):
     """A member of another workspace gets 404 (GET and POST) for this object."""
     kwargs = SCOPED[name](workspace)
