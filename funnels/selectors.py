@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from django.db.models import Count, QuerySet
@@ -151,7 +152,7 @@ def funnel_graph(*, steps: list[Step]) -> FunnelGraph:
         graph.nodes.append(node)
         pos[step.pk] = node
     main = [n for n in graph.nodes if not n.branch]
-    for a, b in zip(main, main[1:], strict=False):
+    for a, b in itertools.pairwise(main):
         if a.step.kind in BRANCHING_KINDS and a.step.accept_target_id:
             continue
         graph.edges.append(_edge(a, b, "next"))

@@ -360,7 +360,7 @@ def step_delete(*, step: Step) -> None:
     if referrers:
         names = ", ".join(f"“{s.name}”" for s in referrers)
         raise ValidationError(
-            f"“{step.name}” can’t be deleted: {names} "
+            f"“{step.name}” cannot be deleted: {names} "
             f"{'leads' if len(referrers) == 1 else 'lead'} to it. "
             "Point those steps somewhere else first.",
             code="step_referenced",
