@@ -26,7 +26,7 @@ def _names(page):
 
 
 def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot):
-    """A marketer builds a funnel with branches, reorders, duplicates, archives, deletes."""
+    """A marketer builds a branching funnel, reorders, duplicates, archives, deletes."""
     _login(page, live_server, owner.email)
     page.get_by_role("heading", name="No funnels yet").wait_for()
     screenshot(page, "funnels-empty")
@@ -78,7 +78,8 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Move Lite bundle down").wait_for()
     page.wait_for_function(
-        "document.querySelectorAll('#step-list .fn-step-name')[2].innerText === 'Lite bundle'"
+        "document.querySelectorAll('#step-list .fn-step-name')[2].innerText"
+        " === 'Lite bundle'"
     )
     page.wait_for_function(
         "document.activeElement.getAttribute('aria-label') === 'Move Lite bundle up'"
@@ -86,7 +87,8 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.get_by_role("button", name="Move Lite bundle down").focus()
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "document.querySelectorAll('#step-list .fn-step-name')[3].innerText === 'Lite bundle'"
+        "document.querySelectorAll('#step-list .fn-step-name')[3].innerText"
+        " === 'Lite bundle'"
     )
 
     # Drag and drop: drag "Thanks" above "Checkout"... then back below.

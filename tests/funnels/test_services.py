@@ -142,7 +142,7 @@ def test_step_move_and_reorder(workspace):
 
 
 def test_step_delete_refused_while_referenced(workspace):
-    """A step that an upsell leads to cannot be deleted; the message names the upsell."""
+    """A step an upsell leads to cannot be deleted; the message names the upsell."""
     funnel = FunnelFactory(workspace=workspace)
     up = services.step_create(funnel=funnel, kind="upsell", name="Pro")
     down = services.step_create(funnel=funnel, kind="downsell", name="Lite")
@@ -172,7 +172,7 @@ def test_step_targets_must_be_in_same_funnel(workspace):
 
 
 def test_step_next_follows_position_and_branches(workspace):
-    """Next step: by position, upsell accept/decline targets, decline-only downsells skipped."""
+    """Next step: by position, or an upsell's target; decline-only downsells skipped."""
     funnel = FunnelFactory(workspace=workspace)
     optin = services.step_create(funnel=funnel, kind="optin", name="Opt")
     order = services.step_create(funnel=funnel, kind="order", name="Order")

@@ -91,7 +91,7 @@ def test_create_funnel_and_slug_clash_suggestion(client, owner, workspace, funne
 
 
 def test_detail_full_page_and_step_create_fragment(client, owner, funnel):
-    """The editor renders fully; adding a step over htmx returns only the steps region."""
+    """The editor renders fully; adding a step over htmx returns the steps region."""
     client.force_login(owner)
     page = client.get(reverse("funnels:detail", args=[funnel.pk])).content.decode()
     assert "<html" in page and 'id="steps"' in page and "edge-decline" in page
