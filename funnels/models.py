@@ -49,6 +49,9 @@ class StepKind(models.TextChoices):
     PAGE = "page", "Page"
 
 
+BRANCHING_KINDS = frozenset({StepKind.UPSELL, StepKind.DOWNSELL})
+
+
 class Step(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     funnel = models.ForeignKey(Funnel, on_delete=models.CASCADE, related_name="steps")
@@ -56,6 +59,14 @@ class Step(models.Model):
     slug = models.SlugField(max_length=80)
     kind = models.CharField(max_length=16, choices=StepKind.choices)
     position = models.PositiveIntegerField(default=0)
+    # Upsell/downsell branches. The service refuses to delete a step that is still a
+    # target, so SET_NULL only matters for whole-funnel deletes.
+    accept_target = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decline_target = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -68,6 +79,10 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.funnel}: {self.name}"
+
+    @property
+    def has_branches(self) -> bool:
+        return self.kind in BRANCHING_KINDS
 
 
 class ProductQuerySet(models.QuerySet["Product"]):

@@ -1,15 +1,379 @@
-"""Writes for funnels, steps and products."""
+"""Writes for funnels and their steps. Views, tasks and commands all call these."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Max, Q
 from django.utils import timezone
+from django.utils.text import slugify
 
 from accounts.models import Workspace
 
-from .models import Product
+from .models import BRANCHING_KINDS, Funnel, Product, Step, StepKind
 
+# Funnels are served at /<funnel-slug>/<step-slug>/ on the app host, so a funnel slug
+# must never shadow an app route (or a file a crawler asks for at the root).
+RESERVED_SLUGS = frozenset(
+    {
+        "admin",
+        "login",
+        "logout",
+        "signup",
+        "settings",
+        "funnels",
+        "leads",
+        "analytics",
+        "static",
+        "media",
+        "healthz",
+        "invite",
+        "reset",
+        "password-reset",
+        "workspaces",
+        "pages",
+        "api",
+        "t",
+        "p",
+        "robots-txt",
+        "robots.txt",
+        "sitemap-xml",
+        "sitemap.xml",
+        "favicon-ico",
+        "favicon.ico",
+        "account",
+        "accounts",
+        "app",
+        "assets",
+        "dashboard",
+        "help",
+        "new",
+        "public",
+        "track",
+        "www",
+    }
+)
+SLUG_MAX = 80
+
+
+def _clean_slug(value: str, *, field: str) -> str:
+    slug = slugify(value or "")[:SLUG_MAX].strip("-")
+    if not slug:
+        raise ValidationError({field: "Use at least one letter or digit."})
+    return slug
+
+
+def _suggest(base: str, is_free: Callable[[str], bool]) -> str:
+    base = base[: SLUG_MAX - 4].strip("-") or "funnel"
+    for n in range(2, 10_000):
+        candidate = f"{base}-{n}"
+        if is_free(candidate):
+            return candidate
+    raise ValidationError("No free address could be found; pick another one.")
+
+
+def _funnel_slug_free(slug: str, *, exclude_pk: int | None = None) -> bool:
+    if slug in RESERVED_SLUGS:
+        return False
+    qs = Funnel.objects.filter(slug=slug)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return not qs.exists()
+
+
+def funnel_slug_suggest(*, value: str, exclude: Funnel | None = None) -> str:
+    """The slug to use for ``value``: itself when free, else the first free ``-n``."""
+    slug = slugify(value or "")[:SLUG_MAX].strip("-") or "funnel"
+    exclude_pk = exclude.pk if exclude else None
+    if _funnel_slug_free(slug, exclude_pk=exclude_pk):
+        return slug
+    return _suggest(slug, lambda s: _funnel_slug_free(s, exclude_pk=exclude_pk))
+
+
+def _check_funnel_slug(slug: str, *, exclude: Funnel | None = None) -> None:
+    exclude_pk = exclude.pk if exclude else None
+    if _funnel_slug_free(slug, exclude_pk=exclude_pk):
+        return
+    suggestion = funnel_slug_suggest(value=slug, exclude=exclude)
+    if slug in RESERVED_SLUGS:
+        msg = f"“{slug}” is reserved by the app — try {suggestion}."
+    else:
+        msg = f"{slug} is taken — try {suggestion}."
+    raise ValidationError({"slug": msg}, code="slug_taken")
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give it a name."})
+    if len(name) > 120:
+        raise ValidationError({"name": "Keep the name under 120 characters."})
+    return name
+
+
+@transaction.atomic
+def funnel_create(*, workspace: Workspace, name: str, slug: str = "") -> Funnel:
+    name = _clean_name(name)
+    if slug:
+        slug = _clean_slug(slug, field="slug")
+        _check_funnel_slug(slug)
+    else:
+        slug = funnel_slug_suggest(value=name)
+    return Funnel.objects.create(workspace=workspace, name=name, slug=slug)
+
+
+@transaction.atomic
+def funnel_rename(*, funnel: Funnel, name: str) -> Funnel:
+    funnel.name = _clean_name(name)
+    funnel.save(update_fields=["name", "updated_at"])
+    return funnel
+
+
+@transaction.atomic
+def funnel_set_slug(*, funnel: Funnel, slug: str) -> Funnel:
+    slug = _clean_slug(slug, field="slug")
+    _check_funnel_slug(slug, exclude=funnel)
+    funnel.slug = slug
+    funnel.save(update_fields=["slug", "updated_at"])
+    return funnel
+
+
+@transaction.atomic
+def funnel_duplicate(
+    *, funnel: Funnel, name: str = ""
+) -> tuple[Funnel, dict[int, int]]:
+    """Copy a funnel and its steps (with branch targets remapped).
+
+    Returns the new funnel and ``{old step id: new step id}`` so that other apps (page
+    copying) can follow along. The copy is a draft and not archived.
+    """
+    new_name = _clean_name(name or f"{funnel.name} (copy)"[:120])
+    copy = Funnel.objects.create(
+        workspace=funnel.workspace,
+        name=new_name,
+        slug=funnel_slug_suggest(value=f"{funnel.slug}-copy"),
+    )
+    old_steps = list(funnel.steps.order_by("position", "id"))
+    mapping: dict[int, int] = {}
+    new_by_old: dict[int, Step] = {}
+    for old in old_steps:
+        new = Step.objects.create(
+            workspace=copy.workspace,
+            funnel=copy,
+            name=old.name,
+            slug=old.slug,
+            kind=old.kind,
+            position=old.position,
+        )
+        mapping[old.pk] = new.pk
+        new_by_old[old.pk] = new
+    for old in old_steps:
+        if old.accept_target_id or old.decline_target_id:
+            new = new_by_old[old.pk]
+            new.accept_target_id = mapping.get(old.accept_target_id)
+            new.decline_target_id = mapping.get(old.decline_target_id)
+            new.save(update_fields=["accept_target", "decline_target"])
+    return copy, mapping
+
+
+@transaction.atomic
+def funnel_archive(*, funnel: Funnel) -> Funnel:
+    if funnel.archived_at is None:
+        funnel.archived_at = timezone.now()
+        funnel.save(update_fields=["archived_at", "updated_at"])
+    return funnel
+
+
+@transaction.atomic
+def funnel_unarchive(*, funnel: Funnel) -> Funnel:
+    if funnel.archived_at is not None:
+        funnel.archived_at = None
+        funnel.save(update_fields=["archived_at", "updated_at"])
+    return funnel
+
+
+@transaction.atomic
+def funnel_delete(*, funnel: Funnel, confirm_name: str) -> None:
+    """Delete a funnel and everything in it; the caller must type its exact name."""
+    if (confirm_name or "").strip() != funnel.name:
+        raise ValidationError(
+            {"confirm_name": f"Type the funnel name “{funnel.name}” to confirm."}
+        )
+    funnel.delete()
+
+
+# -- steps ------------------------------------------------------------------------
+
+
+def _step_slug_free(funnel: Funnel, slug: str, *, exclude_pk: int | None) -> bool:
+    qs = Step.objects.filter(funnel=funnel, slug=slug)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return not qs.exists()
+
+
+def step_slug_suggest(
+    *, funnel: Funnel, value: str, exclude: Step | None = None
+) -> str:
+    slug = slugify(value or "")[:SLUG_MAX].strip("-") or "step"
+    exclude_pk = exclude.pk if exclude else None
+    if _step_slug_free(funnel, slug, exclude_pk=exclude_pk):
+        return slug
+    return _suggest(slug, lambda s: _step_slug_free(funnel, s, exclude_pk=exclude_pk))
+
+
+def _check_step_slug(funnel: Funnel, slug: str, *, exclude: Step | None) -> None:
+    if _step_slug_free(funnel, slug, exclude_pk=exclude.pk if exclude else None):
+        return
+    suggestion = step_slug_suggest(funnel=funnel, value=slug, exclude=exclude)
+    raise ValidationError(
+        {"slug": f"{slug} is taken in this funnel — try {suggestion}."},
+        code="slug_taken",
+    )
+
+
+def _check_target(step: Step, target: Step | None, field: str) -> None:
+    if target is None:
+        return
+    if target.funnel_id != step.funnel_id:
+        raise ValidationError({field: "Pick a step of this funnel."})
+    if step.pk is not None and target.pk == step.pk:
+        raise ValidationError({field: "A step cannot lead to itself."})
+
+
+@transaction.atomic
+def step_create(*, funnel: Funnel, kind: str, name: str = "", slug: str = "") -> Step:
+    if kind not in StepKind.values:
+        raise ValidationError({"kind": "Pick a kind of step."})
+    name = _clean_name(name or StepKind(kind).label)
+    if slug:
+        slug = _clean_slug(slug, field="slug")
+        _check_step_slug(funnel, slug, exclude=None)
+    else:
+        slug = step_slug_suggest(funnel=funnel, value=name)
+    # Lock the funnel row so two concurrent adds do not take the same position.
+    Funnel.objects.select_for_update().filter(pk=funnel.pk).first()
+    last = funnel.steps.aggregate(m=Max("position"))["m"]
+    return Step.objects.create(
+        workspace=funnel.workspace,
+        funnel=funnel,
+        kind=kind,
+        name=name,
+        slug=slug,
+        position=0 if last is None else last + 1,
+    )
+
+
+_UNSET = object()
+
+
+@transaction.atomic
+def step_update(
+    *,
+    step: Step,
+    name: str | None = None,
+    slug: str | None = None,
+    kind: str | None = None,
+    accept_target: Step | object | None = _UNSET,
+    decline_target: Step | object | None = _UNSET,
+) -> Step:
+    """Change any of a step's fields; only the keywords passed are touched."""
+    fields: list[str] = []
+    if name is not None:
+        step.name = _clean_name(name)
+        fields.append("name")
+    if slug is not None:
+        clean = _clean_slug(slug, field="slug")
+        _check_step_slug(step.funnel, clean, exclude=step)
+        step.slug = clean
+        fields.append("slug")
+    if kind is not None:
+        if kind not in StepKind.values:
+            raise ValidationError({"kind": "Pick a kind of step."})
+        step.kind = kind
+        fields.append("kind")
+    if accept_target is not _UNSET:
+        _check_target(step, accept_target, "accept_target")  # type: ignore[arg-type]
+        step.accept_target = accept_target  # type: ignore[assignment]
+        fields.append("accept_target")
+    if decline_target is not _UNSET:
+        _check_target(step, decline_target, "decline_target")  # type: ignore[arg-type]
+        step.decline_target = decline_target  # type: ignore[assignment]
+        fields.append("decline_target")
+    if step.kind not in BRANCHING_KINDS and (
+        step.accept_target_id or step.decline_target_id
+    ):
+        # Only upsells and downsells branch; a kind change drops stale targets.
+        step.accept_target = None
+        step.decline_target = None
+        fields += ["accept_target", "decline_target"]
+    if fields:
+        step.save(update_fields=sorted(set(fields)))
+    return step
+
+
+@transaction.atomic
+def step_reorder(*, funnel: Funnel, step_ids: Sequence[int]) -> list[Step]:
+    """Put the funnel's steps in exactly the order given (all of them, once each)."""
+    steps = {s.pk: s for s in Step.objects.select_for_update().filter(funnel=funnel)}
+    ids = list(step_ids)
+    if len(ids) != len(set(ids)) or set(ids) != set(steps):
+        raise ValidationError(
+            "The order must list every step of this funnel exactly once."
+        )
+    ordered = [steps[pk] for pk in ids]
+    for position, step in enumerate(ordered):
+        step.position = position
+    Step.objects.bulk_update(ordered, ["position"])
+    return ordered
+
+
+@transaction.atomic
+def step_move(*, step: Step, direction: str) -> list[Step]:
+    """Swap a step with its neighbour ("up" or "down"); at an end it stays put."""
+    if direction not in ("up", "down"):
+        raise ValidationError("Move a step up or down.")
+    ids = list(
+        Step.objects.select_for_update()
+        .filter(funnel_id=step.funnel_id)
+        .order_by("position", "id")
+        .values_list("pk", flat=True)
+    )
+    i = ids.index(step.pk)
+    j = i - 1 if direction == "up" else i + 1
+    if 0 <= j < len(ids):
+        ids[i], ids[j] = ids[j], ids[i]
+    return step_reorder(funnel=step.funnel, step_ids=ids)
+
+
+@transaction.atomic
+def step_delete(*, step: Step) -> None:
+    """Delete a step unless another step still leads to it."""
+    referrers = list(
+        Step.objects.filter(funnel_id=step.funnel_id)
+        .filter(Q(accept_target=step) | Q(decline_target=step))
+        .exclude(pk=step.pk)
+        .order_by("position", "id")
+    )
+    if referrers:
+        names = ", ".join(f"“{s.name}”" for s in referrers)
+        raise ValidationError(
+            f"“{step.name}” cannot be deleted: {names} "
+            f"{'leads' if len(referrers) == 1 else 'lead'} to it. "
+            "Point those steps somewhere else first.",
+            code="step_referenced",
+        )
+    funnel_id = step.funnel_id
+    position = step.position
+    step.delete()
+    Step.objects.filter(funnel_id=funnel_id, position__gt=position).update(
+        position=F("position") - 1
+    )
+
+
+# ---------------------------------------------------------------- products
 PRODUCT_FIELDS = (
     "name",
     "description",

@@ -89,6 +89,13 @@ def _funnel(ws: Workspace) -> dict:
     return {"pk": FunnelFactory(workspace=ws).pk}
 
 
+def _funnel_step(ws: Workspace) -> dict:
+    from tests.factories import FunnelFactory, StepFactory
+
+    step = StepFactory(funnel=FunnelFactory(workspace=ws))
+    return {"pk": step.funnel_id, "step_pk": step.pk}
+
+
 def _funnel_table(ws: Workspace) -> dict:
     return {**_funnel(ws), "table": "steps"}
 
@@ -149,7 +156,20 @@ def _invitation(ws: Workspace) -> dict:
 # Workspace-scoped URLs: name -> builder of kwargs for an object in a workspace
 # (None for URLs without an object in the path).
 SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
+    "funnels:home": None,
     "funnels:list": None,
+    "funnels:create": None,
+    "funnels:detail": _funnel,
+    "funnels:update": _funnel,
+    "funnels:duplicate": _funnel,
+    "funnels:archive": _funnel,
+    "funnels:unarchive": _funnel,
+    "funnels:delete": _funnel,
+    "funnels:step_create": _funnel,
+    "funnels:step_reorder": _funnel,
+    "funnels:step_update": _funnel_step,
+    "funnels:step_move": _funnel_step,
+    "funnels:step_delete": _funnel_step,
     "analytics:overview": None,
     "analytics:funnel": _funnel,
     "analytics:funnel_export": _funnel_table,
