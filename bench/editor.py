@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -32,8 +32,16 @@ from pages.rendering import RenderContext, render_document  # noqa: E402
 from pages.services import page_create_blank  # noqa: E402
 
 TYPES = [
-    "headline", "subheadline", "text", "bullets", "button",
-    "testimonial", "faq", "divider", "spacer", "optin_form",
+    "headline",
+    "subheadline",
+    "text",
+    "bullets",
+    "button",
+    "testimonial",
+    "faq",
+    "divider",
+    "spacer",
+    "optin_form",
 ]
 
 
@@ -47,7 +55,9 @@ def build_document() -> dict:
     doc: dict = {"sections": []}
     for _ in range(10):
         doc, section_id = documents.add_section(doc)
-        column_id = documents.find_section(doc, section_id)["rows"][0]["columns"][0]["id"]
+        column_id = documents.find_section(doc, section_id)["rows"][0]["columns"][0][
+            "id"
+        ]
         for kind in TYPES:
             block = documents.new_block(kind, blocks.get(kind).defaults())
             doc = documents.add_block(doc, block, column_id=column_id)
@@ -61,8 +71,16 @@ def main() -> None:
     user = User.objects.create_user(email=f"bench-{tag}@example.invalid", password=None)
     try:
         Membership.objects.create(user=user, workspace=workspace, role="owner")
-        funnel = Funnel.objects.create(workspace=workspace, name="Bench", slug=f"bench-{tag}")
-        step = Step.objects.create(workspace=workspace, funnel=funnel, name="Opt-in", slug="optin", kind="optin")
+        funnel = Funnel.objects.create(
+            workspace=workspace, name="Bench", slug=f"bench-{tag}"
+        )
+        step = Step.objects.create(
+            workspace=workspace,
+            funnel=funnel,
+            name="Opt-in",
+            slug="optin",
+            kind="optin",
+        )
         page = page_create_blank(step=step, document=build_document())
         assert sum(1 for _ in documents.iter_blocks(page.document)) == 100
         client = Client()
@@ -70,8 +88,14 @@ def main() -> None:
         hx = {"HTTP_HX_REQUEST": "true"}
         client.get(reverse("pages:editor", args=[page.pk]))  # warm up templates
 
-        headlines = [b["id"] for b in documents.iter_blocks(page.document) if b["type"] == "headline"]
-        texts = [b["id"] for b in documents.iter_blocks(page.document) if b["type"] == "text"]
+        headlines = [
+            b["id"]
+            for b in documents.iter_blocks(page.document)
+            if b["type"] == "headline"
+        ]
+        texts = [
+            b["id"] for b in documents.iter_blocks(page.document) if b["type"] == "text"
+        ]
         edit_times: list[float] = []
         for i in range(60):
             rev = Page.objects.values_list("draft_revision", flat=True).get(pk=page.pk)
@@ -79,18 +103,29 @@ def main() -> None:
             start = time.perf_counter()
             r = client.post(
                 reverse("pages:block_update", args=[page.pk, block_id]),
-                {"text": f"Headline number {i}", "size": "xl", "align": "center", "revision": rev},
+                {
+                    "text": f"Headline number {i}",
+                    "size": "xl",
+                    "align": "center",
+                    "revision": rev,
+                },
                 **hx,
             )
             edit_times.append((time.perf_counter() - start) * 1000)
-            assert r.status_code == 200 and b"Headline number" in r.content, r.content[:300]
+            assert r.status_code == 200 and b"Headline number" in r.content, r.content[
+                :300
+            ]
         move_times: list[float] = []
         for i in range(40):
             rev = Page.objects.values_list("draft_revision", flat=True).get(pk=page.pk)
             start = time.perf_counter()
             r = client.post(
                 reverse("pages:edit", args=[page.pk]),
-                {"action": "block_up" if i % 2 else "block_down", "block_id": texts[i % len(texts)], "revision": rev},
+                {
+                    "action": "block_up" if i % 2 else "block_down",
+                    "block_id": texts[i % len(texts)],
+                    "revision": rev,
+                },
                 **hx,
             )
             move_times.append((time.perf_counter() - start) * 1000)
@@ -110,12 +145,18 @@ def main() -> None:
             public_times.append((time.perf_counter() - start) * 1000)
 
         all_edits = edit_times + move_times
-        print(f"settings edits: p50={statistics.median(edit_times):.1f} ms p95={pct(edit_times, 95):.1f} ms (n={len(edit_times)})")
-        print(f"moves (column re-render): p50={statistics.median(move_times):.1f} ms p95={pct(move_times, 95):.1f} ms (n={len(move_times)})")
-        print(f"render 100 blocks: editor canvas {statistics.median(render_times):.1f} ms, published {statistics.median(public_times):.1f} ms")
+        print(
+            f"settings edits: p50={statistics.median(edit_times):.1f} ms p95={pct(edit_times, 95):.1f} ms (n={len(edit_times)})"  # noqa: E501
+        )
+        print(
+            f"moves (column re-render): p50={statistics.median(move_times):.1f} ms p95={pct(move_times, 95):.1f} ms (n={len(move_times)})"  # noqa: E501
+        )
+        print(
+            f"render 100 blocks: editor canvas {statistics.median(render_times):.1f} ms, published {statistics.median(public_times):.1f} ms"  # noqa: E501
+        )
         print(
             f"bench editor: edit_p50_ms={statistics.median(all_edits):.1f} "
-            f"edit_p95_ms={pct(all_edits, 95):.1f} render_100_ms={statistics.median(render_times):.1f}"
+            f"edit_p95_ms={pct(all_edits, 95):.1f} render_100_ms={statistics.median(render_times):.1f}"  # noqa: E501
         )
     finally:
         workspace.delete()

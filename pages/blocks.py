@@ -19,7 +19,7 @@ from .sanitize import clean_rich, clean_text
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime
+    kind: str  # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime  # noqa: E501
     label: str
     default: Any = ""
     choices: tuple[tuple[str, str], ...] = ()
@@ -46,7 +46,11 @@ class BlockType:
 
 ALIGN = (("center", "Center"), ("left", "Left"), ("right", "Right"))
 SIZES = (("xl", "Extra large"), ("lg", "Large"), ("md", "Medium"))
-ACTIONS = (("next", "Go to the next step"), ("step", "Go to a step"), ("url", "Open a URL"))
+ACTIONS = (
+    ("next", "Go to the next step"),
+    ("step", "Go to a step"),
+    ("url", "Open a URL"),
+)
 
 REGISTRY: dict[str, BlockType] = {}
 
@@ -56,90 +60,303 @@ def register(block: BlockType) -> BlockType:
     return block
 
 
-register(BlockType("headline", "Headline", "H", (
-    Field("text", "text", "Text", "Your big, bold promise goes here"),
-    Field("size", "choice", "Size", "xl", SIZES),
-    Field("align", "choice", "Alignment", "center", ALIGN),
-), "Text"))
-register(BlockType("subheadline", "Sub-headline", "h", (
-    Field("text", "text", "Text", "A supporting line that makes the promise concrete"),
-    Field("align", "choice", "Alignment", "center", ALIGN),
-), "Text"))
-register(BlockType("text", "Text", "¶", (
-    Field("html", "rich", "Text", "<p>Write a short paragraph that speaks to your visitor.</p>",
-          help="Bold, italic, links and lists are kept; scripts are removed."),
-    Field("align", "choice", "Alignment", "left", ALIGN),
-), "Text"))
-register(BlockType("bullets", "Bullet list", "•", (
-    Field("items", "lines", "Items (one per line)", ["First benefit", "Second benefit", "Third benefit"]),
-    Field("icon", "choice", "Icon", "check", (("check", "Check mark"), ("dot", "Dot"), ("arrow", "Arrow"))),
-), "Text"))
-register(BlockType("image", "Image", "▣", (
-    Field("image_id", "image", "Image", None),
-    Field("alt", "text", "Alt text", "", help="Describe the image for screen readers."),
-    Field("width", "choice", "Width", "full", (("full", "Full width"), ("md", "Medium"), ("sm", "Small"))),
-    Field("link", "url", "Link (optional)", ""),
-), "Media"))
-register(BlockType("video", "Video", "▶", (
-    Field("url", "url", "YouTube, Vimeo or MP4 URL", "https://www.youtube.com/watch?v=dQw4w9WgXcQ"),
-    Field("caption", "text", "Button text", "Watch the video"),
-), "Media"))
-register(BlockType("button", "Button", "▭", (
-    Field("text", "text", "Button text", "Yes! I want this"),
-    Field("subtext", "text", "Small text under the label", ""),
-    Field("action", "choice", "When clicked", "next", ACTIONS),
-    Field("step_id", "step", "Step", None),
-    Field("url", "url", "URL", ""),
-    Field("align", "choice", "Alignment", "center", ALIGN),
-    Field("size", "choice", "Size", "lg", (("lg", "Large"), ("md", "Medium"))),
-), "Actions"))
-register(BlockType("optin_form", "Opt-in form", "✉", (
-    Field("show_name", "bool", "Ask for first name", True),
-    Field("show_phone", "bool", "Ask for phone", False),
-    Field("custom_fields", "lines", "Extra text fields (one label per line)", []),
-    Field("consent", "bool", "Consent checkbox", True),
-    Field("consent_text", "text", "Consent text", "I agree to receive emails. Unsubscribe anytime."),
-    Field("button_text", "text", "Button text", "Send me the free guide"),
-    Field("note", "text", "Note under the button", "We respect your privacy."),
-), "Actions"))
-register(BlockType("order_form", "Order form", "$", (
-    Field("heading", "text", "Heading", "Complete your order"),
-    Field("bump", "bool", "Show order bump", True),
-    Field("bump_text", "text", "Order bump offer", "Yes! Add the express workbook for just $7"),
-    Field("button_text", "text", "Button text", "Complete my order"),
-), "Actions"))
-register(BlockType("upsell_buttons", "Upsell accept / decline", "⇅", (
-    Field("accept_text", "text", "Accept button", "Yes! Add this to my order"),
-    Field("decline_text", "text", "Decline link", "No thanks, I'll pass on this offer"),
-), "Actions"))
-register(BlockType("countdown", "Countdown", "⏱", (
-    Field("mode", "choice", "Mode", "evergreen", (("evergreen", "Evergreen (per visitor)"), ("fixed", "Fixed deadline"))),
-    Field("minutes", "int", "Evergreen minutes", 15, min_value=1, max_value=100000),
-    Field("deadline", "datetime", "Fixed deadline (UTC)", ""),
-    Field("label", "text", "Label", "This offer expires in"),
-), "Conversion"))
-register(BlockType("testimonial", "Testimonial", "❝", (
-    Field("quote", "textarea", "Quote", "This changed the way I run my business. Worth every penny."),
-    Field("name", "text", "Name", "Sarah Jensen"),
-    Field("role", "text", "Role", "Founder, Bloom Studio"),
-    Field("image_id", "image", "Photo", None),
-), "Conversion"))
-register(BlockType("faq", "FAQ / accordion", "?", (
-    Field("items", "lines", "Questions and answers (Question | Answer, one per line)",
-          ["How long do I get access? | Forever, including all future updates.",
-           "Is there a guarantee? | Yes, 30 days, no questions asked."]),
-), "Conversion"))
-register(BlockType("divider", "Divider", "—", (
-    Field("style", "choice", "Style", "solid", (("solid", "Solid"), ("dashed", "Dashed"), ("dotted", "Dotted"))),
-), "Layout"))
-register(BlockType("spacer", "Spacer", "↕", (
-    Field("height", "int", "Height (px)", 40, min_value=0, max_value=400),
-), "Layout"))
-register(BlockType("custom_html", "Custom HTML", "</>", (
-    Field("html", "html", "HTML", "<p>Paste an embed or tracking pixel here.</p>",
-          help="Runs in a sandboxed frame: it cannot read this site's cookies or pages."),
-    Field("height", "int", "Frame height (px)", 150, min_value=20, max_value=3000),
-), "Advanced"))
+register(
+    BlockType(
+        "headline",
+        "Headline",
+        "H",
+        (
+            Field("text", "text", "Text", "Your big, bold promise goes here"),
+            Field("size", "choice", "Size", "xl", SIZES),
+            Field("align", "choice", "Alignment", "center", ALIGN),
+        ),
+        "Text",
+    )
+)
+register(
+    BlockType(
+        "subheadline",
+        "Sub-headline",
+        "h",
+        (
+            Field(
+                "text",
+                "text",
+                "Text",
+                "A supporting line that makes the promise concrete",
+            ),
+            Field("align", "choice", "Alignment", "center", ALIGN),
+        ),
+        "Text",
+    )
+)
+register(
+    BlockType(
+        "text",
+        "Text",
+        "¶",
+        (
+            Field(
+                "html",
+                "rich",
+                "Text",
+                "<p>Write a short paragraph that speaks to your visitor.</p>",
+                help="Bold, italic, links and lists are kept; scripts are removed.",
+            ),
+            Field("align", "choice", "Alignment", "left", ALIGN),
+        ),
+        "Text",
+    )
+)
+register(
+    BlockType(
+        "bullets",
+        "Bullet list",
+        "•",
+        (
+            Field(
+                "items",
+                "lines",
+                "Items (one per line)",
+                ["First benefit", "Second benefit", "Third benefit"],
+            ),
+            Field(
+                "icon",
+                "choice",
+                "Icon",
+                "check",
+                (("check", "Check mark"), ("dot", "Dot"), ("arrow", "Arrow")),
+            ),
+        ),
+        "Text",
+    )
+)
+register(
+    BlockType(
+        "image",
+        "Image",
+        "▣",
+        (
+            Field("image_id", "image", "Image", None),
+            Field(
+                "alt",
+                "text",
+                "Alt text",
+                "",
+                help="Describe the image for screen readers.",
+            ),
+            Field(
+                "width",
+                "choice",
+                "Width",
+                "full",
+                (("full", "Full width"), ("md", "Medium"), ("sm", "Small")),
+            ),
+            Field("link", "url", "Link (optional)", ""),
+        ),
+        "Media",
+    )
+)
+register(
+    BlockType(
+        "video",
+        "Video",
+        "▶",
+        (
+            Field(
+                "url",
+                "url",
+                "YouTube, Vimeo or MP4 URL",
+                "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            ),
+            Field("caption", "text", "Button text", "Watch the video"),
+        ),
+        "Media",
+    )
+)
+register(
+    BlockType(
+        "button",
+        "Button",
+        "▭",
+        (
+            Field("text", "text", "Button text", "Yes! I want this"),
+            Field("subtext", "text", "Small text under the label", ""),
+            Field("action", "choice", "When clicked", "next", ACTIONS),
+            Field("step_id", "step", "Step", None),
+            Field("url", "url", "URL", ""),
+            Field("align", "choice", "Alignment", "center", ALIGN),
+            Field("size", "choice", "Size", "lg", (("lg", "Large"), ("md", "Medium"))),
+        ),
+        "Actions",
+    )
+)
+register(
+    BlockType(
+        "optin_form",
+        "Opt-in form",
+        "✉",
+        (
+            Field("show_name", "bool", "Ask for first name", True),
+            Field("show_phone", "bool", "Ask for phone", False),
+            Field(
+                "custom_fields", "lines", "Extra text fields (one label per line)", []
+            ),
+            Field("consent", "bool", "Consent checkbox", True),
+            Field(
+                "consent_text",
+                "text",
+                "Consent text",
+                "I agree to receive emails. Unsubscribe anytime.",
+            ),
+            Field("button_text", "text", "Button text", "Send me the free guide"),
+            Field("note", "text", "Note under the button", "We respect your privacy."),
+        ),
+        "Actions",
+    )
+)
+register(
+    BlockType(
+        "order_form",
+        "Order form",
+        "$",
+        (
+            Field("heading", "text", "Heading", "Complete your order"),
+            Field("bump", "bool", "Show order bump", True),
+            Field(
+                "bump_text",
+                "text",
+                "Order bump offer",
+                "Yes! Add the express workbook for just $7",
+            ),
+            Field("button_text", "text", "Button text", "Complete my order"),
+        ),
+        "Actions",
+    )
+)
+register(
+    BlockType(
+        "upsell_buttons",
+        "Upsell accept / decline",
+        "⇅",
+        (
+            Field("accept_text", "text", "Accept button", "Yes! Add this to my order"),
+            Field(
+                "decline_text",
+                "text",
+                "Decline link",
+                "No thanks, I'll pass on this offer",
+            ),
+        ),
+        "Actions",
+    )
+)
+register(
+    BlockType(
+        "countdown",
+        "Countdown",
+        "⏱",
+        (
+            Field(
+                "mode",
+                "choice",
+                "Mode",
+                "evergreen",
+                (("evergreen", "Evergreen (per visitor)"), ("fixed", "Fixed deadline")),
+            ),
+            Field(
+                "minutes", "int", "Evergreen minutes", 15, min_value=1, max_value=100000
+            ),
+            Field("deadline", "datetime", "Fixed deadline (UTC)", ""),
+            Field("label", "text", "Label", "This offer expires in"),
+        ),
+        "Conversion",
+    )
+)
+register(
+    BlockType(
+        "testimonial",
+        "Testimonial",
+        "❝",
+        (
+            Field(
+                "quote",
+                "textarea",
+                "Quote",
+                "This changed the way I run my business. Worth every penny.",
+            ),
+            Field("name", "text", "Name", "Sarah Jensen"),
+            Field("role", "text", "Role", "Founder, Bloom Studio"),
+            Field("image_id", "image", "Photo", None),
+        ),
+        "Conversion",
+    )
+)
+register(
+    BlockType(
+        "faq",
+        "FAQ / accordion",
+        "?",
+        (
+            Field(
+                "items",
+                "lines",
+                "Questions and answers (Question | Answer, one per line)",
+                [
+                    "How long do I get access? | Forever, including all future updates.",  # noqa: E501
+                    "Is there a guarantee? | Yes, 30 days, no questions asked.",
+                ],
+            ),
+        ),
+        "Conversion",
+    )
+)
+register(
+    BlockType(
+        "divider",
+        "Divider",
+        "—",
+        (
+            Field(
+                "style",
+                "choice",
+                "Style",
+                "solid",
+                (("solid", "Solid"), ("dashed", "Dashed"), ("dotted", "Dotted")),
+            ),
+        ),
+        "Layout",
+    )
+)
+register(
+    BlockType(
+        "spacer",
+        "Spacer",
+        "↕",
+        (Field("height", "int", "Height (px)", 40, min_value=0, max_value=400),),
+        "Layout",
+    )
+)
+register(
+    BlockType(
+        "custom_html",
+        "Custom HTML",
+        "</>",
+        (
+            Field(
+                "html",
+                "html",
+                "HTML",
+                "<p>Paste an embed or tracking pixel here.</p>",
+                help="Runs in a sandboxed frame: it cannot read this site's cookies or pages.",  # noqa: E501
+            ),
+            Field(
+                "height", "int", "Frame height (px)", 150, min_value=20, max_value=3000
+            ),
+        ),
+        "Advanced",
+    )
+)
 
 
 def get(key: str) -> BlockType:
@@ -171,20 +388,26 @@ def _form_field(f: Field, step_choices: list[tuple[str, str]]) -> forms.Field:
     if f.kind in ("text",):
         return forms.CharField(max_length=500, **common)
     if f.kind in ("rich", "textarea", "html", "lines"):
-        return forms.CharField(max_length=50000, widget=forms.Textarea(attrs={"rows": 4}), **common)
+        return forms.CharField(
+            max_length=50000, widget=forms.Textarea(attrs={"rows": 4}), **common
+        )
     if f.kind == "url":
         return forms.URLField(max_length=500, assume_scheme="https", **common)
     if f.kind == "int":
-        return forms.IntegerField(min_value=f.min_value, max_value=f.max_value, **common)
+        return forms.IntegerField(
+            min_value=f.min_value, max_value=f.max_value, **common
+        )
     if f.kind == "bool":
         return forms.BooleanField(**common)
     if f.kind == "choice":
         return forms.ChoiceField(choices=f.choices, **common)
     if f.kind == "step":
-        return forms.ChoiceField(choices=[("", "—")] + step_choices, **common)
+        return forms.ChoiceField(choices=[("", "—"), *step_choices], **common)
     if f.kind == "datetime":
         return forms.DateTimeField(
-            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            widget=forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
             input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
             **common,
         )

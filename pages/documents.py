@@ -33,11 +33,18 @@ def new_block(block_type: str, settings: dict[str, Any] | None = None) -> Node:
 def new_row(columns: int = 1) -> Node:
     if not 1 <= columns <= MAX_COLUMNS:
         raise DocumentError(f"A row has 1 to {MAX_COLUMNS} columns.")
-    return {"id": new_id(), "columns": [{"id": new_id(), "blocks": []} for _ in range(columns)]}
+    return {
+        "id": new_id(),
+        "columns": [{"id": new_id(), "blocks": []} for _ in range(columns)],
+    }
 
 
 def new_section(settings: dict[str, Any] | None = None, columns: int = 1) -> Node:
-    return {"id": new_id(), "settings": dict(settings or {}), "rows": [new_row(columns)]}
+    return {
+        "id": new_id(),
+        "settings": dict(settings or {}),
+        "rows": [new_row(columns)],
+    }
 
 
 def _copy(doc: Doc) -> Doc:
@@ -185,7 +192,9 @@ def shift_block(doc: Doc, block_id: str, delta: int) -> Doc:
 # Sections --------------------------------------------------------------------
 
 
-def add_section(doc: Doc, *, after_section_id: str | None = None, columns: int = 1) -> tuple[Doc, str]:
+def add_section(
+    doc: Doc, *, after_section_id: str | None = None, columns: int = 1
+) -> tuple[Doc, str]:
     doc = _copy(doc)
     section = new_section(columns=columns)
     if after_section_id:

@@ -13,8 +13,14 @@ class PageSettingsForm(forms.ModelForm):
     class Meta:
         model = Page
         fields = [
-            "name", "title", "meta_description", "social_image", "favicon",
-            "noindex", "head_code", "footer_code",
+            "name",
+            "title",
+            "meta_description",
+            "social_image",
+            "favicon",
+            "noindex",
+            "head_code",
+            "footer_code",
         ]
         widgets = {
             "meta_description": forms.Textarea(attrs={"rows": 2}),
@@ -22,7 +28,7 @@ class PageSettingsForm(forms.ModelForm):
             "footer_code": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         }
         help_texts = {
-            "head_code": "Added to <head> of the published page only, never in the editor.",
+            "head_code": "Added to <head> of the published page only, never in the editor.",  # noqa: E501
             "footer_code": "Added before </body> of the published page only.",
         }
 
@@ -40,8 +46,13 @@ class ThemeForm(forms.ModelForm):
     class Meta:
         model = FunnelTheme
         fields = [
-            "primary_color", "accent_color", "text_color", "background_color",
-            "font_family", "button_style", "button_radius",
+            "primary_color",
+            "accent_color",
+            "text_color",
+            "background_color",
+            "font_family",
+            "button_style",
+            "button_radius",
         ]
         widgets = {
             f: forms.TextInput(attrs={"type": "color"})

@@ -33,7 +33,11 @@ class Page(models.Model):
     head_code = models.TextField(blank=True)
     footer_code = models.TextField(blank=True)
     published_version = models.ForeignKey(
-        "PageVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "PageVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -62,6 +66,9 @@ class PageRevision(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.page_id} r{self.number}"
+
 
 class PageVersion(models.Model):
     """An immutable published snapshot: the document and its HTML rendered once."""
@@ -84,6 +91,9 @@ class PageVersion(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.page} v{self.number}"
+
 
 class ButtonStyle(models.TextChoices):
     ROUNDED = "rounded", "Rounded"
@@ -92,7 +102,7 @@ class ButtonStyle(models.TextChoices):
 
 
 FONT_STACKS = {
-    "system": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+    "system": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",  # noqa: E501
     "serif": "Georgia, 'Times New Roman', serif",
     "humanist": "'Trebuchet MS', 'Lucida Grande', 'Segoe UI', sans-serif",
     "mono": "ui-monospace, 'SF Mono', Menlo, Consolas, monospace",
@@ -107,16 +117,23 @@ FONT_CHOICES = [
 
 class FunnelTheme(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    funnel = models.OneToOneField(Funnel, on_delete=models.CASCADE, related_name="theme")
+    funnel = models.OneToOneField(
+        Funnel, on_delete=models.CASCADE, related_name="theme"
+    )
     primary_color = models.CharField(max_length=7, default="#4f46e5")
     accent_color = models.CharField(max_length=7, default="#f59e0b")
     text_color = models.CharField(max_length=7, default="#1f2937")
     background_color = models.CharField(max_length=7, default="#ffffff")
-    font_family = models.CharField(max_length=40, default="system", choices=FONT_CHOICES)
+    font_family = models.CharField(
+        max_length=40, default="system", choices=FONT_CHOICES
+    )
     button_style = models.CharField(
         max_length=10, choices=ButtonStyle.choices, default=ButtonStyle.ROUNDED
     )
     button_radius = models.PositiveSmallIntegerField(default=8)
+
+    def __str__(self) -> str:
+        return f"Theme of {self.funnel_id}"
 
     @property
     def font_stack(self) -> str:
@@ -143,6 +160,9 @@ class ImageAsset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.original.name
 
     @property
     def url(self) -> str:

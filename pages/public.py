@@ -1,4 +1,4 @@
-"""Anonymous serving of published pages: /<funnel-slug>/ and /<funnel-slug>/<step-slug>/.
+"""Anonymous serving of published pages at /<funnel-slug>/<step-slug>/.
 
 Serving never renders: the HTML was rendered once at publish time. No session is
 touched, so no cookie is set. Unknown or unpublished → 404.
@@ -14,7 +14,9 @@ from . import selectors
 
 
 @require_GET
-def serve(request: HttpRequest, funnel_slug: str, step_slug: str | None = None) -> HttpResponse:
+def serve(
+    request: HttpRequest, funnel_slug: str, step_slug: str | None = None
+) -> HttpResponse:
     version = selectors.published_page(funnel_slug=funnel_slug, step_slug=step_slug)
     if version is None:
         raise Http404("No published page here.")

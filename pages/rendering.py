@@ -30,7 +30,10 @@ class RenderContext:
 
 
 SECTION_BACKGROUNDS = [
-    ("white", "White"), ("light", "Light"), ("dark", "Dark"), ("primary", "Brand colour"),
+    ("white", "White"),
+    ("light", "Light"),
+    ("dark", "Dark"),
+    ("primary", "Brand colour"),
 ]
 SECTION_WIDTHS = [("sm", "Narrow"), ("md", "Medium"), ("lg", "Wide")]
 
@@ -64,7 +67,9 @@ def video_embed(url: str) -> dict[str, str]:
                 "embed": f"https://player.vimeo.com/video/{m.group(1)}?autoplay=1",
                 "poster": "",
             }
-    if parsed.scheme in ("http", "https") and parsed.path.lower().endswith((".mp4", ".webm")):
+    if parsed.scheme in ("http", "https") and parsed.path.lower().endswith(
+        (".mp4", ".webm")
+    ):
         return {"kind": "mp4", "embed": url, "poster": ""}
     return {"kind": "", "embed": "", "poster": ""}
 
@@ -99,7 +104,11 @@ def block_context(block: Node, ctx: RenderContext) -> dict[str, Any]:
         extra["pairs"] = pairs
     elif kind == "optin_form":
         extra["custom"] = [
-            (re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40] or f"field{i}", label)
+            (
+                re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40]
+                or f"field{i}",
+                label,
+            )
             for i, label in enumerate(s.get("custom_fields") or [], 1)
         ]
     return {"b": block, "s": s, "ctx": ctx, **extra}
@@ -123,10 +132,10 @@ CHROME = (
     'hx-target="#settings-pane" hx-swap="innerHTML">{label}</a>'
     '<form method="post" action="{edit_url}" hx-post="{edit_url}">{csrf}'
     '<input type="hidden" name="block_id" value="{id}">'
-    '<button name="action" value="block_up" type="submit" class="pb-icon" title="Move up" aria-label="Move up">↑</button>'
-    '<button name="action" value="block_down" type="submit" class="pb-icon" title="Move down" aria-label="Move down">↓</button>'
-    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate">⧉</button>'
-    '<button name="action" value="delete_block" type="submit" class="pb-icon pb-danger" title="Delete" aria-label="Delete">✕</button>'
+    '<button name="action" value="block_up" type="submit" class="pb-icon" title="Move up" aria-label="Move up">↑</button>'  # noqa: E501
+    '<button name="action" value="block_down" type="submit" class="pb-icon" title="Move down" aria-label="Move down">↓</button>'  # noqa: E501
+    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate">⧉</button>'  # noqa: E501
+    '<button name="action" value="delete_block" type="submit" class="pb-icon pb-danger" title="Delete" aria-label="Delete">✕</button>'  # noqa: E501
     "</form></div>"
     '<div class="pb-block-body" hx-get="{settings_url}" hx-target="#settings-pane" '
     'hx-swap="innerHTML" hx-trigger="click">{html}</div></div>'
@@ -145,14 +154,18 @@ def _chrome_urls(ctx: RenderContext) -> dict[str, str]:
             "editor_url": reverse("pages:editor", args=[pk]),
             "edit_url": reverse("pages:edit", args=[pk]),
             "settings_url": reverse("pages:block_settings", args=[pk, "__id__"]),
-            "csrf": format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">', token)
+            "csrf": format_html(
+                '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', token
+            )
             if token
             else "",
         }
     return ctx._urls
 
 
-def editor_chrome(block: Node, bt: blocks.BlockType, html: str, ctx: RenderContext) -> SafeString:
+def editor_chrome(
+    block: Node, bt: blocks.BlockType, html: str, ctx: RenderContext
+) -> SafeString:
     urls = _chrome_urls(ctx)
     block_id = escape(block["id"])
     return mark_safe(
@@ -180,12 +193,18 @@ def render_document(doc: Doc, ctx: RenderContext) -> SafeString:
             cols = []
             for column in row.get("columns", []):
                 cols.append(
-                    {"column": column, "blocks": [
-                        {"block": b, "html": render_block(b, ctx)} for b in column.get("blocks", [])
-                    ]}
+                    {
+                        "column": column,
+                        "blocks": [
+                            {"block": b, "html": render_block(b, ctx)}
+                            for b in column.get("blocks", [])
+                        ],
+                    }
                 )
             rows.append({"row": row, "columns": cols})
-        sections.append({"section": section, "s": section.get("settings", {}), "rows": rows})
+        sections.append(
+            {"section": section, "s": section.get("settings", {}), "rows": rows}
+        )
     return mark_safe(
         render_to_string(
             "pages/_document.html",

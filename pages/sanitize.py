@@ -12,8 +12,25 @@ import html
 import nh3
 
 RICH_TAGS = {
-    "p", "br", "strong", "b", "em", "i", "u", "s", "a", "ul", "ol", "li",
-    "h2", "h3", "h4", "blockquote", "span", "mark", "small",
+    "p",
+    "br",
+    "strong",
+    "b",
+    "em",
+    "i",
+    "u",
+    "s",
+    "a",
+    "ul",
+    "ol",
+    "li",
+    "h2",
+    "h3",
+    "h4",
+    "blockquote",
+    "span",
+    "mark",
+    "small",
 }
 RICH_ATTRIBUTES = {"a": {"href", "title", "target"}}
 

@@ -50,7 +50,9 @@ def _store(page: Page, doc: Doc, label: str) -> Page:
     page.document = doc
     page.history_pointer = number
     page.draft_revision += 1
-    page.save(update_fields=["document", "history_pointer", "draft_revision", "updated_at"])
+    page.save(
+        update_fields=["document", "history_pointer", "draft_revision", "updated_at"]
+    )
     return page
 
 
@@ -102,12 +104,16 @@ def _move_pointer(page: Page, target: PageRevision) -> Page:
     page.document = target.document
     page.history_pointer = target.number
     page.draft_revision += 1
-    page.save(update_fields=["document", "history_pointer", "draft_revision", "updated_at"])
+    page.save(
+        update_fields=["document", "history_pointer", "draft_revision", "updated_at"]
+    )
     return page
 
 
 @transaction.atomic
-def page_restore_version(*, page: Page, version: PageVersion, revision: int | None) -> Page:
+def page_restore_version(
+    *, page: Page, version: PageVersion, revision: int | None
+) -> Page:
     """Bring a published version back into the draft (undoable)."""
     if version.page_id != page.pk:
         raise ValidationError("That version belongs to another page.")
@@ -116,7 +122,9 @@ def page_restore_version(*, page: Page, version: PageVersion, revision: int | No
 
 
 @transaction.atomic
-def page_create_blank(*, step: Step, document: Doc | None = None, name: str = "Variant A") -> Page:
+def page_create_blank(
+    *, step: Step, document: Doc | None = None, name: str = "Variant A"
+) -> Page:
     page = Page.objects.create(
         workspace_id=step.workspace_id,
         step=step,
@@ -124,7 +132,9 @@ def page_create_blank(*, step: Step, document: Doc | None = None, name: str = "V
         title=step.name,
         document=document or {"sections": []},
     )
-    PageRevision.objects.create(page=page, number=0, document=page.document, label="Created")
+    PageRevision.objects.create(
+        page=page, number=0, document=page.document, label="Created"
+    )
     return page
 
 
@@ -168,11 +178,19 @@ def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) 
         next_url=next_url,
         form_action=next_url,
         step_urls={str(s.pk): public_url(funnel, s) for s in steps},
-        images=selectors.images_for(workspace_id=page.workspace_id, ids=documents.image_ids(doc)),
+        images=selectors.images_for(
+            workspace_id=page.workspace_id, ids=documents.image_ids(doc)
+        ),
     )
     return render_to_string(
         "pages/public_page.html",
-        {"page": page, "body": render_document(doc, ctx), "theme": theme, "funnel": funnel, "step": step},
+        {
+            "page": page,
+            "body": render_document(doc, ctx),
+            "theme": theme,
+            "funnel": funnel,
+            "step": step,
+        },
     )
 
 
@@ -187,9 +205,18 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     versions = []
     for step in steps:
         page = page_for_step(step=step)
-        page = Page.objects.select_for_update().select_related("step__funnel").get(pk=page.pk)
+        page = (
+            Page.objects.select_for_update()
+            .select_related("step__funnel")
+            .get(pk=page.pk)
+        )
         for variant in [page, *Page.objects.filter(step=step).exclude(pk=page.pk)]:
-            number = (variant.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+            number = (
+                variant.versions.order_by("-number")
+                .values_list("number", flat=True)
+                .first()
+                or 0
+            ) + 1
             version = PageVersion.objects.create(
                 workspace_id=variant.workspace_id,
                 page=variant,
@@ -246,8 +273,12 @@ def funnel_create_from_template(
     if template is None:
         raise ValidationError("Unknown funnel template.")
     name = (name or template["name"]).strip()[:120]
-    funnel = Funnel.objects.create(workspace=workspace, name=name, slug=_unique_slug(name))
-    FunnelTheme.objects.create(workspace=workspace, funnel=funnel, **template.get("theme", {}))
+    funnel = Funnel.objects.create(
+        workspace=workspace, name=name, slug=_unique_slug(name)
+    )
+    FunnelTheme.objects.create(
+        workspace=workspace, funnel=funnel, **template.get("theme", {})
+    )
     steps: list[Step] = []
     for position, spec in enumerate(template["steps"]):
         step = Step.objects.create(
@@ -274,13 +305,17 @@ VARIANT_WIDTHS = (480, 960, 1600)
 ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
 
 
-def image_upload(*, workspace: Workspace, upload: Any, alt_text: str = "") -> ImageAsset:
+def image_upload(
+    *, workspace: Workspace, upload: Any, alt_text: str = ""
+) -> ImageAsset:
     """Validate with Pillow, strip EXIF, store the original plus WebP variants.
 
     Raises ValidationError with a message for the editor; nothing is stored then.
     """
     if upload.size > MAX_UPLOAD_BYTES:
-        raise ValidationError("That image is larger than 10 MB. Please upload a smaller file.")
+        raise ValidationError(
+            "That image is larger than 10 MB. Please upload a smaller file."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -292,7 +327,7 @@ def image_upload(*, workspace: Workspace, upload: Any, alt_text: str = "") -> Im
                 raise ValidationError("Upload a JPEG, PNG, GIF or WebP image.")
             if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
                 raise ValidationError(
-                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "
+                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "  # noqa: E501, RUF001
                     "on a side and 80 megapixels."
                 )
             probe.verify()
@@ -314,23 +349,33 @@ def image_upload(*, workspace: Workspace, upload: Any, alt_text: str = "") -> Im
     # Re-encode the original without metadata (drops EXIF/GPS).
     buf = io.BytesIO()
     save_fmt = "JPEG" if ext == "jpg" else ("WEBP" if ext == "webp" else "PNG")
-    image.save(buf, save_fmt, quality=90) if save_fmt != "PNG" else image.save(buf, "PNG", optimize=True)
+    image.save(buf, save_fmt, quality=90) if save_fmt != "PNG" else image.save(
+        buf, "PNG", optimize=True
+    )
     month = timezone.now().strftime("%Y/%m")
     stored: list[str] = []
     try:
-        original = default_storage.save(f"images/{month}/{stem}.{ext}", ContentFile(buf.getvalue()))
+        original = default_storage.save(
+            f"images/{month}/{stem}.{ext}", ContentFile(buf.getvalue())
+        )
         stored.append(original)
         variants = {}
         for w in VARIANT_WIDTHS:
             if w >= image.width and variants:
                 break
-            target = image if w >= image.width else image.resize(
-                (w, max(1, round(image.height * w / image.width))), Image.Resampling.LANCZOS
+            target = (
+                image
+                if w >= image.width
+                else image.resize(
+                    (w, max(1, round(image.height * w / image.width))),
+                    Image.Resampling.LANCZOS,
+                )
             )
             vbuf = io.BytesIO()
             target.save(vbuf, "WEBP", quality=82, method=4)
             path = default_storage.save(
-                f"images/{month}/{stem}-{min(w, image.width)}.webp", ContentFile(vbuf.getvalue())
+                f"images/{month}/{stem}-{min(w, image.width)}.webp",
+                ContentFile(vbuf.getvalue()),
             )
             stored.append(path)
             variants[str(min(w, image.width))] = path

@@ -10,8 +10,16 @@ urlpatterns = [
     path("steps/<int:step_pk>/edit/", views.step_edit, name="step_edit"),
     path("pages/<int:pk>/edit/", views.editor, name="editor"),
     path("pages/<int:pk>/edit/do/", views.edit, name="edit"),
-    path("pages/<int:pk>/blocks/<str:block_id>/", views.block_settings, name="block_settings"),
-    path("pages/<int:pk>/blocks/<str:block_id>/save/", views.block_update, name="block_update"),
+    path(
+        "pages/<int:pk>/blocks/<str:block_id>/",
+        views.block_settings,
+        name="block_settings",
+    ),
+    path(
+        "pages/<int:pk>/blocks/<str:block_id>/save/",
+        views.block_update,
+        name="block_update",
+    ),
     path("pages/<int:pk>/history/<str:direction>/", views.history, name="history"),
     path("pages/<int:pk>/images/", views.image_upload, name="image_upload"),
     path("pages/<int:pk>/settings/", views.page_settings, name="settings"),
@@ -24,7 +32,9 @@ urlpatterns = [
     ),
     path("pages/<int:pk>/publish/", views.publish, name="publish"),
     path("funnel-templates/", views.template_gallery, name="template_gallery"),
-    path("funnel-templates/<slug:key>/", views.template_preview, name="template_preview"),
+    path(
+        "funnel-templates/<slug:key>/", views.template_preview, name="template_preview"
+    ),
     path(
         "funnel-templates/<slug:key>/<int:index>/",
         views.template_preview,

@@ -31,7 +31,10 @@ def _revision(request: HttpRequest) -> int | None:
 
 
 def _render_ctx(
-    page: Page, doc: Doc, selected_id: str | None = None, request: HttpRequest | None = None
+    page: Page,
+    doc: Doc,
+    selected_id: str | None = None,
+    request: HttpRequest | None = None,
 ) -> RenderContext:
     return RenderContext(
         request=request,
@@ -40,12 +43,16 @@ def _render_ctx(
         editor=True,
         next_url="#",
         form_action="#",
-        images=selectors.images_for(workspace_id=page.workspace_id, ids=documents.image_ids(doc)),
+        images=selectors.images_for(
+            workspace_id=page.workspace_id, ids=documents.image_ids(doc)
+        ),
     )
 
 
 def _step_choices(page: Page) -> list[tuple[str, str]]:
-    return [(str(s.pk), s.name) for s in selectors.funnel_steps(funnel=page.step.funnel)]
+    return [
+        (str(s.pk), s.name) for s in selectors.funnel_steps(funnel=page.step.funnel)
+    ]
 
 
 def _settings_form(page: Page, block: dict[str, Any], data: Any = None):
@@ -78,7 +85,12 @@ def _editor_context(
         block = documents.find_block(page.document, selected)
         if block is not None:
             bt, form = _settings_form(page, block)
-            ctx.update(selected=block, block_type=bt, form=form, image=_block_image(page, block))
+            ctx.update(
+                selected=block,
+                block_type=bt,
+                form=form,
+                image=_block_image(page, block),
+            )
     return ctx
 
 
@@ -86,7 +98,9 @@ def _block_image(page: Page, block: dict[str, Any]) -> ImageAsset | None:
     image_id = block.get("settings", {}).get("image_id")
     if not image_id:
         return None
-    return ImageAsset.objects.filter(workspace_id=page.workspace_id, pk=image_id).first()
+    return ImageAsset.objects.filter(
+        workspace_id=page.workspace_id, pk=image_id
+    ).first()
 
 
 def _error(request: HttpRequest, page: Page, message: str) -> HttpResponse:
@@ -97,9 +111,15 @@ def _error(request: HttpRequest, page: Page, message: str) -> HttpResponse:
     return redirect("pages:editor", pk=page.pk)
 
 
-def _canvas_response(request: HttpRequest, page: Page, *, selected: str | None = None) -> HttpResponse:
+def _canvas_response(
+    request: HttpRequest, page: Page, *, selected: str | None = None
+) -> HttpResponse:
     if request.htmx:
-        return render(request, f"{EDITOR}#canvas-swap", _editor_context(page, request=request, selected=selected))
+        return render(
+            request,
+            f"{EDITOR}#canvas-swap",
+            _editor_context(page, request=request, selected=selected),
+        )
     url = reverse("pages:editor", args=[page.pk])
     return redirect(f"{url}?block={selected}" if selected else url)
 
@@ -122,7 +142,11 @@ def step_edit(request: HttpRequest, step_pk: int) -> HttpResponse:
 @workspace_view
 def editor(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
-    return render(request, EDITOR, _editor_context(page, request=request, selected=request.GET.get("block")))
+    return render(
+        request,
+        EDITOR,
+        _editor_context(page, request=request, selected=request.GET.get("block")),
+    )
 
 
 @workspace_view
@@ -145,16 +169,21 @@ def _int(request: HttpRequest, key: str, default: int = 0) -> int:
         return default
 
 
-def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | None] | None:
+def _structural(
+    request: HttpRequest,
+) -> tuple[Callable[[Doc], Doc], str, str | None] | None:
     """Map a POSTed action to a pure document operation."""
     action = request.POST.get("action", "")
     p = request.POST
     bid, sid, rid = p.get("block_id", ""), p.get("section_id", ""), p.get("row_id", "")
     delta = -1 if action.endswith("_up") else 1
     action = {
-        "block_up": "shift_block", "block_down": "shift_block",
-        "section_up": "shift_section", "section_down": "shift_section",
-        "row_up": "shift_row", "row_down": "shift_row",
+        "block_up": "shift_block",
+        "block_down": "shift_block",
+        "section_up": "shift_section",
+        "section_down": "shift_section",
+        "row_up": "shift_row",
+        "row_down": "shift_row",
     }.get(action, action)
 
     if action == "add_block":
@@ -162,7 +191,10 @@ def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | 
         block = documents.new_block(bt.key, bt.defaults())
         return (
             lambda d: documents.add_block(
-                d, block, after_block_id=bid or None, column_id=p.get("column_id") or None
+                d,
+                block,
+                after_block_id=bid or None,
+                column_id=p.get("column_id") or None,
             ),
             f"Added {bt.label.lower()}",
             block["id"],
@@ -170,7 +202,11 @@ def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | 
     if action == "delete_block":
         return (lambda d: documents.delete_block(d, bid), "Deleted block", None)
     if action == "duplicate_block":
-        return (lambda d: documents.duplicate_block(d, bid)[0], "Duplicated block", None)
+        return (
+            lambda d: documents.duplicate_block(d, bid)[0],
+            "Duplicated block",
+            None,
+        )
     if action == "shift_block":
         return (lambda d: documents.shift_block(d, bid, delta), "Moved block", bid)
     if action == "move_block":
@@ -184,14 +220,20 @@ def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | 
     if action == "add_section":
         cols = max(1, min(4, _int(request, "columns", 1)))
         return (
-            lambda d: documents.add_section(d, after_section_id=sid or None, columns=cols)[0],
+            lambda d: documents.add_section(
+                d, after_section_id=sid or None, columns=cols
+            )[0],
             "Added section",
             None,
         )
     if action == "delete_section":
         return (lambda d: documents.delete_section(d, sid), "Deleted section", None)
     if action == "duplicate_section":
-        return (lambda d: documents.duplicate_section(d, sid)[0], "Duplicated section", None)
+        return (
+            lambda d: documents.duplicate_section(d, sid)[0],
+            "Duplicated section",
+            None,
+        )
     if action == "shift_section":
         return (lambda d: documents.move_section(d, sid, delta), "Moved section", None)
     if action == "section_settings":
@@ -200,7 +242,9 @@ def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | 
         if bg not in SECTION_BACKGROUNDS or width not in SECTION_WIDTHS:
             raise ValidationError("Unknown section style.")
         return (
-            lambda d: documents.update_section(d, sid, {"background": bg, "width": width}),
+            lambda d: documents.update_section(
+                d, sid, {"background": bg, "width": width}
+            ),
             "Section style",
             None,
         )
@@ -215,7 +259,11 @@ def _structural(request: HttpRequest) -> tuple[Callable[[Doc], Doc], str, str | 
         return (lambda d: documents.move_row(d, rid, delta), "Moved row", None)
     if action == "row_columns":
         cols = _int(request, "columns", 1)
-        return (lambda d: documents.set_row_columns(d, rid, cols), "Changed columns", None)
+        return (
+            lambda d: documents.set_row_columns(d, rid, cols),
+            "Changed columns",
+            None,
+        )
     return None
 
 
@@ -282,7 +330,13 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
     return render(
         request,
         f"{EDITOR}#block-swap",
-        {"page": page, "block": block, "html": html, "can_undo": True, "can_redo": False},
+        {
+            "page": page,
+            "block": block,
+            "html": html,
+            "can_undo": True,
+            "can_redo": False,
+        },
     )
 
 
@@ -355,7 +409,9 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
         page = services.page_edit(
             page=page,
             revision=_revision(request),
-            operation=lambda d: documents.update_block(d, block_id, {"image_id": image.pk}),
+            operation=lambda d: documents.update_block(
+                d, block_id, {"image_id": image.pk}
+            ),
             label="Uploaded image",
         )
     except ValidationError as exc:
@@ -375,7 +431,11 @@ def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
         services.page_update_settings(page=page, data=form.cleaned_data)
         messages.success(request, "Page settings saved.")
         return redirect("pages:editor", pk=page.pk)
-    return render(request, "pages/page_settings.html", {"page": page, "form": form, "funnel": page.step.funnel})
+    return render(
+        request,
+        "pages/page_settings.html",
+        {"page": page, "form": form, "funnel": page.step.funnel},
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -388,7 +448,11 @@ def theme(request: HttpRequest, pk: int) -> HttpResponse:
         services.theme_update(funnel=page.step.funnel, data=form.cleaned_data)
         messages.success(request, "Funnel theme saved.")
         return redirect("pages:editor", pk=page.pk)
-    return render(request, "pages/theme.html", {"page": page, "form": form, "funnel": page.step.funnel})
+    return render(
+        request,
+        "pages/theme.html",
+        {"page": page, "form": form, "funnel": page.step.funnel},
+    )
 
 
 @workspace_view
@@ -397,19 +461,27 @@ def versions(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "pages/versions.html",
-        {"page": page, "versions": selectors.page_versions(page=page), "funnel": page.step.funnel},
+        {
+            "page": page,
+            "versions": selectors.page_versions(page=page),
+            "funnel": page.step.funnel,
+        },
     )
 
 
 @require_POST
 @workspace_view
-def version_action(request: HttpRequest, pk: int, version_pk: int, action: str) -> HttpResponse:
+def version_action(
+    request: HttpRequest, pk: int, version_pk: int, action: str
+) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     version = get_object_or_404(page.versions, pk=version_pk)
     try:
         if action == "restore":
             services.page_restore_version(page=page, version=version, revision=None)
-            messages.success(request, f"Version {version.number} restored into the draft.")
+            messages.success(
+                request, f"Version {version.number} restored into the draft."
+            )
             return redirect("pages:editor", pk=page.pk)
         if action == "rollback":
             services.page_rollback(page=page, version=version)
@@ -433,7 +505,9 @@ def publish(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             services.funnel_publish(funnel=funnel, user=request.user)
             url = services.public_url(funnel, page.step)
-            messages.success(request, f"Published! Live at {request.build_absolute_uri(url)}")
+            messages.success(
+                request, f"Published! Live at {request.build_absolute_uri(url)}"
+            )
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     return redirect("pages:editor", pk=page.pk)
@@ -478,5 +552,11 @@ def template_preview(request: HttpRequest, key: str, index: int = 0) -> HttpResp
     return render(
         request,
         "pages/template_preview.html",
-        {"template": template, "spec": spec, "index": index, "body": body, "theme": theme_obj},
+        {
+            "template": template,
+            "spec": spec,
+            "index": index,
+            "body": body,
+            "theme": theme_obj,
+        },
     )

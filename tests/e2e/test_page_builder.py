@@ -39,7 +39,11 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     page.locator("#canvas").wait_for()
     funnel = Funnel.objects.get(name="Meal prep tripwire")
     assert [s.kind for s in funnel.steps.all()] == [
-        "optin", "order", "upsell", "downsell", "thankyou",
+        "optin",
+        "order",
+        "upsell",
+        "downsell",
+        "thankyou",
     ]
     screenshot(page, "pages-editor-template")
 
@@ -48,7 +52,9 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     headline.click()
     field = page.locator("#settings-pane").get_by_label("Text")
     field.fill("Eat well all week with one hour of Sunday prep")
-    page.locator(".pb-block[data-type=headline] h1", has_text="one hour of Sunday prep").wait_for()
+    page.locator(
+        ".pb-block[data-type=headline] h1", has_text="one hour of Sunday prep"
+    ).wait_for()
     page.get_by_text("All changes saved").wait_for()
 
     # Upload an image into the image block.
@@ -67,12 +73,14 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     # Reorder: move the new opt-in form up above the image with the keyboard button.
     new_id = page.locator(".pb-block.is-selected").get_attribute("data-id")
     col = page.locator(f"#block-{new_id}").locator("xpath=..")
-    before = col.locator(":scope > .pb-block").evaluate_all("els => els.map(e => e.dataset.id)")
+    before = col.locator(":scope > .pb-block").evaluate_all(
+        "els => els.map(e => e.dataset.id)"
+    )
     page.locator(f"#block-{new_id}").hover()
     page.locator(f"#block-{new_id}").get_by_role("button", name="Move up").click()
     page.wait_for_function(
         "([id, n]) => { const el = document.getElementById('block-' + id);"
-        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"
+        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"  # noqa: E501
         ".map(c => c.dataset.id).indexOf(id) === n; }",
         arg=[new_id, before.index(new_id) - 1],
     )
@@ -81,7 +89,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     page.get_by_role("button", name="Undo").click()
     page.wait_for_function(
         "([id, n]) => { const el = document.getElementById('block-' + id);"
-        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"
+        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"  # noqa: E501
         ".map(c => c.dataset.id).indexOf(id) === n; }",
         arg=[new_id, before.index(new_id)],
     )
@@ -98,7 +106,9 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
 
     public = page.context.new_page()
     public.goto(f"{live_server.url}/{funnel.slug}/")
-    public.get_by_role("heading", name="Eat well all week with one hour of Sunday prep").wait_for()
+    public.get_by_role(
+        "heading", name="Eat well all week with one hour of Sunday prep"
+    ).wait_for()
     assert public.locator("img[srcset]").count() == 1
     assert public.locator("form.of-form input[name=email]").count() == 2
     screenshot(public, "pages-public-optin")

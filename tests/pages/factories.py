@@ -13,5 +13,7 @@ def page_with_blocks(*block_types: str, workspace=None, **step_kwargs):
     doc = {"sections": [documents.new_section()]}
     column_id = doc["sections"][0]["rows"][0]["columns"][0]["id"]
     for block_type in block_types:
-        doc = documents.add_block(doc, documents.new_block(block_type), column_id=column_id)
+        doc = documents.add_block(
+            doc, documents.new_block(block_type), column_id=column_id
+        )
     return page_create_blank(step=step, document=doc)

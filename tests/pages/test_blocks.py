@@ -6,7 +6,9 @@ from pages import blocks
 from pages.rendering import RenderContext, render_block, video_embed
 from pages.sanitize import clean_rich, clean_text
 
-CTX = RenderContext(next_url="/f/next/", form_action="/f/next/", step_urls={"5": "/f/order/"})
+CTX = RenderContext(
+    next_url="/f/next/", form_action="/f/next/", step_urls={"5": "/f/order/"}
+)
 
 
 def _render(block_type: str, **settings) -> str:
@@ -22,13 +24,17 @@ def test_every_block_type_renders_with_defaults():
 
 def test_headline_and_subheadline():
     assert _render("headline", text="Big <b>promise</b>", size="lg", align="left") == (
-        '<h1 class="of-headline of-size-lg of-align-left">Big &lt;b&gt;promise&lt;/b&gt;</h1>\n'
+        '<h1 class="of-headline of-size-lg of-align-left">Big &lt;b&gt;promise&lt;/b&gt;</h1>\n'  # noqa: E501
     )
-    assert 'of-subheadline of-align-center">Support</p>' in _render("subheadline", text="Support")
+    assert 'of-subheadline of-align-center">Support</p>' in _render(
+        "subheadline", text="Support"
+    )
 
 
 def test_text_keeps_sanitized_rich_html():
-    html = clean_rich('<p onclick="x()">Hi <strong>there</strong><script>alert(1)</script></p>')
+    html = clean_rich(
+        '<p onclick="x()">Hi <strong>there</strong><script>alert(1)</script></p>'
+    )
     assert html == "<p>Hi <strong>there</strong></p>"
     assert "<p>Hi <strong>there</strong></p>" in _render("text", html=html)
 
@@ -50,7 +56,9 @@ def test_image_without_asset_shows_placeholder_and_with_asset_srcset():
         width, height, alt_text = 960, 500, "Alt"
 
     ctx = RenderContext(images={3: Img()})
-    out = render_block({"id": "b", "type": "image", "settings": {"image_id": 3, "alt": "Cover"}}, ctx)
+    out = render_block(
+        {"id": "b", "type": "image", "settings": {"image_id": 3, "alt": "Cover"}}, ctx
+    )
     assert 'srcset="/media/a-480.webp 480w, /media/a-960.webp 960w"' in out
     assert 'alt="Cover"' in out
 
@@ -59,8 +67,14 @@ def test_video_loads_only_on_click():
     """The video block shows a poster button; no iframe until clicked."""
     out = _render("video", url="https://youtu.be/dQw4w9WgXcQ", caption="Watch")
     assert "<iframe" not in out
-    assert 'data-embed="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ?autoplay=1"' in out
-    assert video_embed("https://vimeo.com/123456")["embed"] == "https://player.vimeo.com/video/123456?autoplay=1"
+    assert (
+        'data-embed="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ?autoplay=1"'
+        in out
+    )
+    assert (
+        video_embed("https://vimeo.com/123456")["embed"]
+        == "https://player.vimeo.com/video/123456?autoplay=1"
+    )
     assert video_embed("https://cdn.example.com/a.mp4")["kind"] == "mp4"
     assert video_embed("javascript:alert(1)")["kind"] == ""
     assert "Add a YouTube, Vimeo or MP4 link" in _render("video", url="ftp://x")
@@ -79,9 +93,21 @@ def test_button_targets(settings, href):
 
 
 def test_optin_form_field_names_are_stable():
-    out = _render("optin_form", show_name=True, show_phone=True, custom_fields=["Company size"], consent=True)
+    out = _render(
+        "optin_form",
+        show_name=True,
+        show_phone=True,
+        custom_fields=["Company size"],
+        consent=True,
+    )
     assert 'method="post" action="/f/next/"' in out
-    for name in ('name="email" required', 'name="first_name"', 'name="phone"', 'name="consent"', 'name="custom_company_size"'):
+    for name in (
+        'name="email" required',
+        'name="first_name"',
+        'name="phone"',
+        'name="consent"',
+        'name="custom_company_size"',
+    ):
         assert name in out
 
 
@@ -93,13 +119,18 @@ def test_order_upsell_countdown_testimonial_divider_spacer():
     assert 'data-mode="evergreen" data-minutes="15"' in cd and "<script>" in cd
     t = _render("testimonial", quote="Great", name="Ann", role="CEO")
     assert "“Great”" in t and "<strong>Ann</strong>" in t
-    assert _render("divider", style="dashed") == '<hr class="of-divider of-divider-dashed">\n'
+    assert (
+        _render("divider", style="dashed")
+        == '<hr class="of-divider of-divider-dashed">\n'
+    )
     assert 'style="height:40px"' in _render("spacer", height=40)
 
 
 def test_custom_html_is_sandboxed_without_same_origin():
     """Custom HTML only ever renders inside a sandboxed srcdoc iframe."""
-    out = _render("custom_html", html="<script>alert(document.cookie)</script>", height=100)
+    out = _render(
+        "custom_html", html="<script>alert(document.cookie)</script>", height=100
+    )
     assert 'sandbox="allow-scripts allow-popups"' in out
     assert "allow-same-origin" not in out
     assert 'srcdoc="&lt;script&gt;alert(document.cookie)&lt;/script&gt;"' in out
@@ -107,9 +138,18 @@ def test_custom_html_is_sandboxed_without_same_origin():
 
 
 def test_clean_text_and_settings_strip_scripts_and_handlers():
-    assert clean_text('Hi <img src=x onerror="alert(1)"><script>bad()</script>there') == "Hi there"
+    assert (
+        clean_text('Hi <img src=x onerror="alert(1)"><script>bad()</script>there')
+        == "Hi there"
+    )
     bt = blocks.get("text")
-    form = blocks.settings_form(bt, data={"html": '<a href="javascript:alert(1)" onmouseover="x()">x</a>', "align": "left"})
+    form = blocks.settings_form(
+        bt,
+        data={
+            "html": '<a href="javascript:alert(1)" onmouseover="x()">x</a>',
+            "align": "left",
+        },
+    )
     assert form.is_valid()
     cleaned = blocks.clean_settings(bt, form.cleaned_data)
     assert cleaned == {"html": '<a rel="noopener noreferrer">x</a>', "align": "left"}

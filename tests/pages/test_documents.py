@@ -9,7 +9,9 @@ def _doc():
     doc, _ = d.add_section({"sections": []}, columns=2)
     col_a, col_b = (c["id"] for c in doc["sections"][0]["rows"][0]["columns"])
     for name in ("a", "b", "c"):
-        doc = d.add_block(doc, {"id": name, "type": "text", "settings": {}}, column_id=col_a)
+        doc = d.add_block(
+            doc, {"id": name, "type": "text", "settings": {}}, column_id=col_a
+        )
     return doc, col_a, col_b
 
 
@@ -21,7 +23,9 @@ def test_add_block_at_end_of_column_and_after_block():
     """Blocks append to a column, or land right after a given block."""
     doc, col_a, _ = _doc()
     assert _ids(doc, col_a) == ["a", "b", "c"]
-    doc = d.add_block(doc, {"id": "x", "type": "text", "settings": {}}, after_block_id="a")
+    doc = d.add_block(
+        doc, {"id": "x", "type": "text", "settings": {}}, after_block_id="a"
+    )
     assert _ids(doc, col_a) == ["a", "x", "b", "c"]
 
 
@@ -103,8 +107,8 @@ def test_sections_add_move_duplicate_delete():
 
 
 def test_rows_add_columns_move_duplicate_delete():
-    """Rows have 1–4 columns; shrinking a row keeps its blocks."""
-    doc, col_a, col_b = _doc()
+    """Rows have 1 to 4 columns; shrinking a row keeps its blocks."""
+    doc, _, _ = _doc()
     section = doc["sections"][0]["id"]
     first_row = doc["sections"][0]["rows"][0]["id"]
     doc, row2 = d.add_row(doc, section, columns=3)
@@ -114,7 +118,11 @@ def test_rows_add_columns_move_duplicate_delete():
     doc = d.move_row(doc, row2, -1)
     assert [r["id"] for r in doc["sections"][0]["rows"]] == [row2, first_row]
     doc = d.set_row_columns(doc, first_row, 1)
-    assert [b["id"] for b in d.find_row(doc, first_row)["columns"][0]["blocks"]] == ["a", "b", "c"]
+    assert [b["id"] for b in d.find_row(doc, first_row)["columns"][0]["blocks"]] == [
+        "a",
+        "b",
+        "c",
+    ]
     doc, row3 = d.duplicate_row(doc, first_row)
     doc = d.delete_row(doc, row2)
     assert [r["id"] for r in doc["sections"][0]["rows"]] == [first_row, row3]
@@ -122,6 +130,10 @@ def test_rows_add_columns_move_duplicate_delete():
 
 def test_image_ids_collects_referenced_images():
     """image_ids lists every image referenced by any block."""
-    doc = d.add_block({"sections": []}, {"id": "i", "type": "image", "settings": {"image_id": 7}})
-    doc = d.add_block(doc, {"id": "t", "type": "testimonial", "settings": {"image_id": "9"}})
+    doc = d.add_block(
+        {"sections": []}, {"id": "i", "type": "image", "settings": {"image_id": 7}}
+    )
+    doc = d.add_block(
+        doc, {"id": "t", "type": "testimonial", "settings": {"image_id": "9"}}
+    )
     assert d.image_ids(doc) == {7, 9}

@@ -37,7 +37,9 @@ def test_edit_bumps_revision_and_records_history(workspace):
     page = _set_text(page, "One")
     assert page.draft_revision == 1
     assert page.history_pointer == 1
-    assert list(PageRevision.objects.filter(page=page).values_list("number", flat=True)) == [0, 1]
+    assert list(
+        PageRevision.objects.filter(page=page).values_list("number", flat=True)
+    ) == [0, 1]
     assert Page.objects.get(pk=page.pk).document == page.document
 
 
@@ -48,7 +50,9 @@ def test_conflicting_revision_is_refused_without_overwrite(workspace):
     stale = Page.objects.get(pk=page.pk)
     with pytest.raises(services.EditConflict) as exc:
         _set_text(stale, "From tab B", revision=0)
-    assert exc.value.messages == ["This page changed in another tab — reload to see the latest."]
+    assert exc.value.messages == [
+        "This page changed in another tab — reload to see the latest."
+    ]
     assert _headline(Page.objects.get(pk=page.pk))["settings"]["text"] == "From tab A"
 
 
@@ -62,12 +66,12 @@ def test_undo_and_redo_walk_history_and_new_edit_drops_redo(workspace):
     assert _headline(page)["settings"]["text"] == "Two"
     page = services.page_undo(page=page, revision=page.draft_revision)
     page = _set_text(page, "Three")
-    with pytest.raises(ValidationError, match="Nothing to redo."):
+    with pytest.raises(ValidationError, match=r"Nothing to redo\."):
         services.page_redo(page=page, revision=page.draft_revision)
     page = services.page_undo(page=page, revision=page.draft_revision)
     page = services.page_undo(page=page, revision=page.draft_revision)
     assert "text" not in _headline(page)["settings"]
-    with pytest.raises(ValidationError, match="Nothing to undo."):
+    with pytest.raises(ValidationError, match=r"Nothing to undo\."):
         services.page_undo(page=page, revision=page.draft_revision)
 
 
@@ -108,14 +112,22 @@ def test_rollback_serves_an_earlier_version(workspace, owner):
     services.page_rollback(page=page, version=v1)
     assert "Version one" in Client().get(f"/{funnel.slug}/").content.decode()
     # Restoring into the draft is an undoable edit.
-    page = services.page_restore_version(page=Page.objects.get(pk=page.pk), version=v1, revision=None)
+    page = services.page_restore_version(
+        page=Page.objects.get(pk=page.pk), version=v1, revision=None
+    )
     assert _headline(page)["settings"]["text"] == "Version one"
 
 
 def test_head_and_footer_code_only_on_published_page(workspace, owner):
     page = page_with_blocks("headline", workspace=workspace)
     services.page_update_settings(
-        page=page, data={"head_code": "<script>window.px=1</script>", "footer_code": "<!--foot-->", "title": "T", "noindex": True}
+        page=page,
+        data={
+            "head_code": "<script>window.px=1</script>",
+            "footer_code": "<!--foot-->",
+            "title": "T",
+            "noindex": True,
+        },
     )
     [version] = services.funnel_publish(funnel=page.step.funnel, user=owner)
     assert "<script>window.px=1</script>" in version.html
@@ -129,17 +141,23 @@ def test_publish_without_steps_is_refused(workspace, owner):
         services.funnel_publish(funnel=funnel, user=owner)
 
 
-@pytest.mark.parametrize("key", ["lead-magnet", "tripwire", "product-launch", "webinar"])
+@pytest.mark.parametrize(
+    "key", ["lead-magnet", "tripwire", "product-launch", "webinar"]
+)
 def test_create_funnel_from_each_template(workspace, owner, key):
     template = selectors.funnel_template(key=key)
-    funnel = services.funnel_create_from_template(workspace=workspace, user=owner, template_key=key, name="My funnel")
+    funnel = services.funnel_create_from_template(
+        workspace=workspace, user=owner, template_key=key, name="My funnel"
+    )
     steps = list(funnel.steps.order_by("position"))
     assert [s.slug for s in steps] == [s["slug"] for s in template["steps"]]
     assert funnel.slug == "my-funnel"
     assert all(s.pages.count() == 1 for s in steps)
     page = steps[0].pages.get()
     assert len(list(documents.iter_blocks(page.document))) >= 5
-    again = services.funnel_create_from_template(workspace=workspace, user=owner, template_key=key, name="My funnel")
+    again = services.funnel_create_from_template(
+        workspace=workspace, user=owner, template_key=key, name="My funnel"
+    )
     assert again.slug == "my-funnel-2"
 
 
@@ -149,8 +167,10 @@ def test_tripwire_template_steps():
 
 
 def test_unknown_template_is_refused(workspace):
-    with pytest.raises(ValidationError, match="Unknown funnel template."):
-        services.funnel_create_from_template(workspace=workspace, user=None, template_key="x", name="n")
+    with pytest.raises(ValidationError, match=r"Unknown funnel template\."):
+        services.funnel_create_from_template(
+            workspace=workspace, user=None, template_key="x", name="n"
+        )
 
 
 def test_page_create_blank_and_for_step(workspace):
@@ -173,12 +193,20 @@ def _png(size=(800, 600), fmt="PNG", exif=False) -> SimpleUploadedFile:
         ex[0x010F] = "SecretCam"
         kwargs["exif"] = ex
     image.save(buf, fmt, **kwargs)
-    return SimpleUploadedFile("photo." + fmt.lower(), buf.getvalue(), content_type="image/png")
+    return SimpleUploadedFile(
+        "photo." + fmt.lower(), buf.getvalue(), content_type="image/png"
+    )
 
 
-def test_image_upload_stores_original_and_webp_variants_without_exif(workspace, settings, tmp_path):
+def test_image_upload_stores_original_and_webp_variants_without_exif(
+    workspace, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
-    image = services.image_upload(workspace=workspace, upload=_png((2000, 1000), "JPEG", exif=True), alt_text="A <b>cat</b>")
+    image = services.image_upload(
+        workspace=workspace,
+        upload=_png((2000, 1000), "JPEG", exif=True),
+        alt_text="A <b>cat</b>",
+    )
     assert (image.width, image.height) == (2000, 1000)
     assert sorted(image.variants, key=int) == ["480", "960", "1600"]
     assert image.alt_text == "A cat"
@@ -199,11 +227,23 @@ def test_small_image_keeps_single_variant(workspace, settings, tmp_path):
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
-        (SimpleUploadedFile("fake.png", b"this is not an image", content_type="image/png"), "That file is not a valid image."),
-        (SimpleUploadedFile("big.png", b"0" * (10 * 1024 * 1024 + 1), content_type="image/png"), "That image is larger than 10 MB. Please upload a smaller file."),
+        (
+            SimpleUploadedFile(
+                "fake.png", b"this is not an image", content_type="image/png"
+            ),
+            "That file is not a valid image.",
+        ),
+        (
+            SimpleUploadedFile(
+                "big.png", b"0" * (10 * 1024 * 1024 + 1), content_type="image/png"
+            ),
+            "That image is larger than 10 MB. Please upload a smaller file.",
+        ),
     ],
 )
-def test_bad_files_are_refused_and_nothing_stored(workspace, settings, tmp_path, upload, message):
+def test_bad_files_are_refused_and_nothing_stored(
+    workspace, settings, tmp_path, upload, message
+):
     settings.MEDIA_ROOT = tmp_path
     with pytest.raises(ValidationError) as exc:
         services.image_upload(workspace=workspace, upload=upload)
@@ -218,7 +258,7 @@ def test_20000_px_image_is_refused(workspace, settings, tmp_path):
     with pytest.raises(ValidationError) as exc:
         services.image_upload(workspace=workspace, upload=upload)
     assert exc.value.messages == [
-        "That image is 20000×10 px; images may be at most 12000 px on a side and 80 megapixels."
+        "That image is 20000×10 px; images may be at most 12000 px on a side and 80 megapixels."  # noqa: E501, RUF001
     ]
     assert ImageAsset.objects.count() == 0
 

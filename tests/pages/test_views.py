@@ -22,7 +22,9 @@ def page(workspace):
 
 
 def _ids(page):
-    return [b["id"] for b in documents.iter_blocks(Page.objects.get(pk=page.pk).document)]
+    return [
+        b["id"] for b in documents.iter_blocks(Page.objects.get(pk=page.pk).document)
+    ]
 
 
 def test_editor_full_page(owner_client, page):
@@ -53,7 +55,12 @@ def test_block_update_returns_only_the_block(owner_client, page):
     block_id = _ids(page)[0]
     response = owner_client.post(
         reverse("pages:block_update", args=[page.pk, block_id]),
-        {"text": "Hello <script>x()</script>world", "size": "xl", "align": "center", "revision": 0},
+        {
+            "text": "Hello <script>x()</script>world",
+            "size": "xl",
+            "align": "center",
+            "revision": 0,
+        },
         **HX,
     )
     html = response.content.decode()
@@ -61,7 +68,12 @@ def test_block_update_returns_only_the_block(owner_client, page):
     assert html.startswith(f'<div class="pb-block is-selected" id="block-{block_id}"')
     assert "Hello world</h1>" in html
     assert 'id="rev" name="revision" value="1" hx-swap-oob="true"' in html
-    assert documents.find_block(Page.objects.get(pk=page.pk).document, block_id)["settings"]["text"] == "Hello world"
+    assert (
+        documents.find_block(Page.objects.get(pk=page.pk).document, block_id)[
+            "settings"
+        ]["text"]
+        == "Hello world"
+    )
 
 
 def test_block_update_invalid_shows_errors(owner_client, page):
@@ -79,11 +91,15 @@ def test_block_update_invalid_shows_errors(owner_client, page):
 def test_structural_edits_via_htmx_and_plain_post(owner_client, page):
     url = reverse("pages:edit", args=[page.pk])
     a, b, c = _ids(page)
-    r = owner_client.post(url, {"action": "block_up", "block_id": b, "revision": 0}, **HX)
+    r = owner_client.post(
+        url, {"action": "block_up", "block_id": b, "revision": 0}, **HX
+    )
     assert r.status_code == 200
     assert 'hx-swap-oob="true"' in r.content.decode()
     assert _ids(page) == [b, a, c]
-    r = owner_client.post(url, {"action": "add_block", "type": "divider", "block_id": a})
+    r = owner_client.post(
+        url, {"action": "add_block", "type": "divider", "block_id": a}
+    )
     assert r.status_code == 302
     ids = _ids(page)
     assert ids[:2] == [b, a] and ids[3] == c and len(ids) == 4
@@ -92,7 +108,9 @@ def test_structural_edits_via_htmx_and_plain_post(owner_client, page):
     section = Page.objects.get(pk=page.pk).document["sections"][0]["id"]
     owner_client.post(url, {"action": "duplicate_section", "section_id": section}, **HX)
     assert len(Page.objects.get(pk=page.pk).document["sections"]) == 2
-    owner_client.post(url, {"action": "add_row", "section_id": section, "columns": "3"}, **HX)
+    owner_client.post(
+        url, {"action": "add_row", "section_id": section, "columns": "3"}, **HX
+    )
     rows = Page.objects.get(pk=page.pk).document["sections"][0]["rows"]
     assert [len(r["columns"]) for r in rows] == [1, 3]
 
@@ -100,10 +118,17 @@ def test_structural_edits_via_htmx_and_plain_post(owner_client, page):
 def test_conflict_shows_clear_message(owner_client, page):
     url = reverse("pages:edit", args=[page.pk])
     a = _ids(page)[0]
-    owner_client.post(url, {"action": "delete_block", "block_id": a, "revision": 0}, **HX)
-    r = owner_client.post(url, {"action": "delete_block", "block_id": _ids(page)[0], "revision": 0}, **HX)
+    owner_client.post(
+        url, {"action": "delete_block", "block_id": a, "revision": 0}, **HX
+    )
+    r = owner_client.post(
+        url, {"action": "delete_block", "block_id": _ids(page)[0], "revision": 0}, **HX
+    )
     assert r.headers["HX-Retarget"] == "#editor-alert"
-    assert "This page changed in another tab — reload to see the latest." in r.content.decode()
+    assert (
+        "This page changed in another tab — reload to see the latest."
+        in r.content.decode()
+    )
     assert len(_ids(page)) == 2
 
 
@@ -125,29 +150,78 @@ def test_image_upload_view(owner_client, page, settings, tmp_path):
     buf = io.BytesIO()
     Image.new("RGB", (640, 480), "red").save(buf, "PNG")
     url = reverse("pages:image_upload", args=[page.pk])
-    r = owner_client.post(url, {"block_id": image_block, "image": SimpleUploadedFile("a.png", buf.getvalue())}, **HX)
+    r = owner_client.post(
+        url,
+        {"block_id": image_block, "image": SimpleUploadedFile("a.png", buf.getvalue())},
+        **HX,
+    )
     assert r.status_code == 200
     asset = ImageAsset.objects.get()
-    assert documents.find_block(Page.objects.get(pk=page.pk).document, image_block)["settings"]["image_id"] == asset.pk
+    assert (
+        documents.find_block(Page.objects.get(pk=page.pk).document, image_block)[
+            "settings"
+        ]["image_id"]
+        == asset.pk
+    )
     assert 'srcset="' in r.content.decode()
-    bad = owner_client.post(url, {"block_id": image_block, "image": SimpleUploadedFile("b.png", b"nope")}, **HX)
+    bad = owner_client.post(
+        url,
+        {"block_id": image_block, "image": SimpleUploadedFile("b.png", b"nope")},
+        **HX,
+    )
     assert "That file is not a valid image." in bad.content.decode()
     assert ImageAsset.objects.count() == 1
 
 
 def test_page_settings_theme_versions_publish(owner_client, page):
-    r = owner_client.post(reverse("pages:settings", args=[page.pk]), {"name": "A", "title": "<b>Hi</b>", "meta_description": "", "social_image": "", "favicon": "", "head_code": "", "footer_code": ""})
+    r = owner_client.post(
+        reverse("pages:settings", args=[page.pk]),
+        {
+            "name": "A",
+            "title": "<b>Hi</b>",
+            "meta_description": "",
+            "social_image": "",
+            "favicon": "",
+            "head_code": "",
+            "footer_code": "",
+        },
+    )
     assert r.status_code == 302
     assert Page.objects.get(pk=page.pk).title == "Hi"
-    r = owner_client.post(reverse("pages:theme", args=[page.pk]), {"primary_color": "#112233", "accent_color": "#445566", "text_color": "#000000", "background_color": "#ffffff", "font_family": "serif", "button_style": "pill", "button_radius": 8})
+    r = owner_client.post(
+        reverse("pages:theme", args=[page.pk]),
+        {
+            "primary_color": "#112233",
+            "accent_color": "#445566",
+            "text_color": "#000000",
+            "background_color": "#ffffff",
+            "font_family": "serif",
+            "button_style": "pill",
+            "button_radius": 8,
+        },
+    )
     assert r.status_code == 302
     assert page.step.funnel.theme.primary_color == "#112233"
-    bad = owner_client.post(reverse("pages:theme", args=[page.pk]), {"primary_color": "red;}", "accent_color": "#445566", "text_color": "#000000", "background_color": "#ffffff", "font_family": "serif", "button_style": "pill", "button_radius": 8})
+    bad = owner_client.post(
+        reverse("pages:theme", args=[page.pk]),
+        {
+            "primary_color": "red;}",
+            "accent_color": "#445566",
+            "text_color": "#000000",
+            "background_color": "#ffffff",
+            "font_family": "serif",
+            "button_style": "pill",
+            "button_radius": 8,
+        },
+    )
     assert "Use a colour like #4f46e5." in bad.content.decode()
     owner_client.post(reverse("pages:publish", args=[page.pk]))
     version = Page.objects.get(pk=page.pk).published_version
     assert version.number == 1
-    assert "v1" in owner_client.get(reverse("pages:versions", args=[page.pk])).content.decode()
+    assert (
+        "v1"
+        in owner_client.get(reverse("pages:versions", args=[page.pk])).content.decode()
+    )
 
 
 def test_step_edit_creates_page_once(owner_client, workspace):
@@ -164,12 +238,26 @@ def test_template_gallery_and_create(owner_client, workspace):
     assert r.status_code == 200
     for name in ("Lead magnet", "Tripwire", "Product launch", "Webinar"):
         assert name in r.content.decode()
-    assert owner_client.get(reverse("pages:template_preview_step", args=["webinar", 2])).status_code == 200
-    assert owner_client.get(reverse("pages:template_preview_step", args=["webinar", 9])).status_code == 404
-    r = owner_client.post(reverse("pages:template_gallery"), {"template": "lead-magnet", "name": "Guide"})
+    assert (
+        owner_client.get(
+            reverse("pages:template_preview_step", args=["webinar", 2])
+        ).status_code
+        == 200
+    )
+    assert (
+        owner_client.get(
+            reverse("pages:template_preview_step", args=["webinar", 9])
+        ).status_code
+        == 404
+    )
+    r = owner_client.post(
+        reverse("pages:template_gallery"), {"template": "lead-magnet", "name": "Guide"}
+    )
     assert r.status_code == 302
     assert workspace.funnels.get().name == "Guide"
-    bad = owner_client.post(reverse("pages:template_gallery"), {"template": "nope", "name": "X"})
+    bad = owner_client.post(
+        reverse("pages:template_gallery"), {"template": "nope", "name": "X"}
+    )
     assert "Unknown funnel template." in bad.content.decode()
 
 
@@ -195,7 +283,9 @@ def test_stranger_gets_404(client, stranger, page, method, name, args):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize(("method", "name", "args"), [u for u in URLS if u[0] == "post"])
+@pytest.mark.parametrize(
+    ("method", "name", "args"), [u for u in URLS if u[0] == "post"]
+)
 def test_viewer_gets_403_on_writes(client, viewer, page, method, name, args):
     """A viewer can look at the editor but every write is forbidden."""
     client.force_login(viewer)
@@ -207,5 +297,7 @@ def test_viewer_gets_403_on_writes(client, viewer, page, method, name, args):
 
 def test_viewer_gets_403_creating_from_template(client, viewer):
     client.force_login(viewer)
-    r = client.post(reverse("pages:template_gallery"), {"template": "webinar", "name": "X"})
+    r = client.post(
+        reverse("pages:template_gallery"), {"template": "webinar", "name": "X"}
+    )
     assert r.status_code == 403
