@@ -19,7 +19,8 @@ from .sanitize import clean_rich, clean_text
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime  # noqa: E501
+    # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime
+    kind: str
     label: str
     default: Any = ""
     choices: tuple[tuple[str, str], ...] = ()

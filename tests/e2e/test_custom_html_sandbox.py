@@ -11,7 +11,7 @@ SPY = """<p id="probe">probe</p><script>
 var out = {};
 try { out.cookie = document.cookie; } catch (e) { out.cookie = "blocked:" + e.name; }
 try { out.parent = String(window.parent.document.cookie); }
-catch (e) { out.parent = "blocked:" + e.name; }  # noqa: E501
+catch (e) { out.parent = "blocked:" + e.name; }
 window.parent.postMessage(JSON.stringify(out), "*");
 </script>"""
 
