@@ -256,7 +256,7 @@ register(
     BlockType(
         "countdown",
         "Countdown",
-        "⏱",
+        "◔",
         (
             Field(
                 "mode",

@@ -99,7 +99,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert page.locator("#pb-frame").get_attribute("data-device") == "mobile"
     screenshot(page, "pages-editor-mobile")
 
-    page.get_by_role("button", name="Publish funnel").click()
+    page.locator("#publish-btn").click()
     page.get_by_text("Published!").wait_for()
     draft = Page.objects.get(step__funnel=funnel, step__slug="optin")
     assert draft.published_version.number == 1

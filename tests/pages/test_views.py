@@ -301,3 +301,12 @@ def test_viewer_gets_403_creating_from_template(client, viewer):
         reverse("pages:template_gallery"), {"template": "webinar", "name": "X"}
     )
     assert r.status_code == 403
+
+
+def test_unpublish_view(owner_client, page):
+    """Unpublishing from the editor takes the public pages offline."""
+    owner_client.post(reverse("pages:publish", args=[page.pk]))
+    funnel = page.step.funnel
+    assert owner_client.get(f"/{funnel.slug}/").status_code == 200
+    owner_client.post(reverse("pages:publish", args=[page.pk]), {"action": "unpublish"})
+    assert owner_client.get(f"/{funnel.slug}/").status_code == 404
