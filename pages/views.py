@@ -66,7 +66,11 @@ def _settings_form(page: Page, block: dict[str, Any], data: Any = None):
 
 
 def _editor_context(
-    page: Page, *, selected: str | None = None, request: HttpRequest | None = None
+    page: Page,
+    *,
+    selected: str | None = None,
+    request: HttpRequest | None = None,
+    with_canvas: bool = True,
 ) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "page": page,
@@ -74,7 +78,9 @@ def _editor_context(
         "funnel": page.step.funnel,
         "canvas": render_document(
             page.document, _render_ctx(page, page.document, selected, request)
-        ),
+        )
+        if with_canvas
+        else "",
         "palette": blocks.groups(),
         "can_undo": page.history_pointer > 0,
         "can_redo": page.revisions.filter(number__gt=page.history_pointer).exists(),
@@ -154,8 +160,7 @@ def block_settings(request: HttpRequest, pk: int, block_id: str) -> HttpResponse
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     if not request.htmx:
         return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
-    ctx = _editor_context(page, request=request, selected=block_id)
-    ctx.pop("canvas")
+    ctx = _editor_context(page, request=request, selected=block_id, with_canvas=False)
     return render(request, f"{EDITOR}#settings", ctx)
 
 
@@ -306,7 +311,9 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
     bt, form = _settings_form(page, block, data=request.POST)
     if not form.is_valid():
         if request.htmx:
-            ctx = _editor_context(page, request=request, selected=block_id)
+            ctx = _editor_context(
+                page, request=request, selected=block_id, with_canvas=False
+            )
             ctx["form"] = form
             response = render(request, f"{EDITOR}#settings", ctx)
             return reswap(retarget(response, "#settings-pane"), "innerHTML")
