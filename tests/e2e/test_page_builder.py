@@ -112,3 +112,8 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert public.locator("img[srcset]").count() == 1
     assert public.locator("form.of-form input[name=email]").count() == 2
     screenshot(public, "pages-public-optin")
+    public.goto(f"{live_server.url}/{funnel.slug}/special-offer/")
+    public.get_by_role("button", name="Complete my order →").wait_for()
+    screenshot(public, "pages-public-order")
+    public.goto(f"{live_server.url}/funnel-templates/webinar/0/")
+    screenshot(public, "pages-template-preview-webinar")
