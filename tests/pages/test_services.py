@@ -274,3 +274,15 @@ def test_decompression_bomb_is_refused(workspace, settings, tmp_path):
         services.image_upload(workspace=workspace, upload=upload)
     assert ImageAsset.objects.count() == 0
     assert list(tmp_path.rglob("*.*")) == []
+
+
+def test_public_form_post_redirects_to_the_page(workspace, owner):
+    """An opt-in post to a published step lands on that step (no 403/405)."""
+    page = page_with_blocks("optin_form", workspace=workspace, slug="thanks")
+    services.funnel_publish(funnel=page.step.funnel, user=owner)
+    client = Client(enforce_csrf_checks=True)
+    url = f"/{page.step.funnel.slug}/thanks/"
+    response = client.post(url, {"email": "a@b.test"})
+    assert response.status_code == 303
+    assert response.url == url
+    assert response.cookies == {}
