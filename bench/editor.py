@@ -97,7 +97,7 @@ def main() -> None:
             b["id"] for b in documents.iter_blocks(page.document) if b["type"] == "text"
         ]
         edit_times: list[float] = []
-        for i in range(60):
+        for i in range(-5, 60):  # the first five warm connections and caches
             rev = Page.objects.values_list("draft_revision", flat=True).get(pk=page.pk)
             block_id = headlines[i % len(headlines)]
             start = time.perf_counter()
@@ -111,7 +111,8 @@ def main() -> None:
                 },
                 **hx,
             )
-            edit_times.append((time.perf_counter() - start) * 1000)
+            if i >= 0:
+                edit_times.append((time.perf_counter() - start) * 1000)
             assert r.status_code == 200 and b"Headline number" in r.content, r.content[
                 :300
             ]
