@@ -129,3 +129,23 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class StepOffer(models.Model):
+    """What an order form, upsell or downsell step sells (prices live on Product)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="offer")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    bump_product = models.ForeignKey(
+        Product,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    bump_headline = models.CharField(max_length=200, blank=True)
+    bump_description = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"Offer on {self.step_id}"

@@ -20,7 +20,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Workspace
-from funnels.models import Product, Step
+from funnels.models import Product, Step, StepOffer
 
 from . import services
 from .gateways import ChargeResult, GatewayError, get_gateway
@@ -33,7 +33,6 @@ from .models import (
     Payment,
     PaymentKind,
     PaymentStatus,
-    StepOffer,
     WebhookEvent,
 )
 

@@ -215,28 +215,6 @@ class FollowUpEmail(models.Model):
         return self.subject
 
 
-class StepOffer(models.Model):
-    """What an order form, upsell or downsell step sells (prices live on Product)."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="offer")
-    product = models.ForeignKey(
-        "funnels.Product", on_delete=models.PROTECT, related_name="+"
-    )
-    bump_product = models.ForeignKey(
-        "funnels.Product",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
-    bump_headline = models.CharField(max_length=200, blank=True)
-    bump_description = models.TextField(blank=True)
-
-    def __str__(self) -> str:
-        return f"Offer on {self.step_id}"
-
-
 class OrderStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     PAID = "paid", "Paid"

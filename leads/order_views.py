@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.tenancy import workspace_view
-from funnels.models import Funnel, Product, Step
+from funnels.models import Funnel, Product, Step, StepOffer
 from funnels.money import CURRENCIES, format_money, parse_money
 
 from . import checkout, selectors, services
-from .models import FollowUpEmail, Order, OrderStatus, StepOffer
+from .models import FollowUpEmail, Order, OrderStatus
 
 
 class OrderFilterForm(forms.Form):

@@ -19,7 +19,8 @@ from .sanitize import clean_rich, clean_text
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime
+    # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime
+    kind: str
     label: str
     default: Any = ""
     choices: tuple[tuple[str, str], ...] = ()
@@ -255,7 +256,7 @@ register(
     BlockType(
         "countdown",
         "Countdown",
-        "⏱",
+        "◔",
         (
             Field(
                 "mode",
@@ -303,7 +304,7 @@ register(
                 "lines",
                 "Questions and answers (Question | Answer, one per line)",
                 [
-                    "How long do I get access? | Forever, including all future updates.",
+                    "How long do I get access? | Forever, including all future updates.",  # noqa: E501
                     "Is there a guarantee? | Yes, 30 days, no questions asked.",
                 ],
             ),
@@ -348,7 +349,7 @@ register(
                 "html",
                 "HTML",
                 "<p>Paste an embed or tracking pixel here.</p>",
-                help="Runs in a sandboxed frame: it cannot read this site's cookies or pages.",
+                help="Runs in a sandboxed frame: it cannot read this site's cookies or pages.",  # noqa: E501
             ),
             Field(
                 "height", "int", "Frame height (px)", 150, min_value=20, max_value=3000
@@ -402,7 +403,7 @@ def _form_field(f: Field, step_choices: list[tuple[str, str]]) -> forms.Field:
     if f.kind == "choice":
         return forms.ChoiceField(choices=f.choices, **common)
     if f.kind == "step":
-        return forms.ChoiceField(choices=[("", "—")] + step_choices, **common)
+        return forms.ChoiceField(choices=[("", "—"), *step_choices], **common)
     if f.kind == "datetime":
         return forms.DateTimeField(
             widget=forms.DateTimeInput(

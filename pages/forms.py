@@ -28,7 +28,7 @@ class PageSettingsForm(forms.ModelForm):
             "footer_code": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         }
         help_texts = {
-            "head_code": "Added to <head> of the published page only, never in the editor.",
+            "head_code": "Added to <head> of the published page only, never in the editor.",  # noqa: E501
             "footer_code": "Added before </body> of the published page only.",
         }
 

@@ -66,6 +66,9 @@ class PageRevision(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.page_id} r{self.number}"
+
 
 class PageVersion(models.Model):
     """An immutable published snapshot: the document and its HTML rendered once."""
@@ -88,6 +91,9 @@ class PageVersion(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.page} v{self.number}"
+
 
 class ButtonStyle(models.TextChoices):
     ROUNDED = "rounded", "Rounded"
@@ -96,7 +102,7 @@ class ButtonStyle(models.TextChoices):
 
 
 FONT_STACKS = {
-    "system": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+    "system": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",  # noqa: E501
     "serif": "Georgia, 'Times New Roman', serif",
     "humanist": "'Trebuchet MS', 'Lucida Grande', 'Segoe UI', sans-serif",
     "mono": "ui-monospace, 'SF Mono', Menlo, Consolas, monospace",
@@ -126,6 +132,9 @@ class FunnelTheme(models.Model):
     )
     button_radius = models.PositiveSmallIntegerField(default=8)
 
+    def __str__(self) -> str:
+        return f"Theme of {self.funnel_id}"
+
     @property
     def font_stack(self) -> str:
         return FONT_STACKS.get(self.font_family, FONT_STACKS["system"])
@@ -151,6 +160,9 @@ class ImageAsset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.original.name
 
     @property
     def url(self) -> str:

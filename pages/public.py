@@ -1,4 +1,4 @@
-"""Anonymous serving of published pages: /<funnel-slug>/ and /<funnel-slug>/<step-slug>/.
+"""Anonymous serving of published pages at /<funnel-slug>/<step-slug>/.
 
 Serving never renders: the HTML was rendered once at publish time. No session is
 touched, so no cookie is set. Unknown or unpublished → 404.
@@ -6,20 +6,27 @@ touched, so no cookie is set. Unknown or unpublished → 404.
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
 from . import selectors
 
 
-@require_GET
+# Forms on published pages post to the next step. Until the leads app captures
+# them, a POST changes nothing and is answered with a redirect to the same page
+# (no session, so no CSRF token to check).
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
 def serve(
     request: HttpRequest, funnel_slug: str, step_slug: str | None = None
 ) -> HttpResponse:
     version = selectors.published_page(funnel_slug=funnel_slug, step_slug=step_slug)
     if version is None:
         raise Http404("No published page here.")
+    if request.method == "POST":
+        return HttpResponseRedirect(request.path, status=303)
     response = HttpResponse(version.html)
     response["Cache-Control"] = "public, max-age=60"
     return response

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from django.template.loader import get_template, render_to_string
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from . import blocks
@@ -25,6 +26,7 @@ class RenderContext:
     page: Any = None
     selected_id: str | None = None
     request: Any = None
+    _urls: dict[str, str] | None = None
 
 
 SECTION_BACKGROUNDS = [
@@ -116,7 +118,69 @@ def render_block(block: Node, ctx: RenderContext) -> SafeString:
     bt = blocks.REGISTRY.get(block.get("type", ""))
     if bt is None:
         return mark_safe("")
-    return mark_safe(get_template(bt.template).render(block_context(block, ctx)))
+    html = get_template(bt.template).render(block_context(block, ctx))
+    if ctx.editor and ctx.page is not None:
+        return editor_chrome(block, bt, html, ctx)
+    return mark_safe(html)
+
+
+CHROME = (
+    '<div class="pb-block{selected}" id="block-{id}" data-id="{id}" data-type="{type}">'
+    '<div class="pb-block-bar" role="toolbar" aria-label="Block actions">'
+    '<span class="pb-drag" title="Drag to move" aria-hidden="true">⠿</span>'
+    '<a class="pb-block-name" href="{editor_url}?block={id}" hx-get="{settings_url}" '
+    'hx-target="#settings-pane" hx-swap="innerHTML">{label}</a>'
+    '<form method="post" action="{edit_url}" hx-post="{edit_url}">{csrf}'
+    '<input type="hidden" name="block_id" value="{id}">'
+    '<button name="action" value="block_up" type="submit" class="pb-icon" title="Move up" aria-label="Move up">↑</button>'  # noqa: E501
+    '<button name="action" value="block_down" type="submit" class="pb-icon" title="Move down" aria-label="Move down">↓</button>'  # noqa: E501
+    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate">⧉</button>'  # noqa: E501
+    '<button name="action" value="delete_block" type="submit" class="pb-icon pb-danger" title="Delete" aria-label="Delete">✕</button>'  # noqa: E501
+    "</form></div>"
+    '<div class="pb-block-body" hx-get="{settings_url}" hx-target="#settings-pane" '
+    'hx-swap="innerHTML" hx-trigger="click">{html}</div></div>'
+)
+
+
+def _chrome_urls(ctx: RenderContext) -> dict[str, str]:
+    """Reverse the editor URLs once per render, not once per block."""
+    if ctx._urls is None:
+        from django.middleware.csrf import get_token
+        from django.urls import reverse
+
+        pk = ctx.page.pk
+        token = get_token(ctx.request) if ctx.request is not None else ""
+        ctx._urls = {
+            "editor_url": reverse("pages:editor", args=[pk]),
+            "edit_url": reverse("pages:edit", args=[pk]),
+            "settings_url": reverse("pages:block_settings", args=[pk, "__id__"]),
+            "csrf": format_html(
+                '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', token
+            )
+            if token
+            else "",
+        }
+    return ctx._urls
+
+
+def editor_chrome(
+    block: Node, bt: blocks.BlockType, html: str, ctx: RenderContext
+) -> SafeString:
+    urls = _chrome_urls(ctx)
+    block_id = escape(block["id"])
+    return mark_safe(
+        CHROME.format(
+            selected=" is-selected" if ctx.selected_id == block["id"] else "",
+            id=block_id,
+            type=escape(bt.key),
+            label=escape(bt.label),
+            editor_url=urls["editor_url"],
+            edit_url=urls["edit_url"],
+            settings_url=urls["settings_url"].replace("__id__", block_id),
+            csrf=urls["csrf"],
+            html=html,
+        )
+    )
 
 
 def render_document(doc: Doc, ctx: RenderContext) -> SafeString:

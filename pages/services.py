@@ -327,7 +327,7 @@ def image_upload(
                 raise ValidationError("Upload a JPEG, PNG, GIF or WebP image.")
             if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
                 raise ValidationError(
-                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "
+                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "  # noqa: E501, RUF001
                     "on a side and 80 megapixels."
                 )
             probe.verify()

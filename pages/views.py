@@ -66,7 +66,11 @@ def _settings_form(page: Page, block: dict[str, Any], data: Any = None):
 
 
 def _editor_context(
-    page: Page, *, selected: str | None = None, request: HttpRequest | None = None
+    page: Page,
+    *,
+    selected: str | None = None,
+    request: HttpRequest | None = None,
+    with_canvas: bool = True,
 ) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "page": page,
@@ -74,7 +78,9 @@ def _editor_context(
         "funnel": page.step.funnel,
         "canvas": render_document(
             page.document, _render_ctx(page, page.document, selected, request)
-        ),
+        )
+        if with_canvas
+        else "",
         "palette": blocks.groups(),
         "can_undo": page.history_pointer > 0,
         "can_redo": page.revisions.filter(number__gt=page.history_pointer).exists(),
@@ -154,8 +160,7 @@ def block_settings(request: HttpRequest, pk: int, block_id: str) -> HttpResponse
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     if not request.htmx:
         return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
-    ctx = _editor_context(page, request=request, selected=block_id)
-    ctx.pop("canvas")
+    ctx = _editor_context(page, request=request, selected=block_id, with_canvas=False)
     return render(request, f"{EDITOR}#settings", ctx)
 
 
@@ -281,6 +286,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
         if op is None:
             return _error(request, page, "Unknown editor action.")
         operation, label, selected = op
+        old_doc = page.document
         page = services.page_edit(
             page=page, revision=_revision(request), operation=operation, label=label
         )
@@ -288,6 +294,9 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
         return _error(request, page, exc.messages[0])
     if selected and documents.find_block(page.document, selected) is None:
         selected = None
+    action = request.POST.get("action", "")
+    if request.htmx and action in ("block_up", "block_down", "move_block") and selected:
+        return _columns_response(request, page, old_doc, selected)
     return _canvas_response(request, page, selected=selected)
 
 
@@ -302,7 +311,9 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
     bt, form = _settings_form(page, block, data=request.POST)
     if not form.is_valid():
         if request.htmx:
-            ctx = _editor_context(page, request=request, selected=block_id)
+            ctx = _editor_context(
+                page, request=request, selected=block_id, with_canvas=False
+            )
             ctx["form"] = form
             response = render(request, f"{EDITOR}#settings", ctx)
             return reswap(retarget(response, "#settings-pane"), "innerHTML")
@@ -321,12 +332,8 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
     block = documents.find_block(page.document, block_id)
-    html = render_block(
-        block,
-        _render_ctx(
-            page, {"sections": [{"rows": [{"columns": [{"blocks": [block]}]}]}]}
-        ),
-    )
+    single = {"sections": [{"rows": [{"columns": [{"blocks": [block]}]}]}]}
+    html = render_block(block, _render_ctx(page, single, block_id, request))
     return render(
         request,
         f"{EDITOR}#block-swap",
@@ -338,6 +345,36 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
             "can_redo": False,
         },
     )
+
+
+def _column_of(doc: Doc, block_id: str) -> dict[str, Any] | None:
+    for section in doc.get("sections", []):
+        for row in section["rows"]:
+            for column in row["columns"]:
+                if any(b["id"] == block_id for b in column["blocks"]):
+                    return column
+    return None
+
+
+def _columns_response(
+    request: HttpRequest, page: Page, old_doc: Doc, block_id: str
+) -> HttpResponse:
+    """After a move, re-render only the column(s) it left and entered."""
+    ids = []
+    for doc in (old_doc, page.document):
+        column = _column_of(doc, block_id)
+        if column is not None and column["id"] not in ids:
+            ids.append(column["id"])
+    columns = [documents._column(page.document, cid) for cid in ids]
+    moved = {"sections": [{"rows": [{"columns": columns}]}]}
+    ctx = _render_ctx(page, moved, block_id, request)
+    payload = [(c["id"], [render_block(b, ctx) for b in c["blocks"]]) for c in columns]
+    response = render(
+        request,
+        f"{EDITOR}#columns-swap",
+        {"page": page, "columns": payload, "can_undo": True, "can_redo": False},
+    )
+    return reswap(response, "none")
 
 
 @require_POST

@@ -81,18 +81,6 @@ class Migration(migrations.Migration):
                 'ordering': ['created_at', 'id'],
             },
         ),
-        migrations.CreateModel(
-            name='StepOffer',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('bump_headline', models.CharField(blank=True, max_length=200)),
-                ('bump_description', models.TextField(blank=True)),
-                ('bump_product', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='funnels.product')),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='funnels.product')),
-                ('step', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='offer', to='funnels.step')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
-            ],
-        ),
         migrations.AddIndex(
             model_name='order',
             index=models.Index(fields=['workspace', '-created_at'], name='order_ws_created'),

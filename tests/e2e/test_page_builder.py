@@ -80,7 +80,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     page.locator(f"#block-{new_id}").get_by_role("button", name="Move up").click()
     page.wait_for_function(
         "([id, n]) => { const el = document.getElementById('block-' + id);"
-        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"
+        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"  # noqa: E501
         ".map(c => c.dataset.id).indexOf(id) === n; }",
         arg=[new_id, before.index(new_id) - 1],
     )
@@ -89,7 +89,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     page.get_by_role("button", name="Undo").click()
     page.wait_for_function(
         "([id, n]) => { const el = document.getElementById('block-' + id);"
-        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"
+        " return el && [...el.parentNode.children].filter(c => c.classList.contains('pb-block'))"  # noqa: E501
         ".map(c => c.dataset.id).indexOf(id) === n; }",
         arg=[new_id, before.index(new_id)],
     )
@@ -99,7 +99,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert page.locator("#pb-frame").get_attribute("data-device") == "mobile"
     screenshot(page, "pages-editor-mobile")
 
-    page.get_by_role("button", name="Publish funnel").click()
+    page.locator("#publish-btn").click()
     page.get_by_text("Published!").wait_for()
     draft = Page.objects.get(step__funnel=funnel, step__slug="optin")
     assert draft.published_version.number == 1
@@ -112,3 +112,8 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert public.locator("img[srcset]").count() == 1
     assert public.locator("form.of-form input[name=email]").count() == 2
     screenshot(public, "pages-public-optin")
+    public.goto(f"{live_server.url}/{funnel.slug}/special-offer/")
+    public.get_by_role("button", name="Complete my order →").wait_for()
+    screenshot(public, "pages-public-order")
+    public.goto(f"{live_server.url}/funnel-templates/webinar/0/")
+    screenshot(public, "pages-template-preview-webinar")

@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from funnels.models import StepOffer
 from leads import checkout
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD, TIMEOUT_CARD
-from leads.models import Order, OrderItem, Payment, StepOffer, Webhook, WebhookDelivery
+from leads.models import Order, OrderItem, Payment, Webhook, WebhookDelivery
 from tests.factories import ProductFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

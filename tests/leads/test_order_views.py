@@ -9,7 +9,7 @@ from django.urls import reverse
 from funnels.models import Product
 from leads import checkout
 from leads.gateways.testgateway import SUCCESS_CARD
-from leads.models import StepOffer
+from funnels.models import StepOffer
 from tests.factories import ProductFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

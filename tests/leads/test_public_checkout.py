@@ -5,8 +5,9 @@ import time
 import pytest
 
 from funnels.public_forms import form_token_issue
+from funnels.models import StepOffer
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD
-from leads.models import Order, OrderItem, Payment, StepOffer
+from leads.models import Order, OrderItem, Payment
 from tests.factories import ProductFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

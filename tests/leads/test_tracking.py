@@ -10,8 +10,9 @@ from analytics import ingest
 from analytics import services as analytics
 from analytics.models import Event, Visitor
 from funnels.public_forms import form_token_issue
+from funnels.models import StepOffer
 from leads.gateways.testgateway import SUCCESS_CARD
-from leads.models import Lead, StepOffer
+from leads.models import Lead
 from tests.factories import ProductFactory, StepFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

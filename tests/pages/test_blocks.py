@@ -24,7 +24,7 @@ def test_every_block_type_renders_with_defaults():
 
 def test_headline_and_subheadline():
     assert _render("headline", text="Big <b>promise</b>", size="lg", align="left") == (
-        '<h1 class="of-headline of-size-lg of-align-left">Big &lt;b&gt;promise&lt;/b&gt;</h1>\n'
+        '<h1 class="of-headline of-size-lg of-align-left">Big &lt;b&gt;promise&lt;/b&gt;</h1>\n'  # noqa: E501
     )
     assert 'of-subheadline of-align-center">Support</p>' in _render(
         "subheadline", text="Support"
@@ -47,8 +47,16 @@ def test_bullets_and_faq():
     assert "<summary>Q1?</summary><p>A1.</p>" in faq
 
 
-def test_image_without_asset_shows_placeholder_and_with_asset_srcset():
-    assert "Upload an image" in _render("image")
+def test_image_without_asset_shows_placeholder_only_in_editor():
+    """Visitors never see the editor's upload placeholder."""
+    assert "Upload an image" not in _render("image")
+    editor = RenderContext(editor=True)
+    assert "Upload an image" in render_block(
+        {"id": "b", "type": "image", "settings": {}}, editor
+    )
+
+
+def test_image_with_asset_has_srcset():
 
     class Img:
         url = "/media/a-960.webp"
@@ -77,7 +85,10 @@ def test_video_loads_only_on_click():
     )
     assert video_embed("https://cdn.example.com/a.mp4")["kind"] == "mp4"
     assert video_embed("javascript:alert(1)")["kind"] == ""
-    assert "Add a YouTube, Vimeo or MP4 link" in _render("video", url="ftp://x")
+    assert "Add a YouTube, Vimeo or MP4 link" not in _render("video", url="ftp://x")
+    editor = RenderContext(editor=True)
+    block = {"id": "v", "type": "video", "settings": {"url": "ftp://x"}}
+    assert "Add a YouTube, Vimeo or MP4 link" in render_block(block, editor)
 
 
 @pytest.mark.parametrize(

@@ -107,8 +107,8 @@ def test_sections_add_move_duplicate_delete():
 
 
 def test_rows_add_columns_move_duplicate_delete():
-    """Rows have 1–4 columns; shrinking a row keeps its blocks."""
-    doc, col_a, col_b = _doc()
+    """Rows have 1 to 4 columns; shrinking a row keeps its blocks."""
+    doc, _, _ = _doc()
     section = doc["sections"][0]["id"]
     first_row = doc["sections"][0]["rows"][0]["id"]
     doc, row2 = d.add_row(doc, section, columns=3)

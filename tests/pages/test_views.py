@@ -301,3 +301,52 @@ def test_viewer_gets_403_creating_from_template(client, viewer):
         reverse("pages:template_gallery"), {"template": "webinar", "name": "X"}
     )
     assert r.status_code == 403
+
+
+def test_unpublish_view(owner_client, page):
+    """Unpublishing from the editor takes the public pages offline."""
+    owner_client.post(reverse("pages:publish", args=[page.pk]))
+    funnel = page.step.funnel
+    assert owner_client.get(f"/{funnel.slug}/").status_code == 200
+    owner_client.post(reverse("pages:publish", args=[page.pk]), {"action": "unpublish"})
+    assert owner_client.get(f"/{funnel.slug}/").status_code == 404
+
+
+def test_drag_and_drop_move_rerenders_only_columns(owner_client, workspace):
+    """A drop posts move_block; the response swaps just the two columns involved."""
+    page = page_with_blocks("headline", "text", workspace=workspace)
+    doc, _ = documents.add_section(Page.objects.get(pk=page.pk).document, columns=2)
+    page.document = doc
+    page.save()
+    target = doc["sections"][1]["rows"][0]["columns"][1]["id"]
+    source = doc["sections"][0]["rows"][0]["columns"][0]["id"]
+    headline = _ids(page)[0]
+    r = owner_client.post(
+        reverse("pages:edit", args=[page.pk]),
+        {"action": "move_block", "block_id": headline, "column_id": target, "index": 0},
+        **HX,
+    )
+    html = r.content.decode()
+    assert r.headers["HX-Reswap"] == "none"
+    assert f'<div id="col-{source}" hx-swap-oob="innerHTML">' in html
+    assert f'<div id="col-{target}" hx-swap-oob="innerHTML">' in html
+    assert html.count('class="pb-block-bar"') == 2
+    col = documents._column(Page.objects.get(pk=page.pk).document, target)
+    assert [b["id"] for b in col["blocks"]] == [headline]
+
+
+def test_settings_edit_query_count_does_not_grow_with_blocks(
+    owner_client, workspace, django_assert_max_num_queries
+):
+    """A block edit costs the same few queries on a 5- or a 60-block page."""
+    owner_client.get(reverse("pages:template_gallery"))  # session picks the workspace
+    for count in (5, 60):
+        page = page_with_blocks(*["headline"] * count, workspace=workspace)
+        block_id = _ids(page)[0]
+        with django_assert_max_num_queries(11):
+            r = owner_client.post(
+                reverse("pages:block_update", args=[page.pk, block_id]),
+                {"text": "Hi", "size": "xl", "align": "center", "revision": 0},
+                **HX,
+            )
+        assert r.status_code == 200
