@@ -8,7 +8,8 @@ from .models import Funnel, Step
 class StepInline(admin.TabularInline):
     model = Step
     extra = 0
-    fields = ("position", "name", "slug", "kind")
+    fields = ("position", "name", "slug", "kind", "accept_target", "decline_target")
+    fk_name = "funnel"
 
 
 @admin.register(Funnel)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -100,9 +101,13 @@ def funnel_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = FunnelUpdateForm(request.POST)
     if form.is_valid():
         try:
-            services.funnel_rename(funnel=funnel, name=form.cleaned_data["name"])
-            if form.cleaned_data["slug"] != funnel.slug:
-                services.funnel_set_slug(funnel=funnel, slug=form.cleaned_data["slug"])
+            # Name and URL change together or not at all.
+            with transaction.atomic():
+                services.funnel_rename(funnel=funnel, name=form.cleaned_data["name"])
+                if form.cleaned_data["slug"] != funnel.slug:
+                    services.funnel_set_slug(
+                        funnel=funnel, slug=form.cleaned_data["slug"]
+                    )
         except ValidationError as exc:
             add_service_errors(form, exc)
     if form.errors:

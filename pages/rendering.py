@@ -26,6 +26,12 @@ class RenderContext:
     page: Any = None
     selected_id: str | None = None
     request: Any = None
+    # Published pages only: where this step's forms post, and what it sells.
+    optin_action: str = "#"
+    order_action: str = "#"
+    accept_action: str = "#"
+    decline_action: str = "#"
+    offer: Any = None
     _urls: dict[str, str] | None = None
 
 

@@ -88,3 +88,47 @@ def published_page(*, funnel_slug: str, step_slug: str | None) -> PageVersion | 
         .first()
     )
     return page.published_version if page else None
+
+
+def live_ref_key(funnel_slug: str, step_slug: str | None) -> str:
+    return f"of:live:{funnel_slug}:{step_slug or ''}"
+
+
+def live_page_ref(*, funnel_slug: str, step_slug: str | None) -> dict | None:
+    """What serving needs to know about the live page of a step, in one query."""
+    qs = Page.objects.filter(
+        step__funnel__slug=funnel_slug,
+        step__funnel__published_at__isnull=False,
+        step__funnel__archived_at__isnull=True,
+        published_version__isnull=False,
+    )
+    if step_slug:
+        qs = qs.filter(step__slug=step_slug)
+    row = (
+        qs.order_by("step__position", "step_id", "id")
+        .values(
+            "id",
+            "published_version_id",
+            "step_id",
+            "step__funnel_id",
+            "workspace_id",
+            "workspace__public_id",
+            "workspace__drop_ip_addresses",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return {
+        "page_id": row["id"],
+        "version_id": row["published_version_id"],
+        "step_id": row["step_id"],
+        "funnel_id": row["step__funnel_id"],
+        "workspace_id": row["workspace_id"],
+        "workspace_public_id": row["workspace__public_id"],
+        "drop_ip": row["workspace__drop_ip_addresses"],
+    }
+
+
+def version_html(*, version_id: int) -> str:
+    return PageVersion.objects.values_list("html", flat=True).get(pk=version_id)

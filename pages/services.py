@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -16,7 +18,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
-from funnels.models import Funnel, Step
+from funnels.models import Funnel, Step, StepKind, StepOffer
 
 from . import documents, selectors
 from .documents import Doc, DocumentError
@@ -163,6 +165,19 @@ def theme_update(*, funnel: Funnel, data: dict[str, Any]) -> FunnelTheme:
 # Publishing ------------------------------------------------------------------
 
 
+def _forget_live_pages(funnel: Funnel) -> None:
+    """After a publish, unpublish or rollback, serving looks the live page up anew."""
+    slugs = [None, *funnel.steps.values_list("slug", flat=True)]
+    keys = [selectors.live_ref_key(funnel.slug, slug) for slug in slugs]
+
+    def forget() -> None:
+        # Redis down: nothing cached to forget.
+        with contextlib.suppress(Exception):
+            cache.delete_many(keys)
+
+    transaction.on_commit(forget)
+
+
 def public_url(funnel: Funnel, step: Step) -> str:
     return f"/{funnel.slug}/{step.slug}/"
 
@@ -173,10 +188,18 @@ def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) 
     index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
     next_step = steps[index + 1] if index + 1 < len(steps) else None
     next_url = public_url(funnel, next_step) if next_step else "#"
+    base = public_url(funnel, step)
     ctx = RenderContext(
         editor=False,
         next_url=next_url,
         form_action=next_url,
+        optin_action=f"{base}optin/",
+        order_action=f"{base}order/",
+        accept_action=f"{base}accept/",
+        decline_action=f"{base}decline/",
+        offer=StepOffer.objects.select_related("product", "bump_product")
+        .filter(step=step)
+        .first(),
         step_urls={str(s.pk): public_url(funnel, s) for s in steps},
         images=selectors.images_for(
             workspace_id=page.workspace_id, ids=documents.image_ids(doc)
@@ -190,6 +213,10 @@ def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) 
             "theme": theme,
             "funnel": funnel,
             "step": step,
+            "receipt_url": f"{base}receipt/"
+            if step.kind == StepKind.THANKYOU
+            and any(s.kind == StepKind.ORDER for s in steps)
+            else "",
         },
     )
 
@@ -230,6 +257,7 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
             versions.append(version)
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
+    _forget_live_pages(funnel)
     return versions
 
 
@@ -237,6 +265,7 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
 def funnel_unpublish(*, funnel: Funnel) -> Funnel:
     Funnel.objects.filter(pk=funnel.pk).update(published_at=None)
     funnel.published_at = None
+    _forget_live_pages(funnel)
     return funnel
 
 
@@ -247,6 +276,7 @@ def page_rollback(*, page: Page, version: PageVersion) -> Page:
         raise ValidationError("That version belongs to another page.")
     Page.objects.filter(pk=page.pk).update(published_version=version)
     page.published_version = version
+    _forget_live_pages(page.step.funnel)
     return page
 
 
@@ -327,7 +357,7 @@ def image_upload(
                 raise ValidationError("Upload a JPEG, PNG, GIF or WebP image.")
             if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
                 raise ValidationError(
-                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "  # noqa: E501, RUF001
+                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "  # noqa: E501
                     "on a side and 80 megapixels."
                 )
             probe.verify()

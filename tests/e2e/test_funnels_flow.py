@@ -93,13 +93,14 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
 
     # Drag and drop: drag "Thanks" above "Checkout"... then back below.
     thanks = _row(page, "Thanks").locator(".fn-handle")
-    checkout = _row(page, "Checkout").locator(".fn-handle")
+    checkout = _row(page, "Checkout")
     a, b = thanks.bounding_box(), checkout.bounding_box()
     page.mouse.move(a["x"] + 4, a["y"] + 6)
     page.mouse.down()
-    for i in range(1, 11):
-        y = a["y"] + 6 + (b["y"] + 2 - a["y"] - 6) * i / 10
+    for i in range(1, 21):
+        y = a["y"] + 6 + (b["y"] + 4 - a["y"] - 6) * i / 20
         page.mouse.move(a["x"] + 4, y)
+    page.wait_for_timeout(200)
     page.mouse.up()
     page.get_by_role("status").get_by_text("Order saved.").wait_for()
     assert _names(page) == [

@@ -131,7 +131,7 @@ def test_settings_fragment_shows_slug_suggestion(client, owner, workspace, funne
     assert body.lstrip().startswith('<form id="funnel-settings"')
     assert "guide is taken — try guide-2." in body
     funnel.refresh_from_db()
-    assert funnel.slug == "trip"
+    assert (funnel.name, funnel.slug) == ("Trip", "trip")
 
 
 def test_delete_referenced_step_refused(client, owner, funnel):

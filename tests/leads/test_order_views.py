@@ -6,10 +6,9 @@ import io
 import pytest
 from django.urls import reverse
 
-from funnels.models import Product
+from funnels.models import Product, StepOffer
 from leads import checkout
 from leads.gateways.testgateway import SUCCESS_CARD
-from funnels.models import StepOffer
 from tests.factories import ProductFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

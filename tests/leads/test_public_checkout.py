@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from funnels.public_forms import form_token_issue
 from funnels.models import StepOffer
+from funnels.public_forms import form_token_issue
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD
 from leads.models import Order, OrderItem, Payment
 from tests.factories import ProductFactory, StepFactory

@@ -9,8 +9,8 @@ import pytest
 from analytics import ingest
 from analytics import services as analytics
 from analytics.models import Event, Visitor
-from funnels.public_forms import form_token_issue
 from funnels.models import StepOffer
+from funnels.public_forms import form_token_issue
 from leads.gateways.testgateway import SUCCESS_CARD
 from leads.models import Lead
 from tests.factories import ProductFactory, StepFactory
