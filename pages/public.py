@@ -25,7 +25,7 @@ from funnels.public_forms import FORM_TOKEN_PLACEHOLDER, form_token_issue
 from . import selectors
 
 logger = logging.getLogger(__name__)
-REF_TTL = 60 * 60
+REF_TTL = 60  # bounds staleness if a request races a publish
 HTML_TTL = 60 * 60 * 24
 
 

@@ -175,6 +175,9 @@ def _forget_live_pages(funnel: Funnel) -> None:
         with contextlib.suppress(Exception):
             cache.delete_many(keys)
 
+    # Now, for this process, and again after the commit, in case another request
+    # cached the old state in between.
+    forget()
     transaction.on_commit(forget)
 
 

@@ -31,6 +31,9 @@ urlpatterns = [
         name="version_action",
     ),
     path("pages/<int:pk>/publish/", views.publish, name="publish"),
+    path(
+        "funnels/<int:funnel_pk>/publish/", views.funnel_publish, name="funnel_publish"
+    ),
     path("funnel-templates/", views.template_gallery, name="template_gallery"),
     path(
         "funnel-templates/<slug:key>/", views.template_preview, name="template_preview"

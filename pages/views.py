@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
 from accounts.tenancy import workspace_view
+from funnels.models import Funnel
 
 from . import blocks, documents, rendering, selectors, services
 from .documents import Doc
@@ -567,3 +568,22 @@ def template_preview(request: HttpRequest, key: str, index: int = 0) -> HttpResp
             "theme": theme_obj,
         },
     )
+
+
+@require_POST
+@workspace_view
+def funnel_publish(request: HttpRequest, funnel_pk: int) -> HttpResponse:
+    """Publish or unpublish a whole funnel from its funnel page."""
+    funnel = get_object_or_404(Funnel, pk=funnel_pk, workspace=request.workspace)
+    try:
+        if request.POST.get("action") == "unpublish":
+            services.funnel_unpublish(funnel=funnel)
+            messages.success(request, "Funnel unpublished. Its pages now return 404.")
+        else:
+            services.funnel_publish(funnel=funnel, user=request.user)
+            first = funnel.steps.order_by("position", "id").first()
+            url = request.build_absolute_uri(services.public_url(funnel, first))
+            messages.success(request, f"Published! Live at {url}")
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    return redirect("funnels:detail", pk=funnel.pk)

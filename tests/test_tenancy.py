@@ -204,6 +204,7 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "pages:versions": _page,
     "pages:version_action": _page_version,
     "pages:publish": _page,
+    "pages:funnel_publish": lambda ws: {"funnel_pk": _funnel(ws)["pk"]},
     "pages:template_gallery": None,
     "pages:template_preview": lambda ws: {"key": "tripwire"},
     "pages:template_preview_step": lambda ws: {"key": "tripwire", "index": 1},

@@ -7,7 +7,13 @@ from pages.rendering import RenderContext, render_block, video_embed
 from pages.sanitize import clean_rich, clean_text
 
 CTX = RenderContext(
-    next_url="/f/next/", form_action="/f/next/", step_urls={"5": "/f/order/"}
+    next_url="/f/next/",
+    form_action="/f/next/",
+    step_urls={"5": "/f/order/"},
+    optin_action="/f/start/optin/",
+    order_action="/f/start/order/",
+    accept_action="/f/start/accept/",
+    decline_action="/f/start/decline/",
 )
 
 
@@ -111,7 +117,9 @@ def test_optin_form_field_names_are_stable():
         custom_fields=["Company size"],
         consent=True,
     )
-    assert 'method="post" action="/f/next/"' in out
+    assert 'method="post" action="/f/start/optin/"' in out
+    assert 'name="_of" value="__OF_FORM_TOKEN__"' in out
+    assert 'name="website"' in out  # the honeypot
     for name in (
         'name="email" required',
         'name="first_name"',
@@ -123,9 +131,11 @@ def test_optin_form_field_names_are_stable():
 
 
 def test_order_upsell_countdown_testimonial_divider_spacer():
-    assert 'name="bump"' in _render("order_form", bump=True)
+    order = _render("order_form", bump=True)
+    assert 'action="/f/start/order/"' in order and 'name="card"' in order
     upsell = _render("upsell_buttons", accept_text="Yes", decline_text="No")
-    assert 'value="accept"' in upsell and 'value="decline"' in upsell
+    assert 'action="/f/start/accept/"' in upsell
+    assert 'action="/f/start/decline/"' in upsell
     cd = _render("countdown", mode="evergreen", minutes=15)
     assert 'data-mode="evergreen" data-minutes="15"' in cd and "<script>" in cd
     t = _render("testimonial", quote="Great", name="Ann", role="CEO")

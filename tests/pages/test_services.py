@@ -75,7 +75,9 @@ def test_undo_and_redo_walk_history_and_new_edit_drops_redo(workspace):
         services.page_undo(page=page, revision=page.draft_revision)
 
 
-def test_publish_freezes_draft_and_public_never_shows_drafts(workspace, owner):
+def test_publish_freezes_draft_and_public_never_shows_drafts(
+    workspace, owner, django_capture_on_commit_callbacks
+):
     """Publishing renders each page once; later draft edits stay private."""
     page = page_with_blocks("headline", workspace=workspace, slug="start")
     funnel = page.step.funnel
@@ -91,12 +93,14 @@ def test_publish_freezes_draft_and_public_never_shows_drafts(workspace, owner):
     assert response.status_code == 200
     assert "Published text" in response.content.decode()
     assert "Secret draft" not in response.content.decode()
-    assert response.cookies == {}
+    # Only the first-party visitor cookie: no session, no CSRF cookie.
+    assert set(response.cookies) == {f"ofv_{workspace.public_id}"}
     assert client.get(f"/{funnel.slug}/start/").status_code == 200
     assert client.get(f"/{funnel.slug}/nope/").status_code == 404
     assert client.get("/no-such-funnel/").status_code == 404
 
-    services.funnel_unpublish(funnel=funnel)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.funnel_unpublish(funnel=funnel)
     assert client.get(f"/{funnel.slug}/").status_code == 404
 
 
@@ -286,3 +290,7 @@ def test_public_form_post_redirects_to_the_page(workspace, owner):
     assert response.status_code == 303
     assert response.url == url
     assert response.cookies == {}
+    page_html = client.get(url).content.decode()
+    assert f'action="{url}optin/"' in page_html
+    assert "__OF_FORM_TOKEN__" not in page_html
+    assert 'name="_of" value="' in page_html
