@@ -14,12 +14,14 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import services as analytics
 from funnels.models import Step
 from funnels.public_forms import FORM_TOKEN_FIELD
+from funnels.selectors import step_next
 
 from . import checkout, services, spam
 from .models import Order, OrderStatus
@@ -56,18 +58,8 @@ def step_url(step: Step) -> str:
 
 def next_url(step: Step, outcome: str | None = None) -> str:
     """Where a visitor goes next: the accept/decline target, else the next step."""
-    target_id = getattr(step, f"{outcome}_target_id", None) if outcome else None
-    query = Step.objects.filter(funnel_id=step.funnel_id)
-    target = None
-    if target_id:
-        target = query.filter(pk=target_id).first()
-    if target is None:
-        target = (
-            query.filter(position__gt=step.position).order_by("position", "id").first()
-        )
-    if target is None:
-        return step_url(step)
-    return f"/{step.funnel.slug}/{target.slug}/"
+    target = step_next(step=step, outcome=outcome)
+    return step_url(target) if target is not None else step_url(step)
 
 
 def _error_page(
@@ -266,6 +258,7 @@ def upsell_respond(
 
 
 @never_cache
+@xframe_options_sameorigin
 @require_GET
 def receipt(request: HttpRequest, funnel_slug: str, step_slug: str) -> HttpResponse:
     """The visitor's order summary, for the thank-you page (or opened on its own)."""

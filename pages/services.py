@@ -326,6 +326,12 @@ def funnel_create_from_template(
         page = page_create_blank(step=step, document=_fresh_ids(spec["document"]))
         page.title = spec.get("title", spec["name"])
         page.save(update_fields=["title"])
+    by_slug = {step.slug: step for step in steps}
+    for step, spec in zip(steps, template["steps"], strict=True):
+        step.accept_target = by_slug.get(spec.get("accept") or "")
+        step.decline_target = by_slug.get(spec.get("decline") or "")
+        if step.accept_target or step.decline_target:
+            step.save(update_fields=["accept_target", "decline_target"])
     return funnel
 
 
