@@ -39,7 +39,7 @@ def new_page(browser):
 
     def make(**kwargs):
         context = browser.new_context(viewport={"width": 1280, "height": 860}, **kwargs)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()
 
@@ -69,3 +69,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def htmx_idle(page) -> None:
+    """Wait until htmx has no request, swap or settle in flight (and has bound the
+    new content), so the next click or keystroke is not lost."""
+    page.wait_for_function(
+        "() => window.htmx && !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+    page.wait_for_timeout(150)

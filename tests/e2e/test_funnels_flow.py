@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from funnels.models import Funnel, Step
+from tests.e2e.conftest import htmx_idle
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,6 +76,7 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     ]
     focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
     assert focused == "Move Lite bundle up"
+    htmx_idle(page)
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Move Lite bundle down").wait_for()
     page.wait_for_function(
@@ -84,7 +86,9 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.wait_for_function(
         "document.activeElement.getAttribute('aria-label') === 'Move Lite bundle up'"
     )
+    htmx_idle(page)
     page.get_by_role("button", name="Move Lite bundle down").focus()
+    htmx_idle(page)
     page.keyboard.press("Enter")
     page.wait_for_function(
         "document.querySelectorAll('#step-list .fn-step-name')[3].innerText"

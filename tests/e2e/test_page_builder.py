@@ -7,6 +7,7 @@ from PIL import Image
 
 from funnels.models import Funnel
 from pages.models import Page
+from tests.e2e.conftest import htmx_idle
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,6 +51,8 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     # Edit the headline.
     headline = page.locator(".pb-block[data-type=headline] .pb-block-body").first
     headline.click()
+    page.locator("#settings-pane", has_text="Headline").wait_for()
+    htmx_idle(page)
     field = page.locator("#settings-pane").get_by_label("Text")
     field.fill("Eat well all week with one hour of Sunday prep")
     page.locator(
@@ -71,6 +74,11 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert forms_count == 2
 
     # Reorder: move the new opt-in form up above the image with the keyboard button.
+    page.wait_for_function(
+        "document.querySelectorAll('.pb-block.is-selected').length === 1"
+        " && document.querySelector('.pb-block.is-selected').dataset.type"
+        " === 'optin_form'"
+    )
     new_id = page.locator(".pb-block.is-selected").get_attribute("data-id")
     col = page.locator(f"#block-{new_id}").locator("xpath=..")
     before = col.locator(":scope > .pb-block").evaluate_all(
