@@ -21,3 +21,12 @@ def event_partitions_ensure_task() -> list[str]:
 def events_retention_task() -> dict[str, int]:
     """Delete raw events past each workspace's retention (idempotent)."""
     return services.events_retention_apply()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rollups_update_task() -> int:
+    """Fold new events into the dashboard rollups (idempotent; serialised by a lock)."""
+    from .rollups import rollups_update
+
+    run = rollups_update()
+    return run.visitors if run else 0

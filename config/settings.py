@@ -242,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 5},
     },
+    "analytics-rollups-update": {
+        "task": "analytics.tasks.rollups_update_task",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
     "analytics-partitions-ensure": {
         "task": "analytics.tasks.event_partitions_ensure_task",
         "schedule": 60.0 * 60 * 6,
