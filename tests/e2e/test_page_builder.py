@@ -61,13 +61,17 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     page.get_by_text("All changes saved").wait_for()
 
     # Upload an image into the image block.
+    htmx_idle(page)
     page.locator(".pb-block[data-type=image] .pb-block-body").first.click()
+    page.locator("#settings-pane", has_text="Image").wait_for()
+    htmx_idle(page)
     page.locator("#upload-input").set_input_files(
         files=[{"name": "cover.png", "mimeType": "image/png", "buffer": _png_bytes()}]
     )
     page.locator(".pb-block[data-type=image] img").first.wait_for()
 
     # Add an opt-in form below the selected image.
+    htmx_idle(page)
     page.locator(".pb-palette-item[data-type=optin_form]").click()
     page.locator("#settings-pane", has_text="Opt-in form").wait_for()
     forms_count = page.locator(".pb-block[data-type=optin_form]").count()
@@ -85,6 +89,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
         "els => els.map(e => e.dataset.id)"
     )
     page.locator(f"#block-{new_id}").hover()
+    htmx_idle(page)
     page.locator(f"#block-{new_id}").get_by_role("button", name="Move up").click()
     page.wait_for_function(
         "([id, n]) => { const el = document.getElementById('block-' + id);"
@@ -94,6 +99,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     )
 
     # Undo the move.
+    htmx_idle(page)
     page.get_by_role("button", name="Undo").click()
     page.wait_for_function(
         "([id, n]) => { const el = document.getElementById('block-' + id);"
@@ -103,10 +109,12 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     )
     screenshot(page, "pages-editor-desktop")
 
+    htmx_idle(page)
     page.get_by_role("button", name="Mobile").click()
     assert page.locator("#pb-frame").get_attribute("data-device") == "mobile"
     screenshot(page, "pages-editor-mobile")
 
+    htmx_idle(page)
     page.locator("#publish-btn").click()
     page.get_by_text("Published!").wait_for()
     draft = Page.objects.get(step__funnel=funnel, step__slug="optin")
