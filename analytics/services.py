@@ -575,3 +575,10 @@ def events_retention_apply(
                 if cursor.rowcount < batch:
                     break
     return {"partitions_dropped": dropped, "rows_deleted": deleted}
+
+
+def visitors_forget_lead(*, workspace_id: int, lead_id: int) -> int:
+    """GDPR erase: drop the IP addresses of the visitors linked to a lead."""
+    return Visitor.objects.filter(workspace_id=workspace_id, lead_id=lead_id).update(
+        ip=None
+    )

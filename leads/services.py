@@ -319,6 +319,9 @@ def lead_erase(*, lead: Lead) -> Lead:
     lead.save()
     lead.tags.clear()
     lead.submissions.update(data={}, ip_address=None, user_agent="", consent_text="")
+    analytics_services.visitors_forget_lead(
+        workspace_id=lead.workspace_id, lead_id=lead.pk
+    )
     return lead
 
 

@@ -123,7 +123,13 @@ def test_erase_removes_personal_data_keeps_counts(optin_step, workspace):
         user_agent="Firefox",
     )
     services.leads_tag(workspace=workspace, lead_ids=[result.lead.pk], tag_name="vip")
+    from analytics.models import Visitor
+
+    Visitor.objects.create(
+        workspace=workspace, lead_id=result.lead.pk, ip="203.0.113.9"
+    )
     lead = services.lead_erase(lead=result.lead)
+    assert Visitor.objects.get(lead_id=lead.pk).ip is None
     lead.refresh_from_db()
     assert lead.email == f"erased-{lead.public_id}@erased.invalid"
     assert (lead.first_name, lead.phone, lead.fields) == ("", "", {})
