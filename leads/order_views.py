@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.tenancy import workspace_view
@@ -17,6 +14,7 @@ from funnels.models import Funnel, Product, Step, StepOffer
 from funnels.money import CURRENCIES, format_money, parse_money
 
 from . import checkout, selectors, services
+from .exports import csv_response
 from .models import FollowUpEmail, Order, OrderStatus
 
 
@@ -68,27 +66,11 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @workspace_view
 def order_export_csv(request: HttpRequest) -> StreamingHttpResponse:
     _form, filters = _order_filters(request)
-
-    class Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    writer = csv.writer(Echo())
-
-    def rows():
-        yield "\ufeff"
-        yield writer.writerow([label for _, label in selectors.ORDER_CSV_COLUMNS])
-        for row in selectors.order_export_rows(
-            workspace=request.workspace, filters=filters
-        ):
-            yield writer.writerow(
-                [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
-            )
-
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
-    return response
+    return csv_response(
+        header=[label for _, label in selectors.ORDER_CSV_COLUMNS],
+        rows=selectors.order_export_rows(workspace=request.workspace, filters=filters),
+        name="orders",
+    )
 
 
 @workspace_view

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import (
@@ -12,7 +10,6 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.forms import add_service_errors
@@ -22,6 +19,7 @@ from analytics import selectors as analytics_selectors
 from funnels.models import Funnel, Step
 
 from . import selectors, services
+from .exports import csv_response
 from .forms import BulkTagForm, LeadFilterForm, WebhookForm
 from .models import Lead, Webhook, WebhookDelivery, WebhookEvent
 
@@ -77,27 +75,11 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 @workspace_view
 def lead_export_csv(request: HttpRequest) -> StreamingHttpResponse:
     _form, filters = _filters(request)
-
-    class Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    writer = csv.writer(Echo())
-
-    def rows():
-        yield "\ufeff"  # spreadsheet apps then read UTF-8 correctly
-        yield writer.writerow([label for _, label in selectors.CSV_COLUMNS])
-        for row in selectors.lead_export_rows(
-            workspace=request.workspace, filters=filters
-        ):
-            yield writer.writerow(
-                [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
-            )
-
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
-    return response
+    return csv_response(
+        header=[label for _, label in selectors.CSV_COLUMNS],
+        rows=selectors.lead_export_rows(workspace=request.workspace, filters=filters),
+        name="leads",
+    )
 
 
 @workspace_view
