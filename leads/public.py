@@ -118,11 +118,10 @@ def _with_cookie(
     return analytics.visitor_cookie_set(response, workspace=step.workspace, visitor=ref)
 
 
-@csrf_exempt
-@require_POST
-def optin_submit(
+def _accept_form(
     request: HttpRequest, funnel_slug: str, step_slug: str
-) -> HttpResponse:
+) -> tuple[Step, dict, str] | HttpResponse:
+    """The checks every public form post passes: (step, fields, nonce) or a refusal."""
     step = _published_step(funnel_slug, step_slug)
     if step is None:
         return HttpResponse("This page is not published.", status=404)
@@ -133,6 +132,27 @@ def optin_submit(
         nonce = _guard(request, step, data)
     except spam.SpamError as exc:
         return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
+    return step, data, nonce
+
+
+def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """A service's ValidationError as field errors, form-wide ones under "form"."""
+    if not hasattr(exc, "error_dict"):
+        return {"form": exc.messages}
+    errors = exc.message_dict
+    errors["form"] = errors.pop("__all__", [])
+    return errors
+
+
+@csrf_exempt
+@require_POST
+def optin_submit(
+    request: HttpRequest, funnel_slug: str, step_slug: str
+) -> HttpResponse:
+    accepted = _accept_form(request, funnel_slug, step_slug)
+    if isinstance(accepted, HttpResponse):
+        return accepted
+    step, data, nonce = accepted
     ref = _visitor(request, step)
     try:
         services.lead_capture(
@@ -147,9 +167,7 @@ def optin_submit(
             user_agent=request.headers.get("User-Agent", ""),
         )
     except ValidationError as exc:
-        errors = exc.message_dict
-        errors["form"] = errors.pop("__all__", [])
-        return _error_page(request, step, errors, data, 422)
+        return _error_page(request, step, _field_errors(exc), data, 422)
     return _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
 
 
@@ -158,16 +176,10 @@ def optin_submit(
 def order_submit(
     request: HttpRequest, funnel_slug: str, step_slug: str
 ) -> HttpResponse:
-    step = _published_step(funnel_slug, step_slug)
-    if step is None:
-        return HttpResponse("This page is not published.", status=404)
-    data = _read_post(request)
-    if isinstance(data, HttpResponse):
-        return data
-    try:
-        nonce = _guard(request, step, data)
-    except spam.SpamError as exc:
-        return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
+    accepted = _accept_form(request, funnel_slug, step_slug)
+    if isinstance(accepted, HttpResponse):
+        return accepted
+    step, data, nonce = accepted
     ref = _visitor(request, step)
     try:
         result = checkout.order_checkout(
@@ -182,12 +194,8 @@ def order_submit(
             user_agent=request.headers.get("User-Agent", ""),
         )
     except ValidationError as exc:
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {}
-        errors["form"] = errors.pop("__all__", []) or (
-            [] if hasattr(exc, "error_dict") else exc.messages
-        )
         data.pop("card", None)
-        return _error_page(request, step, errors, data, 422)
+        return _error_page(request, step, _field_errors(exc), data, 422)
     if not result.ok:
         data.pop("card", None)
         return _error_page(
