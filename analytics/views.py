@@ -168,8 +168,11 @@ def funnel_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_view
 def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     funnel = _funnel_or_404(request, pk)
-    context = _funnel_context(request, funnel)
-    report = context["report"]
+    # Only the numbers: no previous period and no charts for a CSV.
+    _form, filters, _notes = _filters(request)
+    report = reports.funnel_report(
+        workspace=request.workspace, funnel=funnel, filters=filters
+    )
     out = io.StringIO()
     writer = csv.writer(out)
     if table == "steps":
@@ -225,7 +228,7 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
         writer.writerows(report.sources)
     elif table == "spend":
         writer.writerow(["Source", "Spend", "New customers", "Revenue", "CAC", "ROAS"])
-        for r in context["spend"]:
+        for r in _spend_rows(request, funnel, filters):
             writer.writerow(
                 [
                     r["source"],
@@ -239,7 +242,7 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     else:
         raise Http404("No such table")
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    name = f"{funnel.slug}-{table}-{filters_stamp(context['filters'])}.csv"
+    name = f"{funnel.slug}-{table}-{filters_stamp(filters)}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
