@@ -20,8 +20,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from analytics import services as analytics
 from funnels.models import Step
-from funnels.public_forms import FORM_TOKEN_FIELD
+from funnels.public_forms import (
+    FORM_TOKEN_FIELD,
+    FORM_TOKEN_PLACEHOLDER,
+    form_token_issue,
+)
 from funnels.selectors import step_next
+from pages import services as pages
 
 from . import checkout, services, spam
 from .models import Order, OrderStatus
@@ -65,12 +70,21 @@ def next_url(step: Step, outcome: str | None = None) -> str:
 def _error_page(
     request: HttpRequest, step: Step, errors: dict, data: dict, status: int
 ) -> HttpResponse:
-    return render(
-        request,
-        "leads/optin_error.html",
-        {"step": step, "errors": errors, "data": data, "back": request.path},
-        status=status,
+    """The step's own page again with inline errors and what the visitor typed."""
+    html = pages.page_render_refused_form(
+        step=step, page_id=None, values=data, errors=errors
     )
+    if html is None:  # no live page to show: a plain form that keeps the values
+        return render(
+            request,
+            "leads/optin_error.html",
+            {"step": step, "errors": errors, "data": data, "back": request.path},
+            status=status,
+        )
+    html = html.replace(FORM_TOKEN_PLACEHOLDER, form_token_issue(step_id=step.pk))
+    response = HttpResponse(html, status=status)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _guard(request: HttpRequest, step: Step, data: dict) -> str:
@@ -163,6 +177,9 @@ def optin_submit(
             touch=_touch(request),
             first_touch=ref.first_touch if ref else None,
             consent_text=(data.get("consent_text") or "")[:1000],
+            # The form had a consent box (its text comes with it): ticking it is
+            # required, as the browser already enforces.
+            consent_required=bool(data.get("consent_text")),
             ip_address=_client_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
         )

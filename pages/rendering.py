@@ -32,6 +32,9 @@ class RenderContext:
     accept_action: str = "#"
     decline_action: str = "#"
     offer: Any = None
+    # A refused form post shown again: what the visitor typed and what was wrong.
+    form_values: dict[str, str] = field(default_factory=dict)
+    form_errors: dict[str, list[str]] = field(default_factory=dict)
     _urls: dict[str, str] | None = None
 
 
@@ -109,14 +112,19 @@ def block_context(block: Node, ctx: RenderContext) -> dict[str, Any]:
             pairs.append((q.strip(), a.strip()))
         extra["pairs"] = pairs
     elif kind == "optin_form":
-        extra["custom"] = [
-            (
-                re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40]
-                or f"field{i}",
-                label,
+        custom = []
+        for i, label in enumerate(s.get("custom_fields") or [], 1):
+            key = re.sub(r"[^a-z0-9]+", "_", str(label).lower()).strip("_")[:40]
+            name = f"custom_{key or f'field{i}'}"
+            custom.append(
+                {
+                    "name": name,
+                    "label": label,
+                    "value": ctx.form_values.get(name, ""),
+                    "errors": ctx.form_errors.get(name, []),
+                }
             )
-            for i, label in enumerate(s.get("custom_fields") or [], 1)
-        ]
+        extra["custom"] = custom
     return {"b": block, "s": s, "ctx": ctx, **extra}
 
 

@@ -181,11 +181,22 @@ def _forget_live_pages(funnel: Funnel) -> None:
     transaction.on_commit(forget)
 
 
+SECRET_FORM_FIELDS = frozenset({"card", "cvc", "exp", "_of", "website"})
+
+
 def public_url(funnel: Funnel, step: Step) -> str:
     return f"/{funnel.slug}/{step.slug}/"
 
 
-def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) -> str:
+def _render_public(
+    page: Page,
+    doc: Doc,
+    steps: list[Step],
+    theme: FunnelTheme,
+    *,
+    form_values: dict[str, str] | None = None,
+    form_errors: dict[str, list[str]] | None = None,
+) -> str:
     step = page.step
     funnel = step.funnel
     index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
@@ -207,6 +218,8 @@ def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) 
         images=selectors.images_for(
             workspace_id=page.workspace_id, ids=documents.image_ids(doc)
         ),
+        form_values=form_values or {},
+        form_errors=form_errors or {},
     )
     return render_to_string(
         "pages/public_page.html",
@@ -221,6 +234,40 @@ def _render_public(page: Page, doc: Doc, steps: list[Step], theme: FunnelTheme) 
             and any(s.kind == StepKind.ORDER for s in steps)
             else "",
         },
+    )
+
+
+def page_render_refused_form(
+    *,
+    step: Step,
+    page_id: int | None,
+    values: dict[str, str],
+    errors: dict[str, list[str]],
+) -> str | None:
+    """The step's live page again, with what the visitor typed and what was wrong.
+
+    Rendered from the published version's frozen document (the visitor's variant
+    when known), so the visitor sees the same page with inline errors. Card numbers
+    are never written back. None when the step has no live page.
+    """
+    pages = Page.objects.filter(step=step, published_version__isnull=False)
+    page = (pages.filter(pk=page_id).first() if page_id else None) or pages.order_by(
+        "id"
+    ).select_related("published_version").first()
+    if page is None:
+        return None
+    page = Page.objects.select_related("step__funnel", "published_version").get(
+        pk=page.pk
+    )
+    funnel = page.step.funnel
+    values = {k: v for k, v in values.items() if k not in SECRET_FORM_FIELDS}
+    return _render_public(
+        page,
+        page.published_version.document,
+        list(funnel.steps.order_by("position", "id")),
+        selectors.theme_for(funnel=funnel),
+        form_values=values,
+        form_errors=errors,
     )
 
 
