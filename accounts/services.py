@@ -101,9 +101,11 @@ def invitation_create(*, membership: Membership, email: str, role: str) -> Invit
         invited_by=membership.user,
         expires_at=timezone.now() + settings.INVITATION_MAX_AGE,
     )
+    from config.celery import enqueue_on_commit
+
     from .tasks import invitation_send_task
 
-    invitation_send_task.delay_on_commit(invitation.pk)
+    enqueue_on_commit(invitation_send_task, invitation.pk)
     return invitation
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
@@ -11,6 +12,7 @@ app = Celery("openfunnels")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+logger = logging.getLogger(__name__)
 HEARTBEAT_KEY = "openfunnels:worker:heartbeat"
 
 
@@ -27,3 +29,21 @@ def heartbeat_task() -> None:
 @worker_ready.connect
 def _announce_worker(**kwargs: object) -> None:
     heartbeat_task.delay()
+
+
+def enqueue_on_commit(task, *args: object, **options: object) -> None:
+    """Queue `task` once the transaction commits; never fail the caller for it.
+
+    A request that has already committed a lead or an order must not answer 500
+    because the broker is unreachable: the failure is logged, and the work is
+    picked up again by the sweeper that owns it (e.g. pending webhook deliveries).
+    """
+    from django.db import transaction
+
+    def send() -> None:
+        try:
+            task.apply_async(args, retry=False, **options)
+        except Exception:
+            logger.warning("could not queue %s%r: broker unreachable", task.name, args)
+
+    transaction.on_commit(send)

@@ -212,7 +212,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    # A web request that queues work after committing must not hang for seconds
+    # on a dead broker: connect once more at once, then give up (enqueue_on_commit
+    # logs it and a sweeper queues the work later). Workers keep their own,
+    # patient reconnect loop (broker_connection_max_retries).
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
@@ -224,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "orders-reconcile": {
         "task": "leads.tasks.orders_reconcile_task",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
+    "webhooks-sweep": {
+        "task": "leads.tasks.webhooks_sweep_task",
         "schedule": 120.0,
         "options": {"expires": 110},
     },

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
+from config.celery import enqueue_on_commit
 from funnels.models import Step
 
 from .models import (
@@ -211,7 +212,7 @@ def lead_capture(
     if follow_up is not None:
         from .tasks import follow_up_send_task
 
-        follow_up_send_task.delay_on_commit(follow_up.pk, lead.pk)
+        enqueue_on_commit(follow_up_send_task, follow_up.pk, lead.pk)
     return CaptureResult(lead, submission, created, False)
 
 
@@ -367,9 +368,13 @@ def webhooks_dispatch(*, workspace_id: int, event: str, payload: dict) -> list[i
         if event not in hook.events:
             continue
         delivery = WebhookDelivery.objects.create(
-            workspace_id=workspace_id, webhook=hook, event=event, payload=payload
+            workspace_id=workspace_id,
+            webhook=hook,
+            event=event,
+            payload=payload,
+            next_attempt_at=timezone.now(),
         )
-        webhook_deliver_task.delay_on_commit(delivery.pk)
+        enqueue_on_commit(webhook_deliver_task, delivery.pk)
         ids.append(delivery.pk)
     return ids
 
@@ -404,8 +409,9 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
         event_id=delivery.event_id,
         event=delivery.event,
         payload=delivery.payload,
+        next_attempt_at=timezone.now(),
     )
-    webhook_deliver_task.delay_on_commit(copy.pk)
+    enqueue_on_commit(webhook_deliver_task, copy.pk)
     return copy
 
 

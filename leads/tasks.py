@@ -14,6 +14,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import enqueue_on_commit
+
 from .models import DeliveryStatus, FollowUpEmail, Lead, WebhookDelivery
 
 # Seconds to wait after failed attempt n (1-based): 7 tries over about 20 hours.
@@ -49,6 +51,9 @@ def webhook_deliver_task(delivery_id: int) -> str:
         )
         if delivery is None or delivery.status != DeliveryStatus.PENDING:
             return "skipped"
+        early = timezone.now() + timezone.timedelta(seconds=5)
+        if delivery.next_attempt_at and delivery.next_attempt_at > early:
+            return "not due"  # a duplicate from the sweeper; the timed retry follows
         delivery.attempts += 1
         body = json.dumps(
             {
@@ -86,9 +91,7 @@ def webhook_deliver_task(delivery_id: int) -> str:
             wait = RETRY_SCHEDULE[delivery.attempts - 1]
             wait = int(wait * random.uniform(0.9, 1.1))
             delivery.next_attempt_at = timezone.now() + timezone.timedelta(seconds=wait)
-            transaction.on_commit(
-                lambda: webhook_deliver_task.apply_async((delivery_id,), countdown=wait)
-            )
+            enqueue_on_commit(webhook_deliver_task, delivery_id, countdown=wait)
         delivery.save()
     return delivery.status
 
@@ -128,6 +131,29 @@ def follow_up_send_task(follow_up_id: int, lead_id: int) -> None:
         from_email=None,
         recipient_list=[lead.email],
     )
+
+
+SWEEP_GRACE_SECONDS = 120
+
+
+@shared_task(acks_late=True)
+def webhooks_sweep_task() -> int:
+    """Queue again deliveries that are due but were never picked up.
+
+    The broker may have been down when a delivery (or its retry) was queued; the
+    delivery row in Postgres is the source of truth, so nothing is lost. A
+    duplicate task is harmless: the deliverer locks the row and skips it unless it
+    is pending and due.
+    """
+    stale = timezone.now() - timezone.timedelta(seconds=SWEEP_GRACE_SECONDS)
+    ids = list(
+        WebhookDelivery.objects.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=stale
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for delivery_id in ids:
+        webhook_deliver_task.apply_async((delivery_id,))
+    return len(ids)
 
 
 @shared_task(acks_late=True)

@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from django.utils import timezone
 
 from leads import tasks
 from leads.models import Webhook, WebhookDelivery
@@ -66,6 +67,7 @@ def _delivery(workspace, url: str) -> WebhookDelivery:
         webhook=hook,
         event="lead.created",
         payload={"email": "a@b.c"},
+        next_attempt_at=timezone.now(),
     )
 
 
@@ -90,34 +92,63 @@ def test_delivery_is_signed_and_logged(workspace, receiver):
     )
 
 
-def test_failures_are_retried_with_backoff_then_given_up(
-    workspace, receiver, django_capture_on_commit_callbacks
-):
+def _run_until_settled(delivery) -> list[float]:
+    """Run the deliverer like the worker would, letting each backoff elapse.
+
+    Returns the waits it scheduled, in seconds.
+    """
+    waits = []
+    for _ in range(20):
+        tasks.webhook_deliver_task.apply(args=[delivery.pk])
+        delivery.refresh_from_db()
+        if delivery.status != "pending":
+            break
+        waits.append((delivery.next_attempt_at - timezone.now()).total_seconds())
+        # A retry that is not due yet is skipped (a sweeper's duplicate, say).
+        assert tasks.webhook_deliver_task.apply(args=[delivery.pk]).get() == "not due"
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            next_attempt_at=timezone.now()
+        )
+    return waits
+
+
+def test_failures_are_retried_with_backoff_then_given_up(workspace, receiver):
     """Failures retry on the schedule (>= 6 tries over ~a day), then fail for good."""
     r = receiver([500] * 10)
     delivery = _delivery(workspace, r.url)
     assert sum(tasks.RETRY_SCHEDULE) >= 20 * 3600
     assert len(tasks.RETRY_SCHEDULE) >= 6
-    # Each failed try schedules the next one (run eagerly here, ignoring countdown).
-    with django_capture_on_commit_callbacks(execute=True):
-        tasks.webhook_deliver_task.apply(args=[delivery.pk])
-    delivery.refresh_from_db()
+    waits = _run_until_settled(delivery)
+    assert len(waits) == len(tasks.RETRY_SCHEDULE)
+    for wait, planned in zip(waits, tasks.RETRY_SCHEDULE, strict=True):
+        assert planned * 0.85 <= wait <= planned * 1.15  # backoff with jitter
     assert delivery.attempts == len(tasks.RETRY_SCHEDULE) + 1
     assert delivery.status == "failed"
     assert delivery.response_status == 500
     assert len(r.requests) == len(tasks.RETRY_SCHEDULE) + 1
 
 
-def test_retry_succeeds_after_a_failure(
-    workspace, receiver, django_capture_on_commit_callbacks
-):
+def test_retry_succeeds_after_a_failure(workspace, receiver):
     """A 503 then 200 ends delivered after two tries."""
     r = receiver([503, 200])
     delivery = _delivery(workspace, r.url)
-    with django_capture_on_commit_callbacks(execute=True):
-        tasks.webhook_deliver_task.apply(args=[delivery.pk])
-    delivery.refresh_from_db()
+    _run_until_settled(delivery)
     assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+
+
+def test_sweeper_requeues_deliveries_the_broker_never_got(workspace, receiver):
+    """A due delivery nobody picked up (broker down at the time) is sent later."""
+    r = receiver([200])
+    delivery = _delivery(workspace, r.url)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timezone.timedelta(minutes=10)
+    )
+    fresh = _delivery(workspace, r.url)  # just queued: left to its own task
+    assert tasks.webhooks_sweep_task.apply().get() == 1
+    delivery.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (delivery.status, len(r.requests)) == ("succeeded", 1)
+    assert fresh.status == "pending"
 
 
 def test_unreachable_endpoint_records_error(workspace):
