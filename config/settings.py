@@ -190,6 +190,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / ".data" / "media")))
+# Lead CSV exports: private files, served only through a workspace-scoped view.
+EXPORTS_ROOT = Path(env_str("EXPORTS_ROOT", str(BASE_DIR / ".data" / "exports")))
+EXPORT_TTL_HOURS = 24
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -238,6 +241,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "webhooks-sweep": {
         "task": "leads.tasks.webhooks_sweep_task",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
+    "lead-exports-tidy": {
+        "task": "leads.tasks.lead_exports_tidy_task",
         "schedule": 120.0,
         "options": {"expires": 110},
     },

@@ -27,6 +27,24 @@ class LeadFilterForm(forms.Form):
             self.add_error("date_to", "The end date is before the start date.")
         return data
 
+    def to_filters(self):
+        """The list's filters; no filter at all when the form is unbound or invalid."""
+        from .selectors import LeadFilters
+
+        if not self.is_bound or not self.is_valid():
+            return LeadFilters()
+        d = self.cleaned_data
+        return LeadFilters(
+            q=d["q"] or "",
+            funnel_id=d["funnel"],
+            step_id=d["step"],
+            tag_id=d["tag"],
+            date_from=d["date_from"],
+            date_to=d["date_to"],
+            source=d["source"] or "",
+            sort=d["sort"] or "newest",
+        )
+
 
 class BulkTagForm(forms.Form):
     tag = forms.CharField(max_length=60, label="Tag")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -16,6 +17,7 @@ from accounts.models import Workspace
 
 from .models import (
     Lead,
+    LeadExport,
     Order,
     OrderStatus,
     Submission,
@@ -150,6 +152,21 @@ def lead_export_rows(*, workspace: Workspace, filters: LeadFilters) -> Iterator[
         "-created_at", "-id"
     )
     yield from qs.values_list(*(c for c, _ in CSV_COLUMNS)).iterator(chunk_size=2000)
+
+
+def export_latest(*, workspace: Workspace, user) -> LeadExport | None:
+    """This user's latest export still worth showing on the list (running or fresh)."""
+    since = timezone.now() - timedelta(hours=settings.EXPORT_TTL_HOURS)
+    return (
+        LeadExport.objects.filter(
+            workspace=workspace,
+            requested_by=user,
+            created_at__gte=since,
+            expired_at__isnull=True,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def lead_get(*, workspace: Workspace, pk: int) -> Lead | None:

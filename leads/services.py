@@ -20,8 +20,10 @@ from config.celery import enqueue_on_commit
 from funnels.models import Step
 
 from .models import (
+    ExportStatus,
     FollowUpEmail,
     Lead,
+    LeadExport,
     Submission,
     Tag,
     Webhook,
@@ -431,3 +433,25 @@ def follow_up_save(
         },
     )
     return follow_up
+
+
+# ---------------------------------------------------------------- exports
+MAX_ACTIVE_EXPORTS = 3
+
+
+def lead_export_start(*, workspace: Workspace, user, query: str) -> LeadExport:
+    """Queue a CSV export of the lead list as filtered by `query` (its GET string)."""
+    from .tasks import lead_export_task
+
+    active = LeadExport.objects.filter(
+        workspace=workspace, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
+    ).count()
+    if active >= MAX_ACTIVE_EXPORTS:
+        raise ValidationError(
+            "Three exports are already running. Please wait for one to finish."
+        )
+    export = LeadExport.objects.create(
+        workspace=workspace, requested_by=user, query=query[:2000]
+    )
+    enqueue_on_commit(lead_export_task, export.pk)
+    return export

@@ -170,3 +170,17 @@ def checkouts_abandoned_task() -> int:
     from .checkout import checkouts_mark_abandoned
 
     return checkouts_mark_abandoned()
+
+
+@shared_task(acks_late=True)
+def lead_export_task(export_id: int) -> str:
+    from .exports import lead_export_run
+
+    return lead_export_run(export_id=export_id)
+
+
+@shared_task(acks_late=True)
+def lead_exports_tidy_task() -> int:
+    from .exports import lead_exports_tidy
+
+    return lead_exports_tidy()

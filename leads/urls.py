@@ -9,6 +9,13 @@ app_name = "leads"
 urlpatterns = [
     path("leads/", views.lead_list, name="list"),
     path("leads/export.csv", views.lead_export_csv, name="export_csv"),
+    path("leads/exports/", views.lead_export_create, name="export_create"),
+    path("leads/exports/<int:pk>/", views.lead_export_status, name="export_status"),
+    path(
+        "leads/exports/<int:pk>/download/",
+        views.lead_export_download,
+        name="export_download",
+    ),
     path("leads/tag/", views.lead_bulk_tag, name="bulk_tag"),
     path("leads/<int:pk>/", views.lead_detail, name="detail"),
     path("leads/<int:pk>/export.json", views.lead_export_json, name="export_json"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -10,6 +11,8 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.forms import add_service_errors
@@ -19,27 +22,21 @@ from analytics import selectors as analytics_selectors
 from funnels.models import Funnel, Step
 
 from . import selectors, services
-from .exports import csv_response
+from .exports import csv_response, export_path
 from .forms import BulkTagForm, LeadFilterForm, WebhookForm
-from .models import Lead, Webhook, WebhookDelivery, WebhookEvent
+from .models import (
+    ExportStatus,
+    Lead,
+    LeadExport,
+    Webhook,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
 
 def _filters(request: HttpRequest) -> tuple[LeadFilterForm, selectors.LeadFilters]:
     form = LeadFilterForm(request.GET or None)
-    filters = selectors.LeadFilters()
-    if form.is_valid():
-        d = form.cleaned_data
-        filters = selectors.LeadFilters(
-            q=d["q"] or "",
-            funnel_id=d["funnel"],
-            step_id=d["step"],
-            tag_id=d["tag"],
-            date_from=d["date_from"],
-            date_to=d["date_to"],
-            source=d["source"] or "",
-            sort=d["sort"] or "newest",
-        )
-    return form, filters
+    return form, form.to_filters()
 
 
 @workspace_view
@@ -56,6 +53,9 @@ def lead_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "filters": filters,
+        "export": selectors.export_latest(
+            workspace=request.workspace, user=request.user
+        ),
         "page": page,
         "query": params.urlencode(),
         "funnels": Funnel.objects.for_workspace(request.workspace).order_by("name"),
@@ -206,3 +206,63 @@ def webhook_resend(request: HttpRequest, pk: int) -> HttpResponse:
     services.webhook_delivery_resend(delivery=delivery)
     messages.success(request, f"{delivery.event} queued again.")
     return redirect("leads:webhooks")
+
+
+# ------------------------------------------------------------ background exports
+def _export_or_404(request: HttpRequest, pk: int) -> LeadExport:
+    return get_object_or_404(LeadExport, workspace=request.workspace, pk=pk)
+
+
+def _export_panel(request: HttpRequest, export: LeadExport) -> HttpResponse:
+    return render(request, "leads/_export_panel.html", {"export": export})
+
+
+@workspace_view
+@require_POST
+def lead_export_create(request: HttpRequest) -> HttpResponse:
+    """Queue a CSV of the list as currently filtered; the panel shows its progress."""
+    keys = [k for k in LeadFilterForm.base_fields if k != "cursor"]
+    if any(k in request.POST for k in keys):  # htmx sends the filters as they are now
+        query = urlencode({k: v for k in keys if (v := request.POST.get(k))})
+    else:  # no JavaScript: the filters the page was rendered with
+        query = request.POST.get("query", "")
+    try:
+        export = services.lead_export_start(
+            workspace=request.workspace, user=request.user, query=query
+        )
+    except ValidationError as exc:
+        if request.htmx:
+            return render(
+                request, "leads/_export_panel.html", {"error": " ".join(exc.messages)}
+            )
+        messages.error(request, " ".join(exc.messages))
+        return redirect(f"{reverse('leads:list')}?{query}")
+    if request.htmx:
+        return _export_panel(request, export)
+    return redirect("leads:export_status", pk=export.pk)
+
+
+@workspace_view
+def lead_export_status(request: HttpRequest, pk: int) -> HttpResponse:
+    export = _export_or_404(request, pk)
+    if request.htmx:
+        return _export_panel(request, export)
+    return render(request, "leads/lead_export.html", {"export": export})
+
+
+@workspace_view
+def lead_export_download(request: HttpRequest, pk: int) -> FileResponse:
+    export = _export_or_404(request, pk)
+    path = export_path(export) if export.file_name else None
+    if export.status != ExportStatus.READY or export.expired_at or not path:
+        raise Http404("This export is not ready or has expired.")
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise Http404("This export file is gone. Please export again.") from None
+    return FileResponse(
+        handle,
+        as_attachment=True,
+        filename=path.name,
+        content_type="text/csv; charset=utf-8",
+    )

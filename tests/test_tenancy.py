@@ -45,6 +45,12 @@ def _lead(ws: Workspace) -> dict:
     return {"pk": lead.pk}
 
 
+def _export(ws: Workspace) -> dict:
+    from leads.models import LeadExport
+
+    return {"pk": LeadExport.objects.create(workspace=ws).pk}
+
+
 def _webhook(ws: Workspace) -> dict:
     hook = Webhook.objects.create(workspace=ws, url="https://h.test", events=[])
     return {"pk": hook.pk}
@@ -182,6 +188,9 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "accounts:invitation_revoke": _invitation,
     "leads:list": None,
     "leads:export_csv": None,
+    "leads:export_create": None,
+    "leads:export_status": _export,
+    "leads:export_download": _export,
     "leads:bulk_tag": None,
     "leads:detail": _lead,
     "leads:export_json": _lead,
