@@ -7,7 +7,7 @@ upsells need is SameSite=Lax, so another site cannot make a visitor's browser bu
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -72,7 +72,11 @@ def _error_page(
 ) -> HttpResponse:
     """The step's own page again with inline errors and what the visitor typed."""
     html = pages.page_render_refused_form(
-        step=step, page_id=None, values=data, errors=errors
+        step=step,
+        page_id=None,
+        values=data,
+        errors=errors,
+        action_query=_utm_query(request),
     )
     if html is None:  # no live page to show: a plain form that keeps the values
         return render(
@@ -110,14 +114,34 @@ def _read_post(request: HttpRequest) -> dict | HttpResponse:
     return {k: request.POST.get(k, "") for k in request.POST}
 
 
-def _touch(request: HttpRequest) -> dict[str, str]:
-    """This visit's touch: the UTM parameters of the page the form was posted from."""
+UTM_KEYS = ("source", "medium", "campaign", "content", "term")
+
+
+def _touch_query(request: HttpRequest) -> QueryDict:
+    """Where this visit's UTM parameters are: the page the form was posted from, or,
+    after a refused post, the form's own URL (which carries them over)."""
     page = request.headers.get("Referer", "")[:2000]
     query = QueryDict(urlsplit(page).query)
-    return {
-        key: query.get(f"utm_{key}", "")[:200]
-        for key in ("source", "medium", "campaign", "content", "term")
-    } | {"referrer": page[:500]}
+    if not any(query.get(f"utm_{k}") for k in UTM_KEYS):
+        query = request.GET
+    return query
+
+
+def _utm_query(request: HttpRequest) -> str:
+    query = _touch_query(request)
+    kept = {f"utm_{k}": query.get(f"utm_{k}", "")[:200] for k in UTM_KEYS}
+    return urlencode({k: v for k, v in kept.items() if v})
+
+
+def _touch(request: HttpRequest) -> dict[str, str]:
+    """This visit's touch: its UTM parameters, and the referring site when the form
+    was posted from another site's page (our own pages are not a referrer)."""
+    page = request.headers.get("Referer", "")[:2000]
+    query = _touch_query(request)
+    referrer = "" if urlsplit(page).netloc == request.get_host() else page[:500]
+    return {key: query.get(f"utm_{key}", "")[:200] for key in UTM_KEYS} | {
+        "referrer": referrer
+    }
 
 
 def _visitor(request: HttpRequest, step: Step) -> analytics.VisitorRef | None:

@@ -196,6 +196,7 @@ def _render_public(
     *,
     form_values: dict[str, str] | None = None,
     form_errors: dict[str, list[str]] | None = None,
+    action_query: str = "",
 ) -> str:
     step = page.step
     funnel = step.funnel
@@ -203,14 +204,15 @@ def _render_public(
     next_step = steps[index + 1] if index + 1 < len(steps) else None
     next_url = public_url(funnel, next_step) if next_step else "#"
     base = public_url(funnel, step)
+    query = f"?{action_query}" if action_query else ""
     ctx = RenderContext(
         editor=False,
         next_url=next_url,
         form_action=next_url,
-        optin_action=f"{base}optin/",
-        order_action=f"{base}order/",
-        accept_action=f"{base}accept/",
-        decline_action=f"{base}decline/",
+        optin_action=f"{base}optin/{query}",
+        order_action=f"{base}order/{query}",
+        accept_action=f"{base}accept/{query}",
+        decline_action=f"{base}decline/{query}",
         offer=StepOffer.objects.select_related("product", "bump_product")
         .filter(step=step)
         .first(),
@@ -243,12 +245,15 @@ def page_render_refused_form(
     page_id: int | None,
     values: dict[str, str],
     errors: dict[str, list[str]],
+    action_query: str = "",
 ) -> str | None:
     """The step's live page again, with what the visitor typed and what was wrong.
 
     Rendered from the published version's frozen document (the visitor's variant
     when known), so the visitor sees the same page with inline errors. Card numbers
-    are never written back. None when the step has no live page.
+    are never written back. `action_query` (the landing page's UTM parameters) is
+    kept on the forms so the retry still carries this visit's source. None when the
+    step has no live page.
     """
     pages = Page.objects.filter(step=step, published_version__isnull=False)
     page = (pages.filter(pk=page_id).first() if page_id else None) or pages.order_by(
@@ -268,6 +273,7 @@ def page_render_refused_form(
         selectors.theme_for(funnel=funnel),
         form_values=values,
         form_errors=errors,
+        action_query=action_query,
     )
 
 

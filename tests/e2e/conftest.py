@@ -32,12 +32,23 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="session")
+def person_user_agent(browser) -> str:
+    """Headless Chromium's user agent says "HeadlessChrome", which tracking rightly
+    counts as a bot; browser tests play people, so they use the desktop string."""
+    context = browser.new_context()
+    agent = context.new_page().evaluate("navigator.userAgent")
+    context.close()
+    return agent.replace("HeadlessChrome", "Chrome")
+
+
 @pytest.fixture
-def new_page(browser):
+def new_page(browser, person_user_agent):
     """Open a fresh browser context (own cookies) per call."""
     contexts = []
 
     def make(**kwargs):
+        kwargs.setdefault("user_agent", person_user_agent)
         context = browser.new_context(viewport={"width": 1280, "height": 860}, **kwargs)
         context.set_default_timeout(30_000)
         contexts.append(context)
