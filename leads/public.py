@@ -111,7 +111,11 @@ def _guard(request: HttpRequest, step: Step, data: dict) -> str:
 def _read_post(request: HttpRequest) -> dict | HttpResponse:
     if len(request.body) > MAX_BODY_BYTES or len(request.POST) > MAX_FIELDS:
         return HttpResponse("This form sent too much data.", status=413)
-    return {k: request.POST.get(k, "") for k in request.POST}
+    # NUL cannot be stored in PostgreSQL text, and no person types one.
+    return {
+        k.replace("\x00", ""): request.POST.get(k, "").replace("\x00", "")
+        for k in request.POST
+    }
 
 
 UTM_KEYS = ("source", "medium", "campaign", "content", "term")
@@ -129,7 +133,10 @@ def _touch_query(request: HttpRequest) -> QueryDict:
 
 def _utm_query(request: HttpRequest) -> str:
     query = _touch_query(request)
-    kept = {f"utm_{k}": query.get(f"utm_{k}", "")[:200] for k in UTM_KEYS}
+    kept = {
+        f"utm_{k}": query.get(f"utm_{k}", "")[:200].replace("\x00", "")
+        for k in UTM_KEYS
+    }
     return urlencode({k: v for k, v in kept.items() if v})
 
 
@@ -139,9 +146,9 @@ def _touch(request: HttpRequest) -> dict[str, str]:
     page = request.headers.get("Referer", "")[:2000]
     query = _touch_query(request)
     referrer = "" if urlsplit(page).netloc == request.get_host() else page[:500]
-    return {key: query.get(f"utm_{key}", "")[:200] for key in UTM_KEYS} | {
-        "referrer": referrer
-    }
+    touch = {key: query.get(f"utm_{key}", "")[:200] for key in UTM_KEYS}
+    touch["referrer"] = referrer
+    return {key: value.replace("\x00", "") for key, value in touch.items()}
 
 
 def _visitor(request: HttpRequest, step: Step) -> analytics.VisitorRef | None:
@@ -205,7 +212,7 @@ def optin_submit(
             # required, as the browser already enforces.
             consent_required=bool(data.get("consent_text")),
             ip_address=_client_ip(request),
-            user_agent=request.headers.get("User-Agent", ""),
+            user_agent=request.headers.get("User-Agent", "").replace("\x00", "")[:500],
         )
     except ValidationError as exc:
         return _error_page(request, step, _field_errors(exc), data, 422)
@@ -232,7 +239,7 @@ def order_submit(
             visitor_id=ref.public_id if ref else None,
             touch=_touch(request),
             ip_address=_client_ip(request),
-            user_agent=request.headers.get("User-Agent", ""),
+            user_agent=request.headers.get("User-Agent", "").replace("\x00", "")[:500],
         )
     except ValidationError as exc:
         data.pop("card", None)

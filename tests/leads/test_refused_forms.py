@@ -121,3 +121,25 @@ def test_upsell_without_an_order_explains_on_the_upsell_page(client, tripwire):
     body = response.content.decode()
     assert "We could not find your order" in body
     assert 'class="of-upsell"' in body
+
+
+@pytest.mark.parametrize("field", ["email", "first_name", "custom_city", "_of"])
+def test_nul_bytes_anywhere_never_500(client, tripwire, field):
+    """PostgreSQL cannot store NUL; a bot that sends one gets an answer, not a 500."""
+    step = tripwire.steps.order_by("position").first()
+    data = {"email": "nul@example.com", "first_name": "Nu", "_of": _token(step)}
+    data[field] = data.get(field, "x") + "\x00evil"
+    response = client.post(
+        f"/{tripwire.slug}/{step.slug}/optin/?utm_source=a%00b",
+        data,
+        HTTP_REFERER="http://elsewhere.test/?utm_source=\x00",
+        HTTP_USER_AGENT="Mozilla/5.0\x00",
+    )
+    assert response.status_code in {302, 400, 422}
+    order = tripwire.steps.get(kind="order")
+    response = client.post(
+        f"/{tripwire.slug}/{order.slug}/order/",
+        {"email": "nul@example.com", "name": "A\x00B", "card": "4242424242424242"}
+        | {"_of": _token(order)},
+    )
+    assert response.status_code in {302, 400, 402, 422}
