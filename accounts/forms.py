@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -77,3 +78,17 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class FilterDateField(forms.DateField):
+    """A date for list and report filters: a clear error for dates no report can
+    hold (year 1 or 9999 would overflow the day arithmetic behind the filter)."""
+
+    MIN = date(2000, 1, 1)
+    MAX = date(2100, 12, 31)
+
+    def clean(self, value):
+        day = super().clean(value)
+        if day is not None and not self.MIN <= day <= self.MAX:
+            raise forms.ValidationError("Pick a date between the years 2000 and 2100.")
+        return day

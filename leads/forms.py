@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from accounts.forms import FilterDateField
+
 from .models import WebhookEvent
 from .selectors import SORTS
 
@@ -11,8 +13,8 @@ class LeadFilterForm(forms.Form):
     funnel = forms.IntegerField(required=False, min_value=1)
     step = forms.IntegerField(required=False, min_value=1)
     tag = forms.IntegerField(required=False, min_value=1)
-    date_from = forms.DateField(required=False, label="From")
-    date_to = forms.DateField(required=False, label="To")
+    date_from = FilterDateField(required=False, label="From")
+    date_to = FilterDateField(required=False, label="To")
     source = forms.CharField(required=False, max_length=120)
     sort = forms.ChoiceField(
         required=False,

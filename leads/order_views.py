@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.forms import FilterDateField
 from accounts.tenancy import workspace_view
 from funnels.models import Funnel, Product, Step, StepOffer
 from funnels.money import CURRENCIES, format_money, parse_money
@@ -24,8 +25,8 @@ class OrderFilterForm(forms.Form):
     status = forms.ChoiceField(
         required=False, choices=[("", "Any status"), *OrderStatus.choices]
     )
-    date_from = forms.DateField(required=False)
-    date_to = forms.DateField(required=False)
+    date_from = FilterDateField(required=False)
+    date_to = FilterDateField(required=False)
 
 
 def _order_filters(
