@@ -62,7 +62,7 @@ class VariantRow:
 
     @property
     def observed_share(self) -> float | None:
-        return None if self.total is None else self.visitors / self.total
+        return self.visitors / self.total if self.total else None
 
     total: int | None = None
 
