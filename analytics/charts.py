@@ -186,8 +186,14 @@ def interval_svg(
     the high end and a dot at the observed rate, on one shared scale from 0."""
     if not rows:
         return mark_safe("")
-    top = max(hi for _, _, _, hi in rows) or 1.0
-    top = min(1.0, top * 1.15)
+    high = max(hi for _, _, _, hi in rows) or 0.01
+    # A round axis: four ticks of 0.5 to 25 percentage points each.
+    tick = next(
+        t
+        for t in (0.005, 0.01, 0.025, 0.05, 0.1, 0.125, 0.15, 0.2, 0.25)
+        if 4 * t >= high
+    )
+    top = 4 * tick
     label_w, pad_r, row_h, axis_h = 120, 64, 34, 22
     plot_w = width - label_w - pad_r
     height = row_h * len(rows) + axis_h
@@ -206,7 +212,7 @@ def interval_svg(
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - axis_h}" '
             f'class="grid"/><text x="{x:.1f}" y="{height - 6}" text-anchor="middle" '
-            f'class="a">{v * 100:.1f} %</text>'
+            f'class="a">{v * 100:g} %</text>'
         )
     for i, (label, rate, lo, hi) in enumerate(rows):
         y = i * row_h + row_h / 2

@@ -284,7 +284,11 @@ def split_results(request: HttpRequest, step_pk: int) -> HttpResponse:
     experiments.catch_up()
     running = selectors.split_test_running(step=step)
     start, end, range_error, raw = _parse_range(request, _tz(step))
-    report = selectors.split_test_report(step=step, test=running, start=start, end=end)
+    report = (
+        selectors.split_test_report(step=step, test=running, start=start, end=end)
+        if running
+        else None
+    )
     history = selectors.split_tests_ended(step=step)
     current = {p.pk for p in selectors.step_variants(step=step)}
     return render(
@@ -295,7 +299,8 @@ def split_results(request: HttpRequest, step_pk: int) -> HttpResponse:
             "funnel": step.funnel,
             "running": running,
             "report": report,
-            "rows": report.rows,
+            "rows": report.rows if report else [],
+            "variant_count": len(current),
             "current": current,
             "history": history,
             "range_error": range_error,

@@ -156,6 +156,7 @@ def test_results_page_shows_each_variant(owner_client, page):
     assert "Goal of this step: <strong>Opt-in</strong>" in html
     assert "25.0 %" in html and "75.0 %" in html
     assert "Keep running" in html
+    assert "25.0 % · target 50.0 %" not in html and "50.0 % · target 50.0 %" in html
     assert "chart-interval" in html
     assert reverse("pages:split_declare", args=[b.pk]) in html
 
