@@ -142,35 +142,33 @@ def step_goal(*, step: Step, steps: list[Step]) -> Goal:
 
 
 _GOAL_SQL = {
-    "optin": "a.opted_in",
-    "order": "a.ordered",
-    "accept": "a.upsell_accepted",
-    "next_step": "coalesce(l.reached_next, false)",
-    "funnel_goal": "coalesce(fv.reached_goal, false)",
+    "optin": "bool_or(step_id = %(step)s AND opted_in)",
+    "order": "bool_or(step_id = %(step)s AND ordered)",
+    "accept": "bool_or(step_id = %(step)s AND upsell_accepted)",
+    "next_step": "bool_or(step_id = %(next_step)s AND first_view_at IS NOT NULL)",
+    "funnel_goal": "bool_or(false)",
 }
 
+# One pass over the funnel's facts from the tested step on, grouped per visitor
+# (the facts' unique index is (funnel, visitor, step), so no sort is needed).
 _COUNT_SQL = """
-WITH a AS (
-  SELECT fs.visitor_id, fs.variant_id, fs.opted_in, fs.ordered, fs.upsell_accepted
-  FROM analytics_funnelvisitorstep fs
-  WHERE fs.workspace_id = %(workspace)s AND fs.funnel_id = %(funnel)s
-    AND fs.step_id = %(step)s
-    AND fs.first_view_at >= %(start)s AND fs.first_view_at < %(end)s
-), l AS (
-  SELECT o.visitor_id, sum(o.revenue_minor) AS revenue,
-         bool_or(o.step_id = %(next_step)s AND o.first_view_at IS NOT NULL)
-           AS reached_next
-  FROM analytics_funnelvisitorstep o
-  JOIN a ON a.visitor_id = o.visitor_id
-  WHERE o.funnel_id = %(funnel)s AND o.step_id = ANY(%(later)s)
-  GROUP BY o.visitor_id
-)
-SELECT a.variant_id, count(*), count(*) FILTER (WHERE {goal}),
-       coalesce(sum(l.revenue), 0)
-FROM a
-LEFT JOIN l ON l.visitor_id = a.visitor_id
+SELECT v.variant_id, count(*), count(*) FILTER (WHERE v.converted),
+       coalesce(sum(v.revenue), 0)
+FROM (
+  SELECT visitor_id,
+         min(variant_id) FILTER (WHERE step_id = %(step)s) AS variant_id,
+         bool_or(step_id = %(step)s AND first_view_at >= %(start)s
+                 AND first_view_at < %(end)s) AS assigned,
+         {goal} AS converted,
+         sum(revenue_minor) AS revenue
+  FROM analytics_funnelvisitorstep
+  WHERE workspace_id = %(workspace)s AND funnel_id = %(funnel)s
+    AND step_id = ANY(%(later)s)
+  GROUP BY visitor_id
+) v
 {funnel_join}
-GROUP BY a.variant_id
+WHERE v.assigned
+GROUP BY v.variant_id
 """
 
 
@@ -180,13 +178,19 @@ def variant_counts(
     """variant id → (visitors, conversions, revenue to the end of the funnel)."""
     index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
     later = [s.pk for s in steps[index:]]
-    funnel_join = (
-        "LEFT JOIN analytics_funnelvisitor fv "
-        "ON fv.funnel_id = %(funnel)s AND fv.visitor_id = a.visitor_id"
-        if goal.key == "funnel_goal"
-        else ""
-    )
-    sql = _COUNT_SQL.format(goal=_GOAL_SQL[goal.key], funnel_join=funnel_join)
+    sql = _COUNT_SQL
+    if goal.key == "funnel_goal":
+        sql = sql.replace(
+            "count(*) FILTER (WHERE v.converted)",
+            "count(*) FILTER (WHERE fv.reached_goal)",
+        )
+        funnel_join = (
+            "LEFT JOIN analytics_funnelvisitor fv "
+            "ON fv.funnel_id = %(funnel)s AND fv.visitor_id = v.visitor_id"
+        )
+    else:
+        funnel_join = ""
+    sql = sql.format(goal=_GOAL_SQL[goal.key], funnel_join=funnel_join)
     params = {
         "workspace": step.workspace_id,
         "funnel": step.funnel_id,
