@@ -177,3 +177,55 @@ def hbar_svg(rows: list[tuple[str, float]], *, width: int = 360) -> SafeString:
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def interval_svg(
+    rows: list[tuple[str, float, float, float]], *, width: int = 560
+) -> SafeString:
+    """Conversion rate per variant with its 95 % interval: a bar from the low to
+    the high end and a dot at the observed rate, on one shared scale from 0."""
+    if not rows:
+        return mark_safe("")
+    high = max(hi for _, _, _, hi in rows) or 0.01
+    # A round axis: four ticks of 0.5 to 25 percentage points each.
+    tick = next(
+        t
+        for t in (0.005, 0.01, 0.025, 0.05, 0.1, 0.125, 0.15, 0.2, 0.25)
+        if 4 * t >= high
+    )
+    top = 4 * tick
+    label_w, pad_r, row_h, axis_h = 120, 64, 34, 22
+    plot_w = width - label_w - pad_r
+    height = row_h * len(rows) + axis_h
+
+    def px(v: float) -> float:
+        return label_w + plot_w * v / top
+
+    parts = [
+        f'<svg class="chart chart-interval" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="Conversion rate per variant with 95 % interval" '
+        f'xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for k in range(5):
+        v = top * k / 4
+        x = px(v)
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - axis_h}" '
+            f'class="grid"/><text x="{x:.1f}" y="{height - 6}" text-anchor="middle" '
+            f'class="a">{v * 100:g} %</text>'
+        )
+    for i, (label, rate, lo, hi) in enumerate(rows):
+        y = i * row_h + row_h / 2
+        color = PALETTE[i % len(PALETTE)]
+        parts.append(
+            f'<text x="0" y="{y + 4:.1f}" class="l">{escape(label[:18])}</text>'
+            f'<rect x="{px(lo):.1f}" y="{y - 5:.1f}" '
+            f'width="{max(px(hi) - px(lo), 2):.1f}" height="10" rx="5" '
+            f'fill="{color}" fill-opacity="0.25"><title>{escape(label)}: '
+            f"{lo * 100:.1f} %–{hi * 100:.1f} %</title></rect>"
+            f'<circle cx="{px(rate):.1f}" cy="{y:.1f}" r="5" fill="{color}"/>'
+            f'<text x="{px(hi) + 8:.1f}" y="{y + 4:.1f}" class="v">'
+            f"{rate * 100:.1f} %</text>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -7,12 +7,13 @@ from datetime import date
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.tenancy import workspace_view
-from funnels.models import Funnel
+from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
 from . import charts, reports, rollups
@@ -90,9 +91,17 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         for s in report.steps
     ]
     labels = [d.strftime("%b %-d") for d in report.trend_days]
+    # Steps with page variants link to their split-test results.
+    split_steps = set(
+        Step.objects.filter(funnel=funnel)
+        .annotate(n=Count("pages"))
+        .filter(n__gt=1)
+        .values_list("pk", flat=True)
+    )
     spend = _spend_rows(request, funnel, filters)
     return {
         "funnel": funnel,
+        "split_steps": split_steps,
         "form": form,
         "filters": filters,
         "notes": notes,

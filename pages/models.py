@@ -41,12 +41,63 @@ class Page(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # A variant removed from its split test: kept (with its versions and events)
+    # for the results history, never served again.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return f"{self.step} · {self.name}"
+
+    @property
+    def is_served(self) -> bool:
+        """The serving contract: a variant is served iff published and weighted."""
+        return (
+            self.archived_at is None
+            and self.published_version_id is not None
+            and self.weight > 0
+        )
+
+
+class SplitTest(models.Model):
+    """One split test of a step: from the moment two variants were live to the
+    declared winner, with the final results frozen as a snapshot."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="split_tests")
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    winner = models.ForeignKey(
+        Page, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The results as shown when the test ended (analytics.experiments snapshot).
+    results = models.JSONField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step"],
+                condition=models.Q(ended_at__isnull=True),
+                name="one_running_split_test_per_step",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Split test of {self.step_id} from {self.started_at:%Y-%m-%d}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.ended_at is None
 
 
 class PageRevision(models.Model):

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.models import Workspace
+from analytics import experiments
 from funnels.models import Funnel, Step
 
-from .models import FunnelTheme, ImageAsset, Page, PageVersion
+from .models import FunnelTheme, ImageAsset, Page, PageVersion, SplitTest
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "funnel_templates"
 
@@ -51,6 +54,81 @@ def images_for(*, workspace_id: int, ids: set[int]) -> dict[int, ImageAsset]:
 
 def page_versions(*, page: Page) -> QuerySet[PageVersion]:
     return page.versions.select_related("published_by").defer("html", "document")
+
+
+def step_variants(*, step: Step) -> list[Page]:
+    """The step's current (not removed) variants, oldest first: A is the control."""
+    return list(
+        Page.objects.filter(step=step, archived_at__isnull=True)
+        .select_related("published_version")
+        .defer("published_version__html", "published_version__document")
+        .order_by("id")
+    )
+
+
+def split_test_running(*, step: Step) -> SplitTest | None:
+    return SplitTest.objects.filter(step=step, ended_at__isnull=True).first()
+
+
+def split_tests_ended(*, step: Step) -> list[SplitTest]:
+    return list(
+        SplitTest.objects.filter(step=step, ended_at__isnull=False)
+        .select_related("winner", "ended_by")
+        .order_by("-ended_at", "-id")
+    )
+
+
+def split_test_variants(*, step: Step, test: SplitTest | None) -> list[Page]:
+    """Variants to report: the current ones, then those removed during the test."""
+    pages = Page.objects.filter(step=step).order_by("id")
+    if test is None:
+        return list(pages.filter(archived_at__isnull=True))
+    return [
+        p
+        for p in pages
+        if p.archived_at is None
+        or (
+            p.archived_at >= test.started_at
+            and (test.ended_at is None or p.archived_at <= test.ended_at)
+        )
+    ]
+
+
+def split_test_report(
+    *,
+    step: Step,
+    test: SplitTest | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> experiments.ExperimentReport:
+    """Results of the step's variants over the test (narrowed to start/end)."""
+    variants = split_test_variants(step=step, test=test)
+    window_start = (
+        test.started_at
+        if test
+        else min((p.created_at for p in variants), default=timezone.now())
+    )
+    window_end = (test.ended_at if test and test.ended_at else None) or (
+        timezone.now() + timedelta(seconds=1)
+    )
+    if start is not None:
+        window_start = max(window_start, start)
+    if end is not None:
+        window_end = min(window_end, end)
+    return experiments.experiment_report(
+        step=step,
+        variants=[
+            experiments.VariantSpec(
+                page_id=p.pk,
+                label=p.name,
+                weight=p.weight,
+                removed=p.archived_at is not None,
+            )
+            for p in variants
+        ],
+        start=window_start,
+        end=max(window_end, window_start),
+    )
 
 
 def funnel_steps(*, funnel: Funnel) -> list[Step]:

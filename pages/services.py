@@ -22,7 +22,14 @@ from funnels.models import Funnel, Step, StepKind, StepOffer
 
 from . import documents, selectors
 from .documents import Doc, DocumentError
-from .models import FunnelTheme, ImageAsset, Page, PageRevision, PageVersion
+from .models import (
+    FunnelTheme,
+    ImageAsset,
+    Page,
+    PageRevision,
+    PageVersion,
+    SplitTest,
+)
 from .rendering import RenderContext, render_document
 from .sanitize import clean_text
 
@@ -141,7 +148,7 @@ def page_create_blank(
 
 
 def page_for_step(*, step: Step) -> Page:
-    page = step.pages.order_by("id").first()
+    page = step.pages.filter(archived_at__isnull=True).order_by("id").first()
     return page or page_create_blank(step=step)
 
 
@@ -293,7 +300,10 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
             .select_related("step__funnel")
             .get(pk=page.pk)
         )
-        for variant in [page, *Page.objects.filter(step=step).exclude(pk=page.pk)]:
+        others = Page.objects.filter(step=step, archived_at__isnull=True).exclude(
+            pk=page.pk
+        )
+        for variant in [page, *others]:
             number = (
                 variant.versions.order_by("-number")
                 .values_list("number", flat=True)
@@ -311,6 +321,7 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
             variant.published_version = version
             variant.save(update_fields=["published_version"])
             versions.append(version)
+        split_test_start_if_needed(step=step)
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
     _forget_live_pages(funnel)
@@ -330,10 +341,268 @@ def page_rollback(*, page: Page, version: PageVersion) -> Page:
     """Serve an earlier published version again (the draft is untouched)."""
     if version.page_id != page.pk:
         raise ValidationError("That version belongs to another page.")
+    if page.archived_at is not None:
+        raise ValidationError(
+            "This variant was removed from its split test and cannot go live again."
+        )
     Page.objects.filter(pk=page.pk).update(published_version=version)
     page.published_version = version
     _forget_live_pages(page.step.funnel)
     return page
+
+
+# Variants and split tests ----------------------------------------------------
+
+MAX_VARIANTS = 4
+MAX_WEIGHT = 10_000
+_PAGE_SETTINGS = (
+    "title",
+    "meta_description",
+    "social_image",
+    "noindex",
+    "favicon",
+    "head_code",
+    "footer_code",
+)
+
+
+def _lock_step(step: Step) -> Step:
+    """Serialise variant changes of one step (two tabs adding a fifth variant)."""
+    return Step.objects.select_for_update().select_related("funnel").get(pk=step.pk)
+
+
+def _live_variants(step: Step) -> list[Page]:
+    return list(
+        Page.objects.select_for_update()
+        .filter(step=step, archived_at__isnull=True)
+        .order_by("id")
+    )
+
+
+@transaction.atomic
+def variant_add(*, page: Page) -> Page:
+    """Duplicate a variant (document and page settings) as the step's next variant.
+
+    The copy is a draft: it is served once the funnel is published.
+    """
+    step = _lock_step(page.step)
+    source = Page.objects.get(pk=page.pk)
+    if source.archived_at is not None:
+        raise ValidationError("That variant was removed; duplicate a live one.")
+    if len(_live_variants(step)) >= MAX_VARIANTS:
+        raise ValidationError(
+            f"A step can have at most {MAX_VARIANTS} variants. Remove one before "
+            "adding another."
+        )
+    taken = {n.casefold() for n in step.pages.values_list("name", flat=True)}
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    name = next(
+        (f"Variant {x}" for x in letters if f"variant {x}".casefold() not in taken),
+        f"Variant {len(taken) + 1}",
+    )
+    copy = Page.objects.create(
+        workspace_id=source.workspace_id,
+        step=step,
+        name=name,
+        weight=source.weight or 100,
+        document=_fresh_ids(source.document),
+        **{key: getattr(source, key) for key in _PAGE_SETTINGS},
+    )
+    PageRevision.objects.create(
+        page=copy, number=0, document=copy.document, label=f"Copy of {source.name}"
+    )
+    return copy
+
+
+@transaction.atomic
+def variant_rename(*, page: Page, name: str) -> Page:
+    name = clean_text(name or "").strip()
+    if not name:
+        raise ValidationError("Give the variant a name.")
+    if len(name) > 80:
+        raise ValidationError("Variant names are at most 80 characters.")
+    _lock_step(page.step)
+    clash = (
+        Page.objects.filter(step_id=page.step_id, name__iexact=name)
+        .exclude(pk=page.pk)
+        .exists()
+    )
+    if clash:
+        raise ValidationError(f"Another variant of this step is already called {name}.")
+    Page.objects.filter(pk=page.pk).update(name=name)
+    page.name = name
+    return page
+
+
+def split_percentages(weights: list[int]) -> list[float]:
+    """The share of visitors each weight gets (weights need not sum to 100)."""
+    total = sum(weights)
+    return [100 * w / total if total else 0.0 for w in weights]
+
+
+@transaction.atomic
+def variant_weights_set(*, step: Step, weights: dict[int, Any]) -> list[Page]:
+    """Set the weight of each live variant (page id → non-negative integer).
+
+    Any integers are accepted and normalised when serving (30/30 is 50/50); at least
+    one must be above zero. Variants left out keep their weight.
+    """
+    step = _lock_step(step)
+    variants = _live_variants(step)
+    by_id = {p.pk: p for p in variants}
+    unknown = set(weights) - set(by_id)
+    if unknown:
+        raise ValidationError("A variant in the form no longer exists — reload.")
+    new: dict[int, int] = {}
+    for page in variants:
+        raw = weights.get(page.pk, page.weight)
+        try:
+            value = int(str(raw).strip())
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"The weight of {page.name} must be a whole number."
+            ) from None
+        if value < 0 or value > MAX_WEIGHT:
+            raise ValidationError(
+                f"The weight of {page.name} must be between 0 and {MAX_WEIGHT:,}."
+            )
+        new[page.pk] = value
+    if not any(new.values()):
+        raise ValidationError(
+            "At least one variant needs a weight above 0, or nobody would see the step."
+        )
+    for page in variants:
+        if page.weight != new[page.pk]:
+            page.weight = new[page.pk]
+            page.save(update_fields=["weight", "updated_at"])
+    split_test_start_if_needed(step=step)
+    _forget_live_pages(step.funnel)
+    return variants
+
+
+@transaction.atomic
+def variant_pause(*, page: Page) -> Page:
+    """Stop serving a variant (weight 0) without removing it."""
+    step = _lock_step(page.step)
+    variants = _live_variants(step)
+    page = next((p for p in variants if p.pk == page.pk), None)
+    if page is None:
+        raise ValidationError("That variant was removed.")
+    if not any(p.weight > 0 for p in variants if p.pk != page.pk):
+        raise ValidationError(
+            f"{page.name} is the only variant being served: resume another one first."
+        )
+    page.weight = 0
+    page.save(update_fields=["weight", "updated_at"])
+    _forget_live_pages(step.funnel)
+    return page
+
+
+@transaction.atomic
+def variant_resume(*, page: Page) -> Page:
+    """Serve a paused variant again, with the average weight of the others."""
+    step = _lock_step(page.step)
+    variants = _live_variants(step)
+    page = next((p for p in variants if p.pk == page.pk), None)
+    if page is None:
+        raise ValidationError("That variant was removed; it cannot be resumed.")
+    served = [p.weight for p in variants if p.weight > 0 and p.pk != page.pk]
+    page.weight = round(sum(served) / len(served)) if served else 100
+    page.save(update_fields=["weight", "updated_at"])
+    split_test_start_if_needed(step=step)
+    _forget_live_pages(step.funnel)
+    return page
+
+
+def _archive(page: Page, now) -> None:
+    """Never served again (the serving contract: no published version, weight 0);
+    the page, its versions and its events stay for the results history."""
+    page.archived_at = now
+    page.weight = 0
+    page.published_version = None
+    page.save(
+        update_fields=["archived_at", "weight", "published_version", "updated_at"]
+    )
+
+
+@transaction.atomic
+def variant_remove(*, page: Page) -> Page:
+    """Remove a variant, mid-test or not: it stops being served at once."""
+    step = _lock_step(page.step)
+    variants = _live_variants(step)
+    page = next((p for p in variants if p.pk == page.pk), None)
+    if page is None:
+        raise ValidationError("That variant was already removed.")
+    others = [p for p in variants if p.pk != page.pk]
+    if not others:
+        raise ValidationError("A step needs a page: this is its only variant.")
+    if page.weight > 0 and not any(p.weight > 0 for p in others):
+        raise ValidationError(
+            f"{page.name} is the only variant being served: resume another one "
+            "before removing it."
+        )
+    _archive(page, timezone.now())
+    _forget_live_pages(step.funnel)
+    return page
+
+
+def split_test_start_if_needed(*, step: Step) -> SplitTest | None:
+    """A test starts when a second variant of the step is being served (published
+    with a weight above 0); it runs until a winner is declared."""
+    served = Page.objects.filter(
+        step=step,
+        archived_at__isnull=True,
+        published_version__isnull=False,
+        weight__gt=0,
+    ).count()
+    if (
+        served < 2
+        or SplitTest.objects.filter(step=step, ended_at__isnull=True).exists()
+    ):
+        return None
+    return SplitTest.objects.create(workspace_id=step.workspace_id, step=step)
+
+
+@transaction.atomic
+def split_test_declare_winner(
+    *, step: Step, winner: Page, user: User | None
+) -> SplitTest:
+    """End the running test: the winner becomes the step's only served variant,
+    the others are archived, and the final results are kept as a snapshot."""
+    step = _lock_step(step)
+    test = (
+        SplitTest.objects.select_for_update()
+        .filter(step=step, ended_at__isnull=True)
+        .first()
+    )
+    if test is None:
+        raise ValidationError(
+            "No split test is running on this step: publish the funnel with two "
+            "variants to start one."
+        )
+    variants = _live_variants(step)
+    winner = next((p for p in variants if p.pk == winner.pk), None)
+    if winner is None:
+        raise ValidationError("Pick one of the step's current variants as the winner.")
+    if step.funnel.is_published and winner.published_version_id is None:
+        raise ValidationError(
+            f"{winner.name} has never been published: publish the funnel first, "
+            "so that the winner has a page to serve."
+        )
+    now = timezone.now()
+    report = selectors.split_test_report(step=step, test=test)
+    for page in variants:
+        if page.pk != winner.pk:
+            _archive(page, now)
+    winner.weight = 100
+    winner.save(update_fields=["weight", "updated_at"])
+    test.ended_at = now
+    test.winner = winner
+    test.ended_by = user
+    test.results = report.snapshot()
+    test.save(update_fields=["ended_at", "winner", "ended_by", "results"])
+    _forget_live_pages(step.funnel)
+    return test
 
 
 # Templates -------------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import split_views, views
 
 app_name = "pages"
 
@@ -33,6 +33,29 @@ urlpatterns = [
     path("pages/<int:pk>/publish/", views.publish, name="publish"),
     path(
         "funnels/<int:funnel_pk>/publish/", views.funnel_publish, name="funnel_publish"
+    ),
+    path("steps/<int:step_pk>/variants/", split_views.variants, name="variants"),
+    path(
+        "steps/<int:step_pk>/variants/add/",
+        split_views.variant_add,
+        name="variant_add",
+    ),
+    path(
+        "steps/<int:step_pk>/split-test/",
+        split_views.split_results,
+        name="split_results",
+    ),
+    path("pages/<int:pk>/rename/", split_views.variant_rename, name="variant_rename"),
+    path(
+        "pages/<int:pk>/serving/<str:action>/",
+        split_views.variant_state,
+        name="variant_state",
+    ),
+    path("pages/<int:pk>/remove/", split_views.variant_remove, name="variant_remove"),
+    path(
+        "pages/<int:pk>/declare-winner/",
+        split_views.split_declare,
+        name="split_declare",
     ),
     path("funnel-templates/", views.template_gallery, name="template_gallery"),
     path(

@@ -19,6 +19,7 @@ from .documents import Doc
 from .forms import ImageUploadForm, PageSettingsForm, TemplateCreateForm, ThemeForm
 from .models import ImageAsset, Page
 from .rendering import RenderContext, render_block, render_document
+from .split_views import variant_rows
 
 EDITOR = "pages/editor.html"
 
@@ -138,7 +139,7 @@ def _canvas_response(
 def step_edit(request: HttpRequest, step_pk: int) -> HttpResponse:
     """Open the step's page in the editor, creating a blank one the first time."""
     step = selectors.step_get(workspace=request.workspace, pk=step_pk)
-    page = step.pages.order_by("id").first()
+    page = step.pages.filter(archived_at__isnull=True).order_by("id").first()
     if page is None:
         if not request.membership.can_edit:
             raise Http404("This step has no page yet.")
@@ -149,11 +150,13 @@ def step_edit(request: HttpRequest, step_pk: int) -> HttpResponse:
 @workspace_view
 def editor(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
-    return render(
-        request,
-        EDITOR,
-        _editor_context(page, request=request, selected=request.GET.get("block")),
+    ctx = _editor_context(page, request=request, selected=request.GET.get("block"))
+    ctx.update(
+        variants=variant_rows(selectors.step_variants(step=page.step)),
+        max_variants=services.MAX_VARIANTS,
+        split_running=selectors.split_test_running(step=page.step),
     )
+    return render(request, EDITOR, ctx)
 
 
 @workspace_view

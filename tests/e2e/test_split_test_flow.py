@@ -1,0 +1,153 @@
+"""A marketer runs a split test from the builder to a declared winner."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from pages import services
+from pages.models import Page, SplitTest
+from tests.e2e.conftest import htmx_idle
+from tests.factories import PASSWORD
+from tests.pages.splits import event, pick, record
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NEW_HEADLINE = "Get the 7-day meal plan that saves 5 hours a week"
+
+
+def _login(page, live_server, user) -> None:
+    page.goto(live_server.url + "/login/")
+    page.get_by_label("E-mail").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+
+
+def test_split_test_from_builder_to_winner(
+    live_server, page, screenshot, owner, workspace
+):
+    """Add variant B in the builder, change its headline, split 50/50, publish;
+    visits are tracked per variant; the results show both variants with their
+    rates and chance to beat control; B is declared the winner."""
+    funnel = services.funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Meal plan"
+    )
+    optin = funnel.steps.order_by("position").first()
+    a = Page.objects.get(step=optin)
+    _login(page, live_server, owner)
+
+    # From the funnel page into the builder of the opt-in step.
+    page.goto(f"{live_server.url}/funnels/{funnel.pk}/")
+    page.locator(f"#step-{optin.pk}").get_by_role("link", name="Edit page").click()
+    page.locator("#canvas").wait_for()
+    bar = page.locator("#variant-bar")
+    assert bar.locator("[aria-current=page]").inner_text() == "Variant A"
+
+    # Add variant B: the builder opens the copy and says which variant it edits.
+    htmx_idle(page)
+    page.locator("#add-variant-btn").click()
+    page.get_by_text("Variant B is a copy of Variant A").wait_for()
+    assert bar.locator("[aria-current=page]").inner_text().startswith("Variant B")
+    b = Page.objects.get(step=optin, name="Variant B")
+    assert page.url.endswith(f"/pages/{b.pk}/edit/")
+
+    # Change B's headline.
+    page.locator(".pb-block[data-type=headline] .pb-block-body").first.click()
+    page.locator("#settings-pane", has_text="Headline").wait_for()
+    htmx_idle(page)
+    page.locator("#settings-pane").get_by_label("Text").fill(NEW_HEADLINE)
+    page.locator(".pb-block[data-type=headline] h1", has_text=NEW_HEADLINE).wait_for()
+    page.get_by_text("All changes saved").wait_for()
+    htmx_idle(page)
+    screenshot(page, "split-editor-variant-b")
+
+    # Weights: 50/50, with the normalised split shown while typing.
+    page.get_by_role("link", name="Weights & variants").click()
+    page.get_by_label("Weight of Variant A").fill("50")
+    page.get_by_label("Weight of Variant B").fill("50")
+    page.locator(f'output[data-for="weight-{b.pk}"]', has_text="50.0 %").wait_for()
+    page.get_by_role("button", name="Save weights").click()
+    page.get_by_text("Weights saved.").wait_for()
+    screenshot(page, "split-variants-weights")
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.weight, b.weight) == (50, 50)
+
+    # Publish from B's editor.
+    page.locator(f"#variant-{b.pk}").get_by_role("link", name="Edit page").click()
+    page.locator("#publish-btn").click()
+    page.get_by_text("Published!").wait_for()
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.is_served and b.is_served
+    assert NEW_HEADLINE in b.published_version.html
+    assert NEW_HEADLINE not in a.published_version.html
+    test = SplitTest.objects.get(step=optin, ended_at__isnull=True)
+
+    # Visitors: assignment is serving's job, so a sticky weighted pick stands in.
+    rng = random.Random(6)
+    at = max(timezone.now(), test.started_at) + timedelta(seconds=1)
+    events, expected = [], {a.pk: [0, 0], b.pk: [0, 0]}
+    for _ in range(300):
+        visitor = uuid.uuid4()
+        variant = pick(visitor, optin.pk, [a, b])
+        events.append(event(funnel, optin, visitor, "view", at, variant_id=variant))
+        converts = rng.random() < (0.42 if variant == b.pk else 0.22)
+        if converts:
+            events.append(event(funnel, optin, visitor, "optin", at))
+        expected[variant][0] += 1
+        expected[variant][1] += int(converts)
+    record(events)
+
+    # The funnel dashboard links the step's split test.
+    page.goto(f"{live_server.url}/analytics/funnels/{funnel.pk}/")
+    page.get_by_role("link", name="Split test →").click()
+    table = page.locator("#split-results")
+    table.wait_for()
+    for variant, label in ((a, "Variant A"), (b, "Variant B")):
+        row = table.locator(f"tr[data-variant='{label}']")
+        cells = row.locator("td").all_inner_texts()
+        n, c = expected[variant.pk]
+        assert cells[1].splitlines()[0] == f"{n:,}"
+        assert cells[1].splitlines()[1].endswith("target 50.0 %")
+        assert cells[2] == f"{c:,}"
+        assert cells[3].startswith(f"{c / n * 100:.1f} %")
+    b_cells = table.locator("tr[data-variant='Variant B'] td").all_inner_texts()
+    assert float(b_cells[5].rstrip(" %")) > 99.0  # chance to beat control
+    assert "Control" in table.locator("tr[data-variant='Variant A']").inner_text()
+    page.get_by_text("Variant B is very likely better than Variant A").wait_for()
+    assert page.locator("svg.chart-interval circle").count() == 2
+    screenshot(page, "split-results")
+
+    # A reversed date range is explained, not silently wrong.
+    page.get_by_label("From").fill("2026-05-10")
+    page.get_by_label("To").fill("2026-05-01")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_text("is after the end date").wait_for()
+    page.get_by_role("link", name="Whole test").click()
+
+    # Declare B the winner, after a confirmation.
+    table.locator("tr[data-variant='Variant B']").get_by_role(
+        "link", name="Declare winner"
+    ).click()
+    page.get_by_role("heading", name="Declare Variant B the winner?").wait_for()
+    screenshot(page, "split-declare-confirm")
+    page.get_by_role("button", name="Yes, Variant B wins").click()
+    page.get_by_text("Variant B won.").wait_for()
+    history = page.locator("#history")
+    assert "Variant B" in history.locator(".sp-winner").inner_text()
+    won = history.locator("tr.sp-won").locator("td").all_inner_texts()
+    assert won[1] == f"{expected[b.pk][0]:,}"
+    screenshot(page, "split-history")
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert b.is_served and not a.is_served and a.archived_at is not None
+    test.refresh_from_db()
+    assert test.winner_id == b.pk and test.results["variants"][1]["label"] == (
+        "Variant B"
+    )
