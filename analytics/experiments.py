@@ -30,6 +30,7 @@ from django.utils.safestring import SafeString
 from funnels.models import Step, StepKind
 
 from . import charts, rollups, stats
+from .templatetags.report import chance_text
 
 TAIL_INLINE_LIMIT = 20_000
 
@@ -342,7 +343,7 @@ def _verdict(rows: list[VariantRow], ready: bool) -> str:
     if prob >= 0.95:
         return (
             f"{best.spec.label} is very likely better than {control} "
-            f"({prob * 100:.1f} % chance to beat it)."
+            f"({chance_text(prob)} chance to beat it)."
         )
     if all((r.result.prob_beat_control or 0) <= 0.05 for r in challengers):
         return f"{control} (the control) is very likely the best variant."

@@ -14,6 +14,20 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
+def chance_text(value: float) -> str:
+    """A probability as people read it: never a certain-looking 100 % or 0 %."""
+    if value > 0.999:
+        return "> 99.9 %"
+    if value < 0.001:
+        return "< 0.1 %"
+    return f"{value * 100:.1f} %"
+
+
+@register.filter
+def chance(value: float | None) -> str:
+    return "—" if value is None else chance_text(value)
+
+
 @register.filter
 def num(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"

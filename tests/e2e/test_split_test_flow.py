@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from analytics import stats
+from analytics.templatetags.report import chance_text
 from pages import services
 from pages.models import Page, SplitTest
 from tests.e2e.conftest import htmx_idle
@@ -94,7 +96,7 @@ def test_split_test_from_builder_to_winner(
     at = max(timezone.now(), test.started_at) + timedelta(seconds=1)
     events, expected = [], {a.pk: [0, 0], b.pk: [0, 0]}
     for _ in range(300):
-        visitor = uuid.uuid4()
+        visitor = uuid.UUID(int=rng.getrandbits(128), version=4)
         variant = pick(visitor, optin.pk, [a, b])
         events.append(event(funnel, optin, visitor, "view", at, variant_id=variant))
         converts = rng.random() < (0.42 if variant == b.pk else 0.22)
@@ -118,7 +120,10 @@ def test_split_test_from_builder_to_winner(
         assert cells[2] == f"{c:,}"
         assert cells[3].startswith(f"{c / n * 100:.1f} %")
     b_cells = table.locator("tr[data-variant='Variant B'] td").all_inner_texts()
-    assert float(b_cells[5].rstrip(" %")) > 99.0  # chance to beat control
+    (n_a, c_a), (n_b, c_b) = expected[a.pk], expected[b.pk]
+    chance = stats.prob_b_beats_a(1 + c_a, 1 + n_a - c_a, 1 + c_b, 1 + n_b - c_b)
+    assert chance > 0.99  # the scripted traffic makes B clearly better
+    assert b_cells[5] == chance_text(chance)  # chance to beat control
     assert "Control" in table.locator("tr[data-variant='Variant A']").inner_text()
     page.get_by_text("Variant B is very likely better than Variant A").wait_for()
     assert page.locator("svg.chart-interval circle").count() == 2
