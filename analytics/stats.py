@@ -27,16 +27,31 @@ def prob_b_beats_a(a_a: float, b_a: float, a_b: float, b_b: float) -> float:
 
     Evan Miller's closed form: sum over i < a_b of
     B(a_a + i, b_a + b_b) / ((b_b + i) B(1 + i, b_b) B(a_a, b_a)).
+    Consecutive terms differ by the factor (a_a + i)(b_b + i) / ((a_a + b_a + b_b + i)
+    (1 + i)), so each costs two logarithms; the sum is taken in log space, which stays
+    exact where single terms underflow. When a_a is the smaller integer count, the
+    complement P(X_A > X_B) is summed instead (fewer terms, same value).
     """
-    total = 0.0
-    base = _log_beta(a_a, b_a)
-    for i in range(int(a_b)):
-        total += math.exp(
-            _log_beta(a_a + i, b_a + b_b)
-            - math.log(b_b + i)
-            - _log_beta(1 + i, b_b)
-            - base
+    if float(a_a).is_integer() and a_a < a_b:
+        return 1.0 - _miller_sum(a_b, b_b, a_a, b_a)
+    return _miller_sum(a_a, b_a, a_b, b_b)
+
+
+def _miller_sum(a_a: float, b_a: float, a_b: float, b_b: float) -> float:
+    log_term = (
+        _log_beta(a_a, b_a + b_b)
+        - math.log(b_b)
+        - _log_beta(1, b_b)
+        - _log_beta(a_a, b_a)
+    )
+    logs = [log_term]
+    for i in range(int(a_b) - 1):
+        log_term += math.log((a_a + i) * (b_b + i)) - math.log(
+            (a_a + b_a + b_b + i) * (1 + i)
         )
+        logs.append(log_term)
+    top = max(logs)
+    total = math.exp(top) * math.fsum(math.exp(x - top) for x in logs)
     return min(1.0, max(0.0, total))
 
 
