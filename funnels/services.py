@@ -53,6 +53,10 @@ RESERVED_SLUGS = frozenset(
         "public",
         "track",
         "www",
+        "orders",
+        "products",
+        "steps",
+        "webhooks",
     }
 )
 SLUG_MAX = 80

@@ -348,6 +348,10 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            # Gateway webhooks find the payment by the gateway's id for it.
+            models.Index(fields=["reference"], name="payment_reference"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_minor} {self.currency} ({self.status})"
@@ -401,3 +405,42 @@ class LeadExport(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in {ExportStatus.QUEUED, ExportStatus.RUNNING}
+
+
+class GatewayEventOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    UNCHANGED = "unchanged", "Already up to date"
+    IGNORED = "ignored", "Not used"
+
+
+class GatewayEvent(models.Model):
+    """A payment gateway webhook we processed, once per gateway event id.
+
+    Gateways deliver at least once and in any order: the unique id makes a replay a
+    no-op. The workspace is known only once the event matched a payment (events we
+    do not use match none), so it may be null.
+    """
+
+    gateway = models.CharField(max_length=20)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=80)
+    reference = models.CharField(max_length=100, blank=True)
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outcome = models.CharField(max_length=10, choices=GatewayEventOutcome.choices)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "event_id"], name="gateway_event_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.type} {self.event_id}"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import order_views, public, views
+from . import order_views, payment_webhooks, public, views
 
 app_name = "leads"
 
@@ -26,6 +26,11 @@ urlpatterns = [
     path("orders/<int:pk>/refund/", order_views.order_refund, name="order_refund"),
     path("steps/<int:step_pk>/offer/", order_views.step_offer, name="step_offer"),
     path("settings/webhooks/", views.webhook_list, name="webhooks"),
+    path(
+        "webhooks/<slug:gateway>/",
+        payment_webhooks.gateway_webhook,
+        name="gateway_webhook",
+    ),
     path(
         "settings/webhooks/<int:pk>/delete/",
         views.webhook_delete,

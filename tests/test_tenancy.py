@@ -35,6 +35,7 @@ PUBLIC = {
     "leads:upsell_accept",
     "leads:upsell_decline",
     "leads:receipt",
+    "leads:gateway_webhook",
 }
 # Personal actions any logged-in user may take on their own account.
 SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from .base import (
     ChargeResult,
@@ -28,7 +29,9 @@ def get_gateway(name: str | None = None) -> PaymentGateway:
     if name == "test":
         from .testgateway import TestGateway
 
-        return TestGateway(webhook_secret=settings.SECRET_KEY)
+        return TestGateway(
+            webhook_secret=salted_hmac("leads.test-gateway", "webhooks").hexdigest()
+        )
     if name == "stripe":
         from .stripe import StripeGateway
 

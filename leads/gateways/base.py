@@ -34,16 +34,31 @@ class RefundResult:
     status: Literal["succeeded", "pending", "failed"]
 
 
+# What a verified gateway webhook means for us, whatever the gateway calls it.
+WebhookKind = Literal["payment.succeeded", "payment.failed", "payment.refunded", ""]
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
+    """A verified gateway event, normalised; `kind` is "" for events we do not use."""
+
     id: str
-    type: str
+    type: str  # the gateway's own name, kept for the log
     reference: str  # the payment the event is about
-    data: dict
+    data: dict = field(default_factory=dict, compare=False, repr=False)
+    kind: WebhookKind = ""
+    payment_key: str = ""  # our idempotency key, when the gateway echoes it back
+    amount_minor: int | None = None  # what was charged
+    currency: str = ""
+    refunded_minor: int | None = None  # payment.refunded: refunded so far, in total
+    customer: str = ""
+    payment_method: str = ""
+    message: str = ""
 
 
 class PaymentGateway(Protocol):
     name: str
+    signature_header: str  # the HTTP header carrying a webhook's signature
 
     def charge(
         self,
@@ -81,4 +96,4 @@ class PaymentGateway(Protocol):
         """Find the payment made with this key (after a timeout left no reference)."""
 
     def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
-        """Parse a webhook; raise ValueError when the signature does not match."""
+        """Verify and parse a webhook; raise ValueError for a bad signature or body."""

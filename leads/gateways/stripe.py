@@ -23,6 +23,7 @@ def _id(value: object) -> str:
 
 class StripeGateway:
     name = "stripe"
+    signature_header = "Stripe-Signature"
 
     def __init__(
         self,
@@ -172,14 +173,63 @@ class StripeGateway:
         return self._intent_result(found.data[0])
 
     def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
+        """Check `Stripe-Signature` with the official library, then normalise."""
+        if not self.webhook_secret:
+            raise ValueError("STRIPE_WEBHOOK_SECRET is not set")
         try:
             event = self.client.construct_event(payload, signature, self.webhook_secret)
-        except (stripe.SignatureVerificationError, ValueError):
+        except stripe.SignatureVerificationError:
             raise ValueError("bad signature") from None
-        obj = event.data.object.to_dict()
+        except ValueError:
+            raise ValueError("malformed event") from None
+        try:
+            obj = event.data.object.to_dict()
+            return _normalise(str(event.id), str(event.type), obj)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise ValueError("malformed event") from None
+
+
+def _normalise(event_id: str, event_type: str, obj: dict) -> WebhookEvent:
+    if not event_id or not isinstance(obj, dict):
+        raise ValueError("malformed event")
+    metadata = obj.get("metadata") or {}
+    common = {
+        "id": event_id,
+        "type": event_type,
+        "data": obj,
+        "currency": str(obj.get("currency") or "").upper(),
+        "customer": _id(obj.get("customer")),
+        "payment_method": _id(obj.get("payment_method")),
+        "payment_key": str(metadata.get("payment_key") or ""),
+    }
+    if event_type in {"payment_intent.succeeded", "payment_intent.payment_failed"}:
+        if obj.get("object") != "payment_intent" or not obj.get("id"):
+            raise ValueError("malformed event")
+        succeeded = event_type == "payment_intent.succeeded"
+        error = obj.get("last_payment_error") or {}
         return WebhookEvent(
-            id=event.id,
-            type=event.type,
-            reference=_id(obj.get("payment_intent")) or obj.get("id") or "",
-            data=obj,
+            **common,
+            kind="payment.succeeded" if succeeded else "payment.failed",
+            reference=str(obj["id"]),
+            amount_minor=int(
+                (obj.get("amount_received") if succeeded else None)
+                or obj.get("amount")
+                or 0
+            ),
+            message="" if succeeded else str(error.get("message") or "Declined."),
         )
+    if event_type == "charge.refunded":
+        if obj.get("object") != "charge" or not _id(obj.get("payment_intent")):
+            raise ValueError("malformed event")
+        return WebhookEvent(
+            **common,
+            kind="payment.refunded",
+            reference=_id(obj.get("payment_intent")),
+            amount_minor=int(obj.get("amount_captured") or obj.get("amount") or 0),
+            refunded_minor=int(obj.get("amount_refunded") or 0),
+        )
+    # Anything else (disputes, payouts, ...) is acknowledged and not used.
+    return WebhookEvent(
+        **common,
+        reference=_id(obj.get("payment_intent")) or str(obj.get("id") or ""),
+    )

@@ -35,6 +35,7 @@ def _ref(prefix: str, key: str) -> str:
 
 class TestGateway:
     name = "test"
+    signature_header = "X-Test-Signature"
     __test__ = False  # not a pytest test class
 
     def __init__(self, *, webhook_secret: str) -> None:
@@ -115,15 +116,41 @@ class TestGateway:
         return hmac.new(self.webhook_secret.encode(), payload, "sha256").hexdigest()
 
     def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
+        """Events signed with `sign` (hex HMAC-SHA256 of the body), shaped like
+        {"id", "type": "payment.succeeded" | "payment.failed" | "payment.refunded",
+        "reference", "payment_key", "data": {"amount_minor", "currency",
+        "refunded_minor", "message"}}."""
         if not hmac.compare_digest(self.sign(payload), signature or ""):
             raise ValueError("bad signature")
         try:
             body = json.loads(payload)
+            data = body.get("data") or {}
+            kind = str(body["type"])
+
+            def minor(key: str) -> int | None:
+                value = data.get(key)
+                if value is None:
+                    return None
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TypeError(key)
+                return value
+
             return WebhookEvent(
                 id=str(body["id"]),
-                type=str(body["type"]),
-                reference=str(body["reference"]),
-                data=body.get("data") or {},
+                type=kind,
+                reference=str(body.get("reference") or ""),
+                data=data,
+                kind=kind if kind in _KINDS else "",
+                payment_key=str(body.get("payment_key") or ""),
+                amount_minor=minor("amount_minor"),
+                currency=str(data.get("currency") or "").upper(),
+                refunded_minor=minor("refunded_minor"),
+                customer=str(data.get("customer") or ""),
+                payment_method=str(data.get("payment_method") or ""),
+                message=str(data.get("message") or "")[:300],
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ValueError("malformed event") from None
+
+
+_KINDS = {"payment.succeeded", "payment.failed", "payment.refunded"}

@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
-from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
-import stripe
 
 from leads.gateways import GatewayError
 from leads.gateways.stripe import StripeGateway
 from leads.gateways.testgateway import TestGateway
-
-RECORDINGS = json.loads((Path(__file__).parent / "recordings/stripe.json").read_text())
-
-
-class ReplayClient(stripe.HTTPClient):
-    """Answers Stripe API calls with recorded responses, in order; keeps the asks."""
-
-    name = "replay"
-
-    def __init__(self, responses: list[tuple[int, str]]) -> None:
-        super().__init__()
-        self.responses = list(responses)
-        self.calls: list[tuple[str, str, dict, dict]] = []
-
-    def request(self, method, url, headers, post_data=None, *, _usage=None):
-        body = parse_qs(
-            post_data.decode() if isinstance(post_data, bytes) else post_data or ""
-        )
-        self.calls.append((method, url, dict(headers or {}), body))
-        status, name = self.responses.pop(0)
-        return json.dumps(RECORDINGS[name]), status, {"request-id": "req_replay"}
-
-    def close(self) -> None:
-        pass
+from tests.leads.stripe_replay import ReplayClient, stripe_replay, stripe_signature
 
 
 def _stripe(responses) -> tuple[StripeGateway, ReplayClient]:
-    client = ReplayClient(responses)
-    gateway = StripeGateway(
-        api_key="sk_test_replay", webhook_secret="whsec_replay", http_client=client
-    )
-    return gateway, client
+    return stripe_replay(responses)
 
 
 def _charge(gateway, card="4242424242424242", save=True, key="order-1"):
@@ -173,9 +140,12 @@ def test_stripe_webhook_signature():
             },
         }
     ).encode()
-    ts = int(time.time())
-    sig = hmac.new(b"whsec_replay", f"{ts}.".encode() + payload, hashlib.sha256)
-    event = gw.verify_webhook(payload=payload, signature=f"t={ts},v1={sig.hexdigest()}")
+    event = gw.verify_webhook(
+        payload=payload, signature=stripe_signature(payload, "whsec_replay")
+    )
     assert (event.type, event.reference) == ("charge.refunded", "pi_3Rk2dA2eZvKYlo2C0")
+    assert event.kind == "payment.refunded"
     with pytest.raises(ValueError):
-        gw.verify_webhook(payload=payload, signature=f"t={ts},v1={'0' * 64}")
+        gw.verify_webhook(
+            payload=payload, signature=stripe_signature(payload, "whsec_other")
+        )
