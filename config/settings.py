@@ -75,6 +75,9 @@ try:
         )
     if PAYMENT_GATEWAY == "stripe" and not STRIPE_SECRET_KEY:
         raise EnvError("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY")
+    if PAYMENT_GATEWAY == "stripe" and not STRIPE_PUBLISHABLE_KEY:
+        # Order forms collect the card with Stripe.js, which needs the public key.
+        raise EnvError("PAYMENT_GATEWAY=stripe needs STRIPE_PUBLISHABLE_KEY")
 
     # ---------------------------------------------------------------- security
     SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)

@@ -9,6 +9,7 @@ twice. When the gateway does not answer, the order stays pending and
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,24 @@ class CheckoutResult:
     ok: bool
     message: str = ""
     replayed: bool = False
+    # The bank wants the visitor to confirm (3-D Secure): the browser finishes it
+    # with this secret, then order_confirm checks the outcome with the gateway.
+    action_secret: str = ""
+
+
+# Stripe.js turns the card into a PaymentMethod in the browser: only its id reaches us.
+STRIPE_PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{6,120}")
+
+
+def _payment_token_check(token: str, gateway: str) -> None:
+    if gateway == "stripe" and not STRIPE_PAYMENT_METHOD.fullmatch(token):
+        # A raw card number must never be sent on to Stripe (or kept): refuse it.
+        raise ValidationError(
+            {
+                "card": "Enter your card in the secure card field. If you do not "
+                "see it, allow this page to load Stripe's script and reload."
+            }
+        )
 
 
 def _offer(step: Step) -> StepOffer:
@@ -245,8 +264,10 @@ def order_checkout(
     user_agent: str = "",
 ) -> CheckoutResult:
     """Create the lead, order and items, then charge; safe to call twice."""
-    if not (payment_token or "").strip():
+    payment_token = (payment_token or "").strip()
+    if not payment_token:
         raise ValidationError({"card": "Enter your card number."})
+    _payment_token_check(payment_token, get_gateway().name)
     order, payment, replayed = _order_open(
         step=step,
         data=data,
@@ -286,7 +307,59 @@ def order_checkout(
     payment = _payment_settle(payment=payment, result=result)
     order.refresh_from_db()
     return CheckoutResult(
-        order, payment.status == PaymentStatus.SUCCEEDED, result.message
+        order,
+        payment.status == PaymentStatus.SUCCEEDED,
+        result.message,
+        action_secret=result.action_secret
+        if payment.status == PaymentStatus.REQUIRES_ACTION
+        else "",
+    )
+
+
+def order_confirm(*, order: Order) -> CheckoutResult:
+    """After the visitor confirmed with the bank: ask the gateway, never the browser.
+
+    Only the gateway's own answer for the waiting payment can mark the order paid; a
+    reload finds it settled and changes nothing.
+    """
+    payment = (
+        order.payments.filter(kind=PaymentKind.CHARGE).order_by("-created_at").first()
+    )
+    if payment is None:
+        return CheckoutResult(order, False, "There is no payment to confirm.")
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return CheckoutResult(order, True, "", replayed=True)
+    if payment.status != PaymentStatus.REQUIRES_ACTION or not payment.reference:
+        return CheckoutResult(
+            order, False, payment.message or "This payment cannot be confirmed."
+        )
+    try:
+        result = get_gateway(order.gateway).retrieve(reference=payment.reference)
+    except GatewayError:
+        return CheckoutResult(
+            order,
+            False,
+            "We could not reach the payment provider. Your bank's answer is kept; "
+            "reload this page in a minute.",
+        )
+    if result.status == "requires_action":
+        return CheckoutResult(
+            order,
+            False,
+            "Your bank has not confirmed this payment yet.",
+            action_secret=result.action_secret,
+        )
+    if result.succeeded and result.raw.get("amount") not in (
+        None,
+        payment.amount_minor,
+    ):
+        return CheckoutResult(order, False, "The payment does not match this order.")
+    payment = _payment_settle(payment=payment, result=result)
+    order.refresh_from_db()
+    return CheckoutResult(
+        order,
+        payment.status == PaymentStatus.SUCCEEDED,
+        result.message or ("" if result.succeeded else "The payment failed."),
     )
 
 

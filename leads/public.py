@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -219,6 +220,20 @@ def optin_submit(
     return _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
 
 
+def _order_cookie(
+    response: HttpResponse, request: HttpRequest, order: Order
+) -> HttpResponse:
+    response.set_cookie(
+        ORDER_COOKIE,
+        signing.dumps(str(order.public_id), salt=ORDER_COOKIE_SALT),
+        max_age=ORDER_COOKIE_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
+
+
 @csrf_exempt
 @require_POST
 def order_submit(
@@ -228,12 +243,17 @@ def order_submit(
     if isinstance(accepted, HttpResponse):
         return accepted
     step, data, nonce = accepted
+    # Stripe.js posts a PaymentMethod id; the built-in test gateway a test card.
+    token = data.pop("payment_method", "") or data.get("card", "")
+    data.pop("card", None)
+    data.pop("cvc", None)
+    data.pop("exp", None)
     ref = _visitor(request, step)
     try:
         result = checkout.order_checkout(
             step=step,
             data=data,
-            payment_token=data.get("card", ""),
+            payment_token=token,
             with_bump=data.get("bump") in {"on", "1", "yes", "true"},
             nonce=nonce,
             visitor_id=ref.public_id if ref else None,
@@ -242,23 +262,47 @@ def order_submit(
             user_agent=request.headers.get("User-Agent", "").replace("\x00", "")[:500],
         )
     except ValidationError as exc:
-        data.pop("card", None)
         return _error_page(request, step, _field_errors(exc), data, 422)
+    if result.action_secret:
+        # 3-D Secure: Stripe.js shows the bank's check, then order_confirm verifies.
+        response = render(
+            request,
+            "leads/order_authenticate.html",
+            {
+                "step": step,
+                "client_secret": result.action_secret,
+                "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+                "confirm_url": f"{step_url(step)}order/confirm/",
+                "back": step_url(step),
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return _order_cookie(_with_cookie(response, step, ref), request, result.order)
     if not result.ok:
-        data.pop("card", None)
         return _error_page(
             request, step, {"form": [result.message or "Payment failed."]}, data, 402
         )
     response = _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
-    response.set_cookie(
-        ORDER_COOKIE,
-        signing.dumps(str(result.order.public_id), salt=ORDER_COOKIE_SALT),
-        max_age=ORDER_COOKIE_AGE,
-        httponly=True,
-        samesite="Lax",
-        secure=request.is_secure(),
-    )
-    return response
+    return _order_cookie(response, request, result.order)
+
+
+@csrf_exempt
+@require_POST
+def order_confirm(
+    request: HttpRequest, funnel_slug: str, step_slug: str
+) -> HttpResponse:
+    """Back from the bank's check: the gateway says whether the order is paid."""
+    step = _published_step(funnel_slug, step_slug)
+    if step is None:
+        return HttpResponse("This page is not published.", status=404)
+    order = _visitor_order(request, step)
+    if order is None or order.step_id != step.pk:
+        message = "We could not find your order. Please fill in the order form again."
+        return _error_page(request, step, {"form": [message]}, {}, 409)
+    result = checkout.order_confirm(order=order)
+    if not result.ok:
+        return _error_page(request, step, {"form": [result.message]}, {}, 402)
+    return HttpResponseRedirect(next_url(step))
 
 
 def _visitor_order(request: HttpRequest, step: Step) -> Order | None:

@@ -47,6 +47,11 @@ urlpatterns = [
         name="order",
     ),
     path(
+        "<slug:funnel_slug>/<slug:step_slug>/order/confirm/",
+        public.order_confirm,
+        name="order_confirm",
+    ),
+    path(
         "<slug:funnel_slug>/<slug:step_slug>/accept/",
         public.upsell_respond,
         {"answer": "accept"},

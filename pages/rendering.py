@@ -35,6 +35,9 @@ class RenderContext:
     # A refused form post shown again: what the visitor typed and what was wrong.
     form_values: dict[str, str] = field(default_factory=dict)
     form_errors: dict[str, list[str]] = field(default_factory=dict)
+
+    # Set when PAYMENT_GATEWAY=stripe: order forms collect the card with Stripe.js.
+    stripe_key: str = ""
     _urls: dict[str, str] | None = None
 
 

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -220,6 +221,9 @@ def _render_public(
         order_action=f"{base}order/{query}",
         accept_action=f"{base}accept/{query}",
         decline_action=f"{base}decline/{query}",
+        stripe_key=settings.STRIPE_PUBLISHABLE_KEY
+        if settings.PAYMENT_GATEWAY == "stripe"
+        else "",
         offer=StepOffer.objects.select_related("product", "bump_product")
         .filter(step=step)
         .first(),

@@ -36,6 +36,7 @@ PUBLIC = {
     "leads:upsell_decline",
     "leads:receipt",
     "leads:gateway_webhook",
+    "leads:order_confirm",
 }
 # Personal actions any logged-in user may take on their own account.
 SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}

@@ -20,6 +20,8 @@ class ChargeResult:
     customer: str = ""  # saved customer, for one-click upsells
     payment_method: str = ""  # saved payment method, for one-click upsells
     message: str = ""  # shown to the visitor when not succeeded
+    # requires_action: what the browser needs to finish it (Stripe's client secret).
+    action_secret: str = field(default="", repr=False)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property

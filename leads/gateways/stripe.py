@@ -56,6 +56,9 @@ class StripeGateway:
             customer=_id(data.get("customer")),
             payment_method=_id(data.get("payment_method")),
             message=message,
+            action_secret=str(data.get("client_secret") or "")
+            if status == "requires_action"
+            else "",
             raw=data,
         )
 

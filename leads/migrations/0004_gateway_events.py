@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('leads', '0002_order_orderitem_payment_stepoffer_and_more'),
+        ('leads', '0003_lead_export'),
     ]
 
     operations = [
