@@ -12,7 +12,13 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -30,7 +36,7 @@ from funnels.selectors import step_next
 from pages import services as pages
 
 from . import checkout, services, spam
-from .models import Order, OrderStatus
+from .models import Order, OrderStatus, Submission
 
 MAX_FIELDS = 40
 MAX_BODY_BYTES = 64 * 1024
@@ -284,6 +290,43 @@ def order_submit(
         )
     response = _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
     return _order_cookie(response, request, result.order)
+
+
+@never_cache
+@require_GET
+def order_contact(
+    request: HttpRequest, funnel_slug: str, step_slug: str
+) -> HttpResponse:
+    """Pre-fill the order form for a visitor who already left their details.
+
+    Only this browser's own visitor cookie finds them (the details it sent itself);
+    the page's script reads this same-origin, no other site can.
+    """
+    step = _published_step(funnel_slug, step_slug)
+    if step is None:
+        return HttpResponse(status=404)
+    known = analytics.visitor_cookie_read(
+        request.COOKIES.get(analytics.visitor_cookie_name(step.workspace))
+    )
+    submission = (
+        Submission.objects.select_related("lead")
+        .filter(
+            workspace_id=step.workspace_id,
+            visitor_id=known[0],
+            lead__erased_at__isnull=True,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+        if known
+        else None
+    )
+    if submission is None:
+        return HttpResponse(status=204)
+    lead = submission.lead
+    return JsonResponse(
+        {"email": lead.email, "name": lead.name, "phone": lead.phone},
+        headers={"Cache-Control": "no-store, private"},
+    )
 
 
 @csrf_exempt

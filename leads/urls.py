@@ -47,6 +47,11 @@ urlpatterns = [
         name="order",
     ),
     path(
+        "<slug:funnel_slug>/<slug:step_slug>/contact/",
+        public.order_contact,
+        name="order_contact",
+    ),
+    path(
         "<slug:funnel_slug>/<slug:step_slug>/order/confirm/",
         public.order_confirm,
         name="order_confirm",

@@ -37,6 +37,7 @@ PUBLIC = {
     "leads:receipt",
     "leads:gateway_webhook",
     "leads:order_confirm",
+    "leads:order_contact",
 }
 # Personal actions any logged-in user may take on their own account.
 SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}

@@ -88,3 +88,40 @@ def test_upsell_without_order_cookie_charges_nothing(client, steps):
     response = client.post("/guide/upsell/accept/", {})
     assert response.status_code == 409
     assert OrderItem.objects.count() == 0
+
+
+def test_order_form_contact_prefill_is_this_browsers_lead_only(
+    client, steps, workspace, other_workspace
+):
+    """The order form pre-fills from the lead this browser's visitor cookie left."""
+    import uuid
+
+    from analytics.services import visitor_cookie_name, visitor_cookie_value
+    from leads import services
+
+    url = "/guide/order/contact/"
+    assert client.get(url).status_code == 204  # no cookie: nothing to say
+    visitor = uuid.uuid4()
+    services.lead_capture(
+        step=steps["order"],
+        data={"email": "vera@example.com", "name": "Vera Visitor"},
+        nonce="prefill-1",
+        visitor_id=visitor,
+    )
+    client.cookies[visitor_cookie_name(workspace)] = visitor_cookie_value(visitor)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.json() == {
+        "email": "vera@example.com",
+        "name": "Vera Visitor",
+        "phone": "",
+    }
+    assert "no-store" in response["Cache-Control"]
+    # Another visitor, or the same id under another workspace's cookie: nothing.
+    client.cookies[visitor_cookie_name(workspace)] = visitor_cookie_value(uuid.uuid4())
+    assert client.get(url).status_code == 204
+    del client.cookies[visitor_cookie_name(workspace)]
+    client.cookies[visitor_cookie_name(other_workspace)] = visitor_cookie_value(visitor)
+    assert client.get(url).status_code == 204
+    client.cookies[visitor_cookie_name(workspace)] = "forged"
+    assert client.get(url).status_code == 204
