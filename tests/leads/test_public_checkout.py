@@ -125,3 +125,16 @@ def test_order_form_contact_prefill_is_this_browsers_lead_only(
     assert client.get(url).status_code == 204
     client.cookies[visitor_cookie_name(workspace)] = "forged"
     assert client.get(url).status_code == 204
+
+
+def test_bump_in_another_currency_is_refused_with_a_clear_message(client, steps):
+    """A bump repriced in another currency after the offer was set: nothing charged."""
+    from funnels.models import Product
+
+    Product.objects.filter(name="Kit").update(currency="EUR")
+    response = _buy(client, steps["order"])
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "priced in another currency" in page
+    assert "You have not been charged." in page
+    assert not Order.objects.exists() and not Payment.objects.exists()
