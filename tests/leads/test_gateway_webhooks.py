@@ -436,3 +436,13 @@ def offer_order_step(funnel, workspace):
         product=ProductFactory(workspace=workspace, name="Guide", price_minor=700),
     )
     return step
+
+
+def test_oversized_and_undecodable_bodies_are_refused(client, workspace):
+    """Neither a huge body nor bytes that are not UTF-8 can cause a 500."""
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    assert _post(client, big).status_code == 413
+    junk = b"\xff\xfe\x00garbage"
+    response = _post(client, junk)
+    assert response.status_code == 400
+    assert not GatewayEvent.objects.exists()
