@@ -119,3 +119,40 @@ def event_count(*, workspace: Workspace, kind: str | None = None) -> int:
     if kind:
         qs = qs.filter(kind=kind)
     return qs.count()
+
+
+@dataclass(frozen=True)
+class LeadStepView:
+    workspace_id: int
+    lead_id: int
+    funnel_id: int
+    step_id: int
+    first_view_at: datetime
+
+
+def lead_views_of_steps(
+    *, step_ids: list[int], since: datetime, until: datetime
+) -> list[LeadStepView]:
+    """Known leads who viewed these steps in [since, until): their first view each.
+
+    The events' time partitions and the visitor's (workspace, public id) index keep
+    this a narrow scan; it serves the abandoned-checkout sweep.
+    """
+    if not step_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT e.workspace_id, v.lead_id, e.funnel_id, e.step_id,
+                   min(e.occurred_at)
+            FROM analytics_event e
+            JOIN analytics_visitor v
+              ON v.workspace_id = e.workspace_id AND v.public_id = e.visitor_id
+            WHERE e.kind = %s AND e.step_id = ANY(%s)
+              AND e.occurred_at >= %s AND e.occurred_at < %s
+              AND v.lead_id IS NOT NULL
+            GROUP BY e.workspace_id, v.lead_id, e.funnel_id, e.step_id
+            """,
+            [EventKind.VIEW, list(step_ids), since, until],
+        )
+        return [LeadStepView(*row) for row in cursor.fetchall()]

@@ -17,20 +17,25 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import Workspace
-from funnels.models import Product, Step, StepOffer
+from analytics import selectors as analytics_selectors
+from config.celery import enqueue_on_commit
+from funnels.models import Product, Step, StepKind, StepOffer
 
 from . import services
 from .gateways import ChargeResult, GatewayError, get_gateway
 from .gateways import WebhookEvent as GatewayWebhook
 from .models import (
+    CheckoutAbandonment,
+    FollowUpEmail,
     GatewayEvent,
     GatewayEventOutcome,
     ItemKind,
     ItemStatus,
+    Lead,
     Order,
     OrderItem,
     OrderStatus,
@@ -41,6 +46,7 @@ from .models import (
 )
 
 ABANDON_AFTER = timedelta(minutes=30)
+ABANDON_LOOKBACK = timedelta(days=2)  # order-form views older than this are history
 
 
 @dataclass(frozen=True)
@@ -576,29 +582,97 @@ def orders_reconcile(*, older_than: timedelta = timedelta(minutes=2)) -> int:
 
 
 def checkouts_mark_abandoned(*, now=None) -> int:
-    """Orders that never got paid within ABANDON_AFTER fire checkout.abandoned once."""
+    """Mark checkouts left unpaid for ABANDON_AFTER, once per lead and order step.
+
+    Two ways to abandon: an order submitted and never paid (declined, or pending
+    past its reconciliation), or a known lead who reached the order form and placed
+    no order. Each fires ``checkout.abandoned`` and the step's abandoned-checkout
+    e-mail when one is enabled. A lead who already paid in that funnel is left alone.
+    """
     now = now or timezone.now()
+    cutoff = now - ABANDON_AFTER
+    count = 0
     stale = Order.objects.filter(
         status__in=[OrderStatus.PENDING, OrderStatus.FAILED],
         paid_minor=0,
         abandoned_at__isnull=True,
-        created_at__lt=now - ABANDON_AFTER,
+        created_at__lt=cutoff,
     ).select_related("lead")
-    count = 0
     for order in stale:
         with transaction.atomic():
             updated = Order.objects.filter(
                 pk=order.pk, abandoned_at__isnull=True
             ).update(abandoned_at=now)
-            if not updated:
-                continue
-            services.webhooks_dispatch(
-                workspace_id=order.workspace_id,
-                event=WebhookEvent.CHECKOUT_ABANDONED,
-                payload=order_payload(order),
-            )
-            count += 1
+            if updated and _abandon(
+                order.lead,
+                step_id=order.step_id,
+                order=order,
+                reached_at=order.created_at,
+            ):
+                count += 1
+    order_steps = list(
+        Step.objects.filter(
+            kind=StepKind.ORDER, funnel__published_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
+    views = analytics_selectors.lead_views_of_steps(
+        step_ids=order_steps, since=now - ABANDON_LOOKBACK, until=cutoff
+    )
+    for view in views:
+        orders = Order.objects.filter(lead_id=view.lead_id, funnel_id=view.funnel_id)
+        if orders.filter(
+            Q(paid_minor__gt=0) | Q(created_at__gte=view.first_view_at)
+        ).exists():
+            continue  # bought, or an order of theirs is handled above
+        lead = Lead.objects.filter(
+            pk=view.lead_id, workspace_id=view.workspace_id, erased_at__isnull=True
+        ).first()
+        if lead is not None:
+            with transaction.atomic():
+                count += _abandon(
+                    lead,
+                    step_id=view.step_id,
+                    order=None,
+                    reached_at=view.first_view_at,
+                )
     return count
+
+
+def _abandon(lead: Lead, *, step_id: int, order: Order | None, reached_at) -> int:
+    """Record one abandonment (once per lead and step); 1 if it is new."""
+    try:
+        with transaction.atomic():
+            CheckoutAbandonment.objects.create(
+                workspace_id=lead.workspace_id,
+                lead=lead,
+                step_id=step_id,
+                order=order,
+                reached_at=reached_at,
+            )
+    except IntegrityError:
+        return 0
+    payload = (
+        order_payload(order)
+        if order is not None
+        else {
+            "id": None,
+            "status": "not_submitted",
+            "lead": services.lead_payload(lead),
+            "step_id": step_id,
+            "reached_at": reached_at.isoformat(),
+        }
+    )
+    services.webhooks_dispatch(
+        workspace_id=lead.workspace_id,
+        event=WebhookEvent.CHECKOUT_ABANDONED,
+        payload=payload,
+    )
+    follow_up = FollowUpEmail.objects.filter(step_id=step_id, is_enabled=True).first()
+    if follow_up is not None and lead.erased_at is None:
+        from .tasks import follow_up_send_task
+
+        enqueue_on_commit(follow_up_send_task, follow_up.pk, lead.pk)
+    return 1
 
 
 # ---------------------------------------------------------------- gateway webhooks

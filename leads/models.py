@@ -444,3 +444,34 @@ class GatewayEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.type} {self.event_id}"
+
+
+class CheckoutAbandonment(models.Model):
+    """A known lead reached an order form and did not pay: marked once per step.
+
+    Either an order was submitted and never paid (``order`` set), or the lead viewed
+    the order form and placed no order at all. Fires ``checkout.abandoned`` and, when
+    the step has one enabled, its abandoned-checkout e-mail.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="abandonments"
+    )
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey(
+        "Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reached_at = models.DateTimeField()
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead", "step"], name="abandonment_once_per_lead_step"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"checkout abandoned by {self.lead_id} on {self.step_id}"

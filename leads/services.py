@@ -17,7 +17,7 @@ from accounts.models import Workspace
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from config.celery import enqueue_on_commit
-from funnels.models import Step
+from funnels.models import Step, StepKind
 
 from .models import (
     ExportStatus,
@@ -210,7 +210,13 @@ def lead_capture(
     webhooks_dispatch(
         workspace_id=workspace_id, event=event, payload=lead_payload(lead)
     )
-    follow_up = FollowUpEmail.objects.filter(step=step, is_enabled=True).first()
+    # An order step's e-mail goes to those who leave without paying (see
+    # checkout.checkouts_mark_abandoned), not to those who submit it.
+    follow_up = (
+        FollowUpEmail.objects.filter(step=step, is_enabled=True).first()
+        if step.kind != StepKind.ORDER
+        else None
+    )
     if follow_up is not None:
         from .tasks import follow_up_send_task
 
