@@ -238,6 +238,28 @@ def stream_append_entry(fields: dict[bytes, bytes]) -> bool:
     return True
 
 
+def stream_append_entry_get(
+    fields: dict[bytes, bytes] | None, key: str
+) -> tuple[bool, bytes | None]:
+    """XADD one entry (if any) and GET ``key``, pipelined: ONE round trip.
+
+    For the public page server, which appends the view and learns whether the
+    published state changed (pages.serving's generation key) at once. Returns
+    (Redis usable, value of ``key``); never raises.
+    """
+    if not _redis_usable():
+        return False, None
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        if fields:
+            pipe.xadd(STREAM_KEY, fields)
+        pipe.get(key)
+        return True, pipe.execute()[-1]
+    except Exception as exc:  # any Redis trouble: fall back, never raise
+        _redis_failed(exc)
+        return False, None
+
+
 def lines_write_direct(
     event_lines: Sequence[bytes], visitor_lines: Sequence[bytes] = ()
 ) -> int:

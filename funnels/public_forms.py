@@ -26,14 +26,20 @@ class FormToken:
     step_id: int
     issued_at: float
     nonce: str
+    # The page variant (pages.Page pk) the form was shown on, for split tests.
+    variant_id: int | None = None
 
 
-def form_token_issue(*, step_id: int, now: float | None = None) -> str:
+def form_token_issue(
+    *, step_id: int, variant_id: int | None = None, now: float | None = None
+) -> str:
     payload = {
         "s": step_id,
         "t": round(now if now is not None else time.time(), 2),
         "n": secrets.token_urlsafe(12),
     }
+    if variant_id is not None:
+        payload["v"] = variant_id
     return signing.dumps(payload, salt=_SALT, compress=True)
 
 
@@ -41,8 +47,12 @@ def form_token_read(token: str) -> FormToken:
     """Raise signing.BadSignature (or SignatureExpired) for a forged or old token."""
     payload = signing.loads(token or "", salt=_SALT, max_age=MAX_AGE_SECONDS)
     try:
+        variant = payload.get("v")
         return FormToken(
-            step_id=int(payload["s"]), issued_at=float(payload["t"]), nonce=payload["n"]
+            step_id=int(payload["s"]),
+            issued_at=float(payload["t"]),
+            nonce=payload["n"],
+            variant_id=int(variant) if variant is not None else None,
         )
     except (KeyError, TypeError, ValueError):
         raise signing.BadSignature("malformed form token") from None

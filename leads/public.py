@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from analytics import services as analytics
 from funnels.models import Step
-from funnels.public_forms import FORM_TOKEN_FIELD
+from funnels.public_forms import FORM_TOKEN_FIELD, form_token_read
 from funnels.selectors import step_next
 
 from . import checkout, services, spam
@@ -144,6 +144,14 @@ def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
     return errors
 
 
+def _shown_variant(data: dict) -> int | None:
+    """The split-test variant the (already verified) form token says was shown."""
+    try:
+        return form_token_read(data.get(FORM_TOKEN_FIELD, "")).variant_id
+    except signing.BadSignature:
+        return None
+
+
 @csrf_exempt
 @require_POST
 def optin_submit(
@@ -160,6 +168,7 @@ def optin_submit(
             data=data,
             nonce=nonce,
             visitor_id=ref.public_id if ref else None,
+            variant_id=_shown_variant(data),
             touch=_touch(request),
             first_touch=ref.first_touch if ref else None,
             consent_text=(data.get("consent_text") or "")[:1000],
