@@ -249,12 +249,28 @@ def stream_append_entry_get(
     """
     if not _redis_usable():
         return False, None
+    commands: list[tuple] = []
+    if fields:
+        flat = [part for pair in fields.items() for part in pair]
+        commands.append(("XADD", STREAM_KEY, "*", *flat))
+    commands.append(("GET", key))
     try:
-        pipe = redis_client().pipeline(transaction=False)
-        if fields:
-            pipe.xadd(STREAM_KEY, fields)
-        pipe.get(key)
-        return True, pipe.execute()[-1]
+        # One connection, both commands written at once, both replies read: what
+        # a pipeline does, minus its per-call bookkeeping (this runs per page view).
+        pool = redis_client().connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return True, replies[-1]
     except Exception as exc:  # any Redis trouble: fall back, never raise
         _redis_failed(exc)
         return False, None

@@ -32,6 +32,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -40,8 +42,8 @@ from django.conf import settings
 from django.http import HttpResponse, QueryDict
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
+from django.utils.http import http_date
 
-from accounts.models import Workspace
 from analytics import ingest
 from analytics import services as analytics
 from funnels.public_forms import FORM_TOKEN_PLACEHOLDER, form_token_issue
@@ -219,28 +221,40 @@ def _is_secure(meta: Mapping[str, Any]) -> bool:
     return meta.get("wsgi.url_scheme") == "https"
 
 
-def _security_headers(response: HttpResponse, meta: Mapping[str, Any]) -> None:
+def _security_headers(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What Django's middleware would add to a public page (DEBUG off)."""
-    response["X-Content-Type-Options"] = "nosniff"
+    headers = [("X-Content-Type-Options", "nosniff")]
     if settings.SECURE_REFERRER_POLICY:
-        response["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
+        headers.append(("Referrer-Policy", settings.SECURE_REFERRER_POLICY))
     if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        response["Cross-Origin-Opener-Policy"] = (
-            settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+        headers.append(
+            ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
         )
-    response["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY")
+    headers.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY")))
     if settings.SECURE_HSTS_SECONDS and _is_secure(meta):
         value = f"max-age={settings.SECURE_HSTS_SECONDS}"
         if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
             value += "; includeSubDomains"
-        response["Strict-Transport-Security"] = value
+        headers.append(("Strict-Transport-Security", value))
+    return headers
 
 
-def page_response(
+@dataclass(frozen=True)
+class PageView:
+    """A served page: bytes and headers, plus who saw it (for the cookie)."""
+
+    body: bytes
+    headers: list[tuple[str, str]]
+    workspace: Any
+    visitor: analytics.VisitorRef | None
+
+
+def page_view(
     *, ref: dict, meta: Mapping[str, Any], strip_prefix: str | None = None
-) -> HttpResponse:
+) -> PageView:
     """Serve a live step: pick the variant, track the view, stamp the forms."""
-    workspace = Workspace(
+    # What the analytics calls read of a workspace (a model instance costs ~10 us).
+    workspace: Any = SimpleNamespace(
         pk=ref["workspace_id"],
         public_id=ref["workspace_public_id"],
         drop_ip_addresses=ref["drop_ip"],
@@ -291,12 +305,56 @@ def page_response(
         _local.note_gen(gen)
     elif fields is not None:
         analytics.step_view_store_direct(fields)
-    response = HttpResponse(body)
-    # Every view is counted, so no shared cache may answer for us.
-    response["Cache-Control"] = "private, no-cache"
-    response["Content-Length"] = str(len(response.content))
-    _security_headers(response, meta)
-    return analytics.visitor_cookie_set(response, workspace=workspace, visitor=visitor)
+    data = body.encode()
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        # Every view is counted, so no shared cache may answer for us.
+        ("Cache-Control", "private, no-cache"),
+        ("Content-Length", str(len(data))),
+        *_security_headers(meta),
+    ]
+    return PageView(data, headers, workspace, visitor)
+
+
+def page_response(
+    *, ref: dict, meta: Mapping[str, Any], strip_prefix: str | None = None
+) -> HttpResponse:
+    """``page_view`` as a Django response (the view in pages.public)."""
+    view = page_view(ref=ref, meta=meta, strip_prefix=strip_prefix)
+    response = HttpResponse(view.body)
+    for name, value in view.headers:
+        response[name] = value
+    return analytics.visitor_cookie_set(
+        response, workspace=view.workspace, visitor=view.visitor
+    )
+
+
+def _set_cookie_header(view: PageView) -> str | None:
+    """The Set-Cookie value Django's ``set_cookie`` would send for the visitor."""
+    if view.visitor is None or not view.visitor.cookie_value:
+        return None
+    c = analytics.visitor_cookie(
+        workspace=view.workspace, value=view.visitor.cookie_value
+    )
+    parts = [
+        f"{c['key']}={c['value']}",
+        f"expires={http_date(time.time() + c['max_age'])}",
+        *(["HttpOnly"] if c["httponly"] else []),
+        f"Max-Age={c['max_age']}",
+        f"Path={c['path']}",
+        f"SameSite={c['samesite']}",
+        *(["Secure"] if c["secure"] else []),
+    ]
+    return "; ".join(parts)
+
+
+def _wsgi_page(view: PageView, start_response: Callable, method: str) -> list:
+    headers = view.headers
+    cookie = _set_cookie_header(view)
+    if cookie is not None:
+        headers = [*headers, ("Set-Cookie", cookie)]
+    start_response("200 OK", headers)
+    return [] if method == "HEAD" else [view.body]
 
 
 def not_found() -> HttpResponse:
@@ -309,7 +367,8 @@ def _text(body: str, content_type: str, meta: Mapping[str, Any]) -> HttpResponse
     response = HttpResponse(body, content_type=content_type)
     response["Content-Length"] = str(len(response.content))
     response["Cache-Control"] = "public, max-age=300"
-    _security_headers(response, meta)
+    for name, value in _security_headers(meta):
+        response[name] = value
     return response
 
 
@@ -503,6 +562,8 @@ class PublicDispatcher:
                 return _wsgi(not_found(), start_response, method)
             if safe:
                 response = self._app_host(environ, path, raw_host)
+                if isinstance(response, PageView):
+                    return _wsgi_page(response, start_response, method)
                 if response is not None:
                     return _wsgi(response, start_response, method)
             return self.app(environ, start_response)
@@ -510,7 +571,9 @@ class PublicDispatcher:
             environ, start_response, path, method, funnel, raw_host, forward
         )
 
-    def _app_host(self, environ: dict, path: str, raw_host: str) -> HttpResponse | None:
+    def _app_host(
+        self, environ: dict, path: str, raw_host: str
+    ) -> PageView | HttpResponse | None:
         if path in SITE_FILES:
             return site_file(path, meta=environ, host=raw_host, funnel_slug=None)
         match = _PAGE_RE.match(path)
@@ -521,7 +584,7 @@ class PublicDispatcher:
         ref = live_ref(match[1], match[2])
         if ref is None:
             return None  # Django answers its 404 page
-        return page_response(ref=ref, meta=environ)
+        return page_view(ref=ref, meta=environ)
 
     def _custom(
         self,
@@ -545,12 +608,10 @@ class PublicDispatcher:
             match = _STEP_RE.match(local)
             if match is not None:
                 ref = live_ref(funnel, match[1])
-                response = (
-                    page_response(ref=ref, meta=environ, strip_prefix=prefix)
-                    if ref is not None
-                    else not_found()
-                )
-                return _wsgi(response, start_response, method)
+                if ref is None:
+                    return _wsgi(not_found(), start_response, method)
+                view = page_view(ref=ref, meta=environ, strip_prefix=prefix)
+                return _wsgi_page(view, start_response, method)
         static = (settings.STATIC_URL, settings.MEDIA_URL)
         if path.startswith(static):
             target = path
