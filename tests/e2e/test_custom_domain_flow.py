@@ -56,17 +56,16 @@ def app_server():
 
 
 @pytest.fixture
-def domain_browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*LAUNCH_ARGS, f"--host-resolver-rules=MAP {HOST} 127.0.0.1"],
-        )
-        yield browser
-        browser.close()
+def domain_browser(browser):
+    """A second Chromium (same Playwright) that resolves HOST to this machine."""
+    mapped = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*LAUNCH_ARGS, f"--host-resolver-rules=MAP {HOST} 127.0.0.1"],
+    )
+    yield mapped
+    if mapped.is_connected():
+        mapped.close()
 
 
 def test_admin_connects_domain_and_visitor_opts_in_on_it(
