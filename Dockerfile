@@ -22,5 +22,6 @@ RUN SECRET_KEY=build-only-not-secret-0123456789abcdefghij \
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", \
-     "--workers", "3", "--no-control-socket", "--access-logfile", "-"]
+# Workers, threads and keep-alive: config/gunicorn.py (WEB_CONCURRENCY etc. override).
+ENV GUNICORN_ACCESS_LOG=-
+CMD ["gunicorn", "config.wsgi:application", "--config", "config/gunicorn.py"]

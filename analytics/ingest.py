@@ -238,6 +238,44 @@ def stream_append_entry(fields: dict[bytes, bytes]) -> bool:
     return True
 
 
+def stream_append_entry_get(
+    fields: dict[bytes, bytes] | None, key: str
+) -> tuple[bool, bytes | None]:
+    """XADD one entry (if any) and GET ``key``, pipelined: ONE round trip.
+
+    For the public page server, which appends the view and learns whether the
+    published state changed (pages.serving's generation key) at once. Returns
+    (Redis usable, value of ``key``); never raises.
+    """
+    if not _redis_usable():
+        return False, None
+    commands: list[tuple] = []
+    if fields:
+        flat = [part for pair in fields.items() for part in pair]
+        commands.append(("XADD", STREAM_KEY, "*", *flat))
+    commands.append(("GET", key))
+    try:
+        # One connection, both commands written at once, both replies read: what
+        # a pipeline does, minus its per-call bookkeeping (this runs per page view).
+        pool = redis_client().connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return True, replies[-1]
+    except Exception as exc:  # any Redis trouble: fall back, never raise
+        _redis_failed(exc)
+        return False, None
+
+
 def lines_write_direct(
     event_lines: Sequence[bytes], visitor_lines: Sequence[bytes] = ()
 ) -> int:

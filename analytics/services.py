@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config import fastsign
 
 from . import ingest
 from .models import DeviceClass, Visitor
@@ -203,9 +204,16 @@ def is_bot(
             value = headers.get(name) or ""
             if "prefetch" in value.lower() or "prerender" in value.lower():
                 return True
+    return _ua_is_bot(user_agent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ua_is_bot(user_agent: str) -> bool:
+    # User-Agent strings repeat a lot: match each one once per process.
     return bool(user_agent) and _BOT_RE.search(user_agent) is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def device_class(user_agent: str) -> str:
     if user_agent and _BOT_RE.search(user_agent):
         return DeviceClass.BOT
@@ -268,7 +276,8 @@ def visitor_cookie_read(value: str | None) -> tuple[uuid.UUID, datetime] | None:
 
 
 def visitor_cookie_value(public_id: uuid.UUID) -> str:
-    return _signer().sign(public_id.hex)
+    # What _signer().sign(public_id.hex) returns, with the HMAC key kept.
+    return fastsign.sign_timestamped(public_id.hex, salt=COOKIE_SALT)
 
 
 def visitor_cookie(*, workspace: Workspace, value: str) -> dict[str, Any]:
@@ -428,26 +437,92 @@ def step_view_record(
 ) -> VisitorRef | None:
     """Identify the visitor and record the step view in ONE Redis round trip.
 
-    What the public page server should call per GET. Returns the visitor (set its
-    cookie with ``visitor_cookie_set``) or None for bots, which are not counted.
-    Never raises.
+    Returns the visitor (set its cookie with ``visitor_cookie_set``) or None for
+    bots, which are not counted. Never raises. The public page server uses the two
+    halves (``step_view_visitor`` then ``step_view_fields``) itself, because it picks
+    the split-test variant from the visitor id before it knows what it serves.
     """
     funnel_id = getattr(funnel, "pk", funnel)
     step_id = getattr(step, "pk", step)
+    ref, visitor = step_view_visitor(
+        workspace=workspace,
+        funnel_id=funnel_id,
+        step_id=step_id,
+        **_request_primitives(request, workspace),
+    )
+    if ref is None:
+        return None
+    fields = step_view_fields(
+        workspace=workspace,
+        funnel_id=funnel_id,
+        step_id=step_id,
+        visitor=ref,
+        visitor_line=visitor,
+        page_version_id=page_version_id,
+        variant_id=variant_id,
+        properties=properties,
+    )
+    if fields is None:
+        return None
+    if not ingest.stream_append_entry(fields):
+        step_view_store_direct(fields)
+    return ref
+
+
+def step_view_visitor(
+    *,
+    workspace: Workspace,
+    funnel_id: int | None,
+    step_id: int | None,
+    cookie_value: str | None,
+    user_agent: str = "",
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    referrer: str = "",
+    ip: str | None = None,
+) -> tuple[VisitorRef | None, bytes | None]:
+    """(visitor, encoded visitor row to queue or None); (None, None) for bots.
+
+    Like ``visitor_identify_from`` but queues nothing: the caller puts the visitor
+    row in the same stream entry as the view (``step_view_fields``). Never raises.
+    """
     try:
-        ref, visitor = _visitor_resolve(
+        return _visitor_resolve(
             workspace=workspace,
             funnel_id=funnel_id,
             step_id=step_id,
-            **_request_primitives(request, workspace),
+            cookie_value=cookie_value,
+            user_agent=user_agent,
+            method=method,
+            headers=headers,
+            query=query,
+            referrer=referrer,
+            ip=ip,
         )
-        if ref is None:
-            return None
+    except Exception:
+        logger.exception("analytics: could not identify a visitor")
+        return None, None
+
+
+def step_view_fields(
+    *,
+    workspace: Workspace,
+    funnel_id: int | None,
+    step_id: int | None,
+    visitor: VisitorRef,
+    visitor_line: bytes | None,
+    page_version_id: int | None = None,
+    variant_id: int | None = None,
+    properties: dict | None = None,
+) -> dict[bytes, bytes] | None:
+    """The stream entry of one step view (and its new visitor row); never raises."""
+    try:
         _, event = _event_line(
             workspace_id=workspace.pk,
             funnel_id=funnel_id,
             step_id=step_id,
-            visitor_id=ref.public_id,
+            visitor_id=visitor.public_id,
             kind="view",
             page_version_id=page_version_id,
             variant_id=variant_id,
@@ -457,11 +532,17 @@ def step_view_record(
         logger.exception("analytics: could not record a step view")
         return None
     fields = {ingest.EVENT_FIELD: event}
-    if visitor is not None:
-        fields[ingest.VISITOR_FIELD] = visitor
-    if not ingest.stream_append_entry(fields):
-        ingest.lines_write_direct([event], [visitor] if visitor else ())
-    return ref
+    if visitor_line is not None:
+        fields[ingest.VISITOR_FIELD] = visitor_line
+    return fields
+
+
+def step_view_store_direct(fields: dict[bytes, bytes]) -> None:
+    """The Redis-down path for a ``step_view_fields`` entry: straight to Postgres."""
+    visitor = fields.get(ingest.VISITOR_FIELD)
+    ingest.lines_write_direct(
+        [fields[ingest.EVENT_FIELD]], [visitor] if visitor else ()
+    )
 
 
 def visitor_identify(

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("leads.urls")),
     path("", include("analytics.urls")),
     path("", include("pages.urls")),
+    path("", include("pages.domain_urls")),
 ]
 
 if settings.DEBUG:

@@ -31,6 +31,7 @@ from funnels.public_forms import (
     FORM_TOKEN_FIELD,
     FORM_TOKEN_PLACEHOLDER,
     form_token_issue,
+    form_token_read,
 )
 from funnels.selectors import step_next
 from pages import services as pages
@@ -77,10 +78,12 @@ def next_url(step: Step, outcome: str | None = None) -> str:
 def _error_page(
     request: HttpRequest, step: Step, errors: dict, data: dict, status: int
 ) -> HttpResponse:
-    """The step's own page again with inline errors and what the visitor typed."""
+    """The step's own page again (the variant shown) with inline errors and what
+    the visitor typed."""
+    variant_id = _shown_variant(data)
     html = pages.page_render_refused_form(
         step=step,
-        page_id=None,
+        page_id=variant_id,
         values=data,
         errors=errors,
         action_query=_utm_query(request),
@@ -92,7 +95,10 @@ def _error_page(
             {"step": step, "errors": errors, "data": data, "back": request.path},
             status=status,
         )
-    html = html.replace(FORM_TOKEN_PLACEHOLDER, form_token_issue(step_id=step.pk))
+    html = html.replace(
+        FORM_TOKEN_PLACEHOLDER,
+        form_token_issue(step_id=step.pk, variant_id=variant_id),
+    )
     response = HttpResponse(html, status=status)
     response["Cache-Control"] = "private, no-store"
     return response
@@ -196,6 +202,14 @@ def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
     return errors
 
 
+def _shown_variant(data: dict) -> int | None:
+    """The split-test variant the (already verified) form token says was shown."""
+    try:
+        return form_token_read(data.get(FORM_TOKEN_FIELD, "")).variant_id
+    except signing.BadSignature:
+        return None
+
+
 @csrf_exempt
 @require_POST
 def optin_submit(
@@ -212,6 +226,7 @@ def optin_submit(
             data=data,
             nonce=nonce,
             visitor_id=ref.public_id if ref else None,
+            variant_id=_shown_variant(data),
             touch=_touch(request),
             first_touch=ref.first_touch if ref else None,
             consent_text=(data.get("consent_text") or "")[:1000],

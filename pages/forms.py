@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
+from accounts.models import Workspace
+from funnels.models import Funnel
+
 from .models import FunnelTheme, Page
 from .sanitize import clean_text
 
@@ -87,3 +90,20 @@ class TemplateCreateForm(forms.Form):
         if not name:
             raise forms.ValidationError("Give your funnel a name.")
         return name
+
+
+class DomainForm(forms.Form):
+    host = forms.CharField(
+        label="Domain name",
+        max_length=300,
+        widget=forms.TextInput(
+            attrs={"placeholder": "shop.example.com", "autocomplete": "off"}
+        ),
+    )
+    funnel = forms.ModelChoiceField(queryset=Funnel.objects.none(), empty_label=None)
+
+    def __init__(self, *args, workspace: Workspace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["funnel"].queryset = Funnel.objects.filter(
+            workspace=workspace, archived_at__isnull=True
+        ).order_by("name")

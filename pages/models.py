@@ -228,3 +228,6 @@ class ImageAsset(models.Model):
             f"{default_storage.url(path)} {width}w"
             for width, path in sorted(self.variants.items(), key=lambda kv: int(kv[0]))
         )
+
+
+from .domain_models import Domain  # noqa: E402, F401  (one module per concern)

@@ -14,7 +14,14 @@ from accounts.models import Workspace
 from analytics import experiments
 from funnels.models import Funnel, Step
 
-from .models import FunnelTheme, ImageAsset, Page, PageVersion, SplitTest
+from .models import (
+    Domain,
+    FunnelTheme,
+    ImageAsset,
+    Page,
+    PageVersion,
+    SplitTest,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "funnel_templates"
 
@@ -168,44 +175,99 @@ def published_page(*, funnel_slug: str, step_slug: str | None) -> PageVersion | 
     return page.published_version if page else None
 
 
-def live_ref_key(funnel_slug: str, step_slug: str | None) -> str:
-    return f"of:live:{funnel_slug}:{step_slug or ''}"
-
-
-def live_page_ref(*, funnel_slug: str, step_slug: str | None) -> dict | None:
-    """What serving needs to know about the live page of a step, in one query."""
-    qs = Page.objects.filter(
-        step__funnel__slug=funnel_slug,
+def _servable_pages() -> QuerySet[Page]:
+    """Page variants that public serving may show (the split-test contract: a
+    variant is served iff it has a published version and a weight above 0), of
+    published, unarchived funnels."""
+    return Page.objects.filter(
         step__funnel__published_at__isnull=False,
         step__funnel__archived_at__isnull=True,
         published_version__isnull=False,
+        weight__gt=0,
     )
+
+
+def live_page_ref(*, funnel_slug: str, step_slug: str | None) -> dict | None:
+    """What serving needs to know about a live step, in one query.
+
+    The first step (by position) that has a servable variant when ``step_slug`` is
+    None. ``variants`` lists (page id, published version id, weight) by page id.
+    """
+    qs = _servable_pages().filter(step__funnel__slug=funnel_slug)
     if step_slug:
         qs = qs.filter(step__slug=step_slug)
-    row = (
-        qs.order_by("step__position", "step_id", "id")
-        .values(
+    rows = list(
+        qs.order_by("step__position", "step_id", "id").values_list(
             "id",
             "published_version_id",
+            "weight",
             "step_id",
             "step__funnel_id",
             "workspace_id",
             "workspace__public_id",
             "workspace__drop_ip_addresses",
-        )
-        .first()
+        )[:100]
     )
-    if row is None:
+    if not rows:
         return None
+    first = rows[0]
     return {
-        "page_id": row["id"],
-        "version_id": row["published_version_id"],
-        "step_id": row["step_id"],
-        "funnel_id": row["step__funnel_id"],
-        "workspace_id": row["workspace_id"],
-        "workspace_public_id": row["workspace__public_id"],
-        "drop_ip": row["workspace__drop_ip_addresses"],
+        "workspace_id": first[5],
+        "workspace_public_id": str(first[6]),
+        "drop_ip": first[7],
+        "funnel_id": first[4],
+        "funnel_slug": funnel_slug,
+        "step_id": first[3],
+        "variants": [(r[0], r[1], r[2]) for r in rows if r[3] == first[3]],
     }
+
+
+def domain_funnel_slug(*, host: str) -> str | None:
+    """The slug of the funnel a custom domain serves (None: not a custom domain)."""
+    return (
+        Domain.objects.filter(host=host).values_list("funnel__slug", flat=True).first()
+    )
+
+
+def domains_for(*, workspace: Workspace) -> QuerySet[Domain]:
+    return Domain.objects.filter(workspace=workspace).select_related("funnel")
+
+
+def domain_get(*, workspace: Workspace, pk: int) -> Domain:
+    return get_object_or_404(Domain, workspace=workspace, pk=pk)
+
+
+def domain_exists(*, host: str) -> bool:
+    return Domain.objects.filter(host=host).exists()
+
+
+def sitemap_steps(*, funnel_slug: str | None = None) -> list[dict]:
+    """Published steps for robots.txt / sitemap.xml, in funnel and step order.
+
+    One dict per step with a servable variant: funnel and step slug, whether it is
+    the funnel's first served step, and ``noindex`` (any servable variant asks
+    for it). ``funnel_slug`` limits it to one funnel (a custom domain).
+    """
+    qs = _servable_pages()
+    if funnel_slug is not None:
+        qs = qs.filter(step__funnel__slug=funnel_slug)
+    rows = qs.order_by(
+        "step__funnel__slug", "step__position", "step_id", "id"
+    ).values_list("step__funnel__slug", "step__slug", "step_id", "noindex")
+    steps: dict[int, dict] = {}
+    seen_funnels: set[str] = set()
+    for funnel, step, step_id, noindex in rows:
+        entry = steps.get(step_id)
+        if entry is None:
+            entry = steps[step_id] = {
+                "funnel": funnel,
+                "step": step,
+                "first": funnel not in seen_funnels,
+                "noindex": False,
+            }
+            seen_funnels.add(funnel)
+        entry["noindex"] = entry["noindex"] or noindex
+    return list(steps.values())
 
 
 def version_html(*, version_id: int) -> str:

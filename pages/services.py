@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-import contextlib
 import io
+import re
 import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
@@ -21,9 +20,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from accounts.models import User, Workspace
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
-from . import documents, selectors
+from . import documents, selectors, serving
 from .documents import Doc, DocumentError
 from .models import (
+    Domain,
     FunnelTheme,
     ImageAsset,
     Page,
@@ -173,20 +173,14 @@ def theme_update(*, funnel: Funnel, data: dict[str, Any]) -> FunnelTheme:
 # Publishing ------------------------------------------------------------------
 
 
-def _forget_live_pages(funnel: Funnel) -> None:
-    """After a publish, unpublish or rollback, serving looks the live page up anew."""
-    slugs = [None, *funnel.steps.values_list("slug", flat=True)]
-    keys = [selectors.live_ref_key(funnel.slug, slug) for slug in slugs]
+def _forget_live_pages(funnel: Funnel | None = None) -> None:
+    """After a publish, unpublish, rollback or domain change, serving looks anew.
 
-    def forget() -> None:
-        # Redis down: nothing cached to forget.
-        with contextlib.suppress(Exception):
-            cache.delete_many(keys)
-
-    # Now, for this process, and again after the commit, in case another request
-    # cached the old state in between.
-    forget()
-    transaction.on_commit(forget)
+    Bumps the serving generation (pages.serving) now, for this process, and again
+    after the commit, in case another request cached the old state in between.
+    """
+    serving.generation_bump()
+    transaction.on_commit(serving.generation_bump)
 
 
 SECRET_FORM_FIELDS = frozenset({"card", "cvc", "exp", "_of", "website"})
@@ -762,3 +756,77 @@ def image_update_alt(*, image: ImageAsset, alt_text: str) -> ImageAsset:
     image.alt_text = clean_text(alt_text)[:300]
     image.save(update_fields=["alt_text"])
     return image
+
+
+# Custom domains --------------------------------------------------------------
+
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def domain_normalise(host: str) -> str:
+    """A host name as stored: lower-case IDNA (punycode), no scheme, port or dot.
+
+    Raises ValidationError with a message a person can act on.
+    """
+    value = (host or "").strip().lower()
+    if "://" in value:
+        value = value.split("://", 1)[1]
+    value = value.split("/", 1)[0].rstrip(".")
+    if not value:
+        raise ValidationError("Enter a domain name, like shop.example.com.")
+    if ":" in value or "@" in value:
+        raise ValidationError("Enter the domain name only, without a port or user.")
+    try:
+        value = value.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationError(f"{host[:80]!r} is not a valid domain name.") from None
+    labels = value.split(".")
+    if (
+        len(value) > 253
+        or len(labels) < 2
+        or not all(_LABEL_RE.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError(
+            f"{host[:80]!r} is not a valid domain name (like shop.example.com)."
+        )
+    return value
+
+
+def app_hosts() -> set[str]:
+    """The app's own host names, which no funnel may claim."""
+    exact, _, _ = serving._app_hosts()
+    return exact | {"localhost"}
+
+
+@transaction.atomic
+def domain_add(*, workspace: Workspace, host: str, funnel: Funnel) -> Domain:
+    if funnel.workspace_id != workspace.pk:
+        raise ValidationError("Choose one of your funnels.")
+    name = domain_normalise(host)
+    if name in app_hosts():
+        raise ValidationError(
+            f"{name} is this app's own address; use a domain of your own."
+        )
+    existing = Domain.objects.filter(host=name).first()
+    if existing is not None:
+        if existing.workspace_id == workspace.pk:
+            raise ValidationError(
+                f"{name} is already connected to {existing.funnel.name}."
+            )
+        raise ValidationError(f"{name} is already used by another workspace.")
+    try:
+        with transaction.atomic():
+            domain = Domain.objects.create(
+                workspace=workspace, host=name, funnel=funnel
+            )
+    except IntegrityError:  # added by someone else a moment ago
+        raise ValidationError(f"{name} is already used.") from None
+    _forget_live_pages()
+    return domain
+
+
+@transaction.atomic
+def domain_delete(*, domain: Domain) -> None:
+    domain.delete()
+    _forget_live_pages()

@@ -38,6 +38,9 @@ PUBLIC = {
     "leads:gateway_webhook",
     "leads:order_confirm",
     "leads:order_contact",
+    "public:robots",
+    "public:sitemap",
+    "public:domain_check",
 }
 # Personal actions any logged-in user may take on their own account.
 SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}
@@ -149,6 +152,18 @@ def _page_version(ws: Workspace) -> dict:
     return {"pk": page.pk, "version_pk": version.pk, "action": "restore"}
 
 
+def _domain(ws: Workspace) -> dict:
+    from pages.models import Domain
+    from tests.factories import FunnelFactory
+
+    domain = Domain.objects.create(
+        workspace=ws,
+        host=f"shop-{ws.pk}.example.test",
+        funnel=FunnelFactory(workspace=ws),
+    )
+    return {"pk": domain.pk}
+
+
 def _membership(ws: Workspace) -> dict:
     from tests.factories import MembershipFactory
 
@@ -233,6 +248,8 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "products:archive": _product,
     "products:delete": _product,
     "leads:webhook_delete": _webhook,
+    "domains:list": None,
+    "domains:delete": _domain,
     "leads:webhook_resend": _delivery,
 }
 

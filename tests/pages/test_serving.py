@@ -1,0 +1,515 @@
+"""The lean serving path (config/wsgi.py → pages.serving), custom domains,
+robots.txt / sitemap.xml and the split-test variant pick."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections import Counter
+from urllib.parse import urlencode
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.test import Client
+
+from analytics import ingest
+from analytics import services as analytics
+from analytics.models import Event
+from config.wsgi import application
+from funnels.public_forms import form_token_issue, form_token_read
+from leads.models import Lead, Submission
+from pages import services, serving
+from pages.models import Domain, Page
+
+pytestmark = pytest.mark.django_db
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537"
+
+
+class Reply:
+    def __init__(self, status: str, headers: list, body: bytes) -> None:
+        self.status_code = int(status.split()[0])
+        self.header_list = headers
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        self.text = body.decode()
+
+
+def wsgi(
+    path: str,
+    *,
+    host: str = "testserver",
+    method: str = "GET",
+    headers: dict | None = None,
+    data: bytes = b"",
+    query: str = "",
+) -> Reply:
+    """One request through the production WSGI application (not Django's client)."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": host,
+        "REMOTE_ADDR": "203.0.113.9",
+        "HTTP_USER_AGENT": BROWSER,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "CONTENT_LENGTH": str(len(data)),
+    }
+    if data:
+        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    seen: dict = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        seen["status"], seen["headers"] = status, response_headers
+
+    # As Django's test client does: keep the test's database connection open.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        chunks = application(environ, start_response)
+        body = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return Reply(seen["status"], seen["headers"], body)
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    ingest.redis_reset()
+    ingest.partitions_forget()
+    serving.local_caches_clear()
+    client = ingest.redis_client()
+    client.delete(ingest.STREAM_KEY)
+    yield
+    serving.local_caches_clear()
+
+
+@pytest.fixture
+def funnel(workspace, owner):
+    funnel = services.funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Guide"
+    )
+    services.funnel_publish(funnel=funnel, user=owner)
+    return funnel
+
+
+def _steps(funnel):
+    return list(funnel.steps.order_by("position", "id"))
+
+
+def _views(**filters) -> list[Event]:
+    analytics.events_flush()
+    return list(Event.objects.filter(kind="view", **filters).order_by("occurred_at"))
+
+
+# Lean path ------------------------------------------------------------------
+
+
+def test_lean_path_matches_django_view(funnel, workspace):
+    """The dispatcher sends the same headers and cookie as the Django view and
+    records the same view event."""
+    first = _steps(funnel)[0]
+    lean = wsgi(f"/{funnel.slug}/")
+    django = Client(HTTP_USER_AGENT=BROWSER).get(f"/{funnel.slug}/")
+    assert lean.status_code == django.status_code == 200
+    cookie = f"ofv_{workspace.public_id}"
+    django_headers = {k.lower(): v for k, v in django.items()}
+    lean_headers = dict(lean.headers)
+    lean_cookie = lean_headers.pop("set-cookie")
+    for name in ("content-type", "cache-control", "x-content-type-options"):
+        assert lean_headers[name] == django_headers[name]
+    assert lean_headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert lean_headers["referrer-policy"] == django_headers["referrer-policy"]
+    assert lean_headers["x-frame-options"] == django_headers["x-frame-options"]
+    assert (
+        lean_headers["cross-origin-opener-policy"]
+        == django_headers["cross-origin-opener-policy"]
+    )
+    assert int(lean_headers["content-length"]) == len(lean.body)
+    assert "vary" not in lean_headers and "sessionid" not in lean_cookie
+    # The same cookie attributes (Django's own formatting).
+    morsel = django.cookies[cookie]
+    expected = morsel.OutputString().split("; ")
+    got = lean_cookie.split("; ")
+    assert [p.split("=")[0] for p in got] == [p.split("=")[0] for p in expected]
+    assert set(got) - set(expected) <= {got[0], got[1]}  # value and expires differ
+    assert set(django.cookies) == {cookie}
+    # Forms carry a fresh signed token, never the placeholder.
+    assert "__OF_FORM_TOKEN__" not in lean.text
+    assert re.search(r'name="_of" value="[^"]+:[^"]+"', lean.text)
+    views = _views(workspace_id=workspace.pk)
+    page = first.pages.get()
+    assert [(e.step_id, e.variant_id, e.page_version_id) for e in views] == [
+        (first.pk, page.pk, page.published_version_id)
+    ] * 2
+
+
+def test_lean_path_does_not_count_bots_head_or_prefetch(funnel, workspace):
+    assert wsgi(f"/{funnel.slug}/", method="HEAD").status_code == 200
+    assert wsgi(f"/{funnel.slug}/", method="HEAD").body == b""
+    bot = wsgi(f"/{funnel.slug}/", headers={"User-Agent": "Googlebot/2.1"})
+    assert bot.status_code == 200 and "set-cookie" not in bot.headers
+    wsgi(f"/{funnel.slug}/", headers={"Sec-Purpose": "prefetch"})
+    assert _views(workspace_id=workspace.pk) == []
+
+
+def test_returning_visitor_keeps_cookie_and_gets_one_view_each(funnel, workspace):
+    first = wsgi(f"/{funnel.slug}/")
+    value = first.headers["set-cookie"].split(";")[0]
+    again = wsgi(f"/{funnel.slug}/", headers={"Cookie": value})
+    assert "set-cookie" not in again.headers
+    views = _views(workspace_id=workspace.pk)
+    assert len(views) == 2 and views[0].visitor_id == views[1].visitor_id
+
+
+def test_lean_path_with_redis_down_writes_views_to_postgres(
+    funnel, workspace, settings
+):
+    wsgi(f"/{funnel.slug}/")  # warm the caches while Redis is up
+    settings.ANALYTICS_REDIS_URL = "redis://127.0.0.1:1/0"
+    ingest.redis_reset()
+    try:
+        reply = wsgi(f"/{funnel.slug}/", query="utm_source=news")
+        assert reply.status_code == 200 and "set-cookie" in reply.headers
+        stored = list(Event.objects.filter(workspace_id=workspace.pk, kind="view"))
+        assert len(stored) == 1
+    finally:
+        settings.ANALYTICS_REDIS_URL = None
+        ingest.redis_reset()
+
+
+def test_drop_ip_setting_is_honoured_on_the_lean_path(funnel, workspace):
+    from analytics.models import Visitor
+
+    workspace.drop_ip_addresses = True
+    workspace.save()
+    serving.generation_bump()
+    wsgi(f"/{funnel.slug}/")
+    analytics.events_flush()
+    assert list(Visitor.objects.values_list("ip", flat=True)) == [None]
+
+
+def test_publish_elsewhere_is_seen_at_the_next_round_trip(funnel, owner):
+    """Another process's publish (the generation key) drops this one's caches."""
+    wsgi(f"/{funnel.slug}/")
+    assert serving._local.entries
+    ingest.redis_client().incr(serving.GEN_KEY)
+    wsgi(f"/{funnel.slug}/")  # learns the new generation in its round trip
+    assert not any(
+        hit[1] == serving._local.gen and key[0] == "ref"
+        for key, hit in serving._local.entries.items()
+    )
+    services.funnel_unpublish(funnel=funnel)
+    assert wsgi(f"/{funnel.slug}/").status_code == 404
+
+
+def test_app_urls_are_not_taken_for_funnels(funnel, owner):
+    """A funnel slug never shadows the app's own first path segments."""
+    assert "leads" in serving.reserved_prefixes()
+    assert "settings" in serving.reserved_prefixes()
+    client = Client()
+    client.force_login(owner)
+    assert client.get("/leads/").status_code == 200
+
+
+# Hosts and custom domains ----------------------------------------------------
+
+
+def test_unknown_host_is_404_not_400(funnel, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    reply = wsgi(f"/{funnel.slug}/", host="evil.example")
+    assert reply.status_code == 404
+    assert "Page not found" in reply.text
+    assert wsgi("/login/", host="evil.example").status_code == 404
+    assert wsgi("/login/", host="testserver").status_code == 200
+
+
+@pytest.fixture
+def shop(funnel, workspace):
+    domain = services.domain_add(
+        workspace=workspace, host="Shop.Example.TEST", funnel=funnel
+    )
+    return domain
+
+
+def test_custom_domain_serves_its_funnel(shop, funnel, workspace, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    optin, thanks = _steps(funnel)
+    assert shop.host == "shop.example.test"
+    home = wsgi("/", host="shop.example.test")
+    assert home.status_code == 200
+    assert 'action="/' + optin.slug + '/optin/"' in home.text
+    assert f'"/{funnel.slug}/' not in home.text
+    step = wsgi(f"/{thanks.slug}/", host="shop.example.test:443")
+    assert step.status_code == 200
+    # Links rendered for the app host keep working here.
+    assert (
+        wsgi(f"/{funnel.slug}/{thanks.slug}/", host="shop.example.test").status_code
+        == 200
+    )
+    assert wsgi("/nope/", host="shop.example.test").status_code == 404
+    # The admin app does not answer on a custom domain.
+    assert wsgi("/login/", host="shop.example.test").status_code == 404
+    assert wsgi("/admin/", host="shop.example.test").status_code == 404
+    assert wsgi("/static/css/page.css", host="shop.example.test").status_code == 200
+    views = _views(workspace_id=workspace.pk)
+    assert [v.step_id for v in views] == [optin.pk, thanks.pk, thanks.pk]
+
+
+def test_optin_from_a_custom_domain_stays_on_it(shop, funnel, workspace, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    optin, thanks = _steps(funnel)
+    page = wsgi("/", host="shop.example.test")
+    token = re.search(r'name="_of" value="([^"]+)"', page.text)[1]
+    cookie = page.headers["set-cookie"].split(";")[0]
+    # The form refuses posts faster than a person: the same token, shown 60 s ago.
+    issued = form_token_read(token)
+    stale = form_token_issue(
+        step_id=optin.pk, variant_id=issued.variant_id, now=issued.issued_at - 60
+    )
+    body = urlencode({"_of": stale, "email": "ada@example.com", "first_name": "Ada"})
+    reply = wsgi(
+        f"/{optin.slug}/optin/",
+        host="shop.example.test",
+        method="POST",
+        data=body.encode(),
+        headers={"Cookie": cookie, "Referer": "https://shop.example.test/"},
+    )
+    assert reply.status_code == 302, reply.text[:500]
+    assert reply.headers["location"] == f"/{thanks.slug}/"
+    lead = Lead.objects.get(workspace=workspace)
+    assert lead.email == "ada@example.com"
+    submission = Submission.objects.get(lead=lead)
+    assert submission.variant_id == optin.pages.get().pk
+
+
+def test_domain_check_for_the_tls_proxy(shop):
+    assert wsgi("/domains/check", query="domain=shop.example.test").status_code == 200
+    assert wsgi("/domains/check", query="domain=SHOP.example.test.").status_code == 200
+    assert wsgi("/domains/check", query="domain=other.test").status_code == 404
+    assert wsgi("/domains/check", query="domain=%00%ff").status_code == 404
+    assert Client().get("/domains/check?domain=shop.example.test").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("Shop.Example.com", "shop.example.com"),
+        ("https://shop.example.com/path", "shop.example.com"),
+        ("shop.example.com.", "shop.example.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_domain_names_are_normalised(raw, stored):
+    assert services.domain_normalise(raw) == stored
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "localhost",
+        "shop",
+        "-x.example.com",
+        "a..b",
+        "1.2.3.4",
+        "x.com:8080",
+        "a b.com",
+        "x" * 300 + ".com",
+    ],
+)
+def test_bad_domain_names_are_refused(raw):
+    with pytest.raises(ValidationError):
+        services.domain_normalise(raw)
+
+
+def test_domain_add_refuses_app_host_duplicates_and_foreign_funnels(
+    funnel, workspace, other_workspace, settings
+):
+    settings.ALLOWED_HOSTS = ["funnels.example.com"]
+    settings.SITE_URL = "https://funnels.example.com"
+    with pytest.raises(ValidationError, match="this app's own address"):
+        services.domain_add(
+            workspace=workspace, host="funnels.example.com", funnel=funnel
+        )
+    services.domain_add(workspace=workspace, host="shop.example.com", funnel=funnel)
+    with pytest.raises(ValidationError, match="already connected to Guide"):
+        services.domain_add(workspace=workspace, host="SHOP.example.com", funnel=funnel)
+    from tests.factories import FunnelFactory
+
+    theirs = FunnelFactory(workspace=other_workspace)
+    with pytest.raises(ValidationError, match="another workspace"):
+        services.domain_add(
+            workspace=other_workspace, host="shop.example.com", funnel=theirs
+        )
+    with pytest.raises(ValidationError, match="Choose one of your funnels"):
+        services.domain_add(workspace=workspace, host="x.example.com", funnel=theirs)
+
+
+def test_domains_settings_page(owner_client, funnel, workspace):
+    url = "/settings/domains/"
+    page = owner_client.get(url)
+    assert page.status_code == 200 and "No custom domains yet" in page.content.decode()
+    bad = owner_client.post(url, {"host": "not a domain", "funnel": funnel.pk})
+    assert bad.status_code == 422
+    assert "is not a valid domain name" in bad.content.decode()
+    ok = owner_client.post(url, {"host": "Go.Example.com", "funnel": funnel.pk})
+    assert ok.status_code == 302
+    listing = owner_client.get(url).content.decode()
+    assert (
+        "go.example.com" in listing and "CNAME" in listing and "testserver" in listing
+    )
+    again = owner_client.post(url, {"host": "go.example.com", "funnel": funnel.pk})
+    assert again.status_code == 422 and "already connected" in again.content.decode()
+    domain = Domain.objects.get()
+    assert (
+        owner_client.post(f"/settings/domains/{domain.pk}/delete/").status_code == 302
+    )
+    assert not Domain.objects.exists()
+
+
+def test_editor_cannot_add_domains(client, member, funnel):
+    client.force_login(member)
+    response = client.post(
+        "/settings/domains/", {"host": "a.example.com", "funnel": funnel.pk}
+    )
+    assert response.status_code == 403
+
+
+# robots.txt and sitemap.xml --------------------------------------------------
+
+
+def test_robots_and_sitemap_honour_noindex(shop, funnel, workspace, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    _optin, thanks = _steps(funnel)
+    Page.objects.filter(step=thanks).update(noindex=True)
+    serving.generation_bump()
+    robots = wsgi("/robots.txt", host="shop.example.test")
+    assert robots.headers["content-type"] == "text/plain; charset=utf-8"
+    assert robots.text.splitlines() == [
+        "User-agent: *",
+        f"Disallow: /{thanks.slug}/",
+        "",
+        "Sitemap: http://shop.example.test/sitemap.xml",
+    ]
+    sitemap = wsgi("/sitemap.xml", host="shop.example.test").text
+    assert re.findall(r"<loc>([^<]+)</loc>", sitemap) == ["http://shop.example.test/"]
+    app = wsgi("/sitemap.xml").text
+    assert re.findall(r"<loc>([^<]+)</loc>", app) == [
+        f"http://testserver/{funnel.slug}/"
+    ]
+    app_robots = wsgi("/robots.txt").text
+    assert f"Disallow: /{funnel.slug}/{thanks.slug}/" in app_robots
+    assert "Sitemap: http://testserver/sitemap.xml" in app_robots
+    # The Django view answers the same for the app host.
+    assert Client().get("/sitemap.xml").content.decode() == app
+
+
+def test_noindex_first_step_is_disallowed_only_at_its_paths(funnel, settings):
+    optin, thanks = _steps(funnel)
+    Page.objects.filter(step=optin).update(noindex=True)
+    serving.generation_bump()
+    lines = wsgi("/robots.txt").text.splitlines()
+    assert f"Disallow: /{funnel.slug}/$" in lines
+    assert f"Disallow: /{funnel.slug}/{optin.slug}/" in lines
+    sitemap = wsgi("/sitemap.xml").text
+    assert re.findall(r"<loc>([^<]+)</loc>", sitemap) == [
+        f"http://testserver/{funnel.slug}/{thanks.slug}/"
+    ]
+
+
+# Split tests -----------------------------------------------------------------
+
+VARIANTS = [(1, 11, 70), (2, 12, 30)]
+
+
+def test_variant_pick_is_sticky():
+    ids = [uuid.uuid4() for _ in range(200)]
+    first = [
+        serving.variant_pick(visitor_id=v, step_id=5, variants=VARIANTS) for v in ids
+    ]
+    again = [
+        serving.variant_pick(visitor_id=v, step_id=5, variants=VARIANTS) for v in ids
+    ]
+    assert first == again
+    assert (
+        serving.variant_pick(visitor_id=None, step_id=5, variants=VARIANTS)
+        == VARIANTS[0]
+    )
+
+
+@pytest.mark.parametrize(
+    "variants", [[(1, 11, 70), (2, 12, 30)], [(1, 11, 1), (2, 12, 1), (3, 13, 2)]]
+)
+def test_variant_pick_honours_weights(variants):
+    n = 20_000
+    counts = Counter(
+        serving.variant_pick(visitor_id=uuid.uuid4(), step_id=9, variants=variants)[0]
+        for _ in range(n)
+    )
+    total = sum(w for *_, w in variants)
+    for page_id, _, weight in variants:
+        share = counts[page_id] / n
+        assert abs(share - weight / total) < 0.015, (page_id, share)
+
+
+def test_removing_a_variant_moves_only_its_visitors():
+    three = [(1, 11, 50), (2, 12, 25), (3, 13, 25)]
+    two = [three[0], three[2]]
+    ids = [uuid.uuid4() for _ in range(5000)]
+    before = {
+        v: serving.variant_pick(visitor_id=v, step_id=3, variants=three)[0] for v in ids
+    }
+    after = {
+        v: serving.variant_pick(visitor_id=v, step_id=3, variants=two)[0] for v in ids
+    }
+    assert all(after[v] == before[v] for v in ids if before[v] != 2)
+    assert {after[v] for v in ids if before[v] == 2} == {1, 3}
+
+
+def test_served_variant_is_tracked_and_weight_zero_is_not_served(
+    funnel, owner, workspace
+):
+    optin = _steps(funnel)[0]
+    control = optin.pages.get()
+    challenger = services.page_create_blank(
+        step=optin, document=control.document, name="B"
+    )
+    services.page_update_settings(page=challenger, data={"title": "Variant B"})
+    services.funnel_publish(funnel=funnel, user=owner)
+    control.refresh_from_db()
+    challenger.refresh_from_db()
+    seen = Counter()
+    for _ in range(40):
+        reply = wsgi(f"/{funnel.slug}/")
+        seen["B" if "<title>Variant B</title>" in reply.text else "A"] += 1
+    assert seen["A"] > 5 and seen["B"] > 5
+    views = _views(workspace_id=workspace.pk)
+    served = {(e.variant_id, e.page_version_id) for e in views}
+    assert served == {
+        (control.pk, control.published_version_id),
+        (challenger.pk, challenger.published_version_id),
+    }
+    Page.objects.filter(pk=challenger.pk).update(weight=0)
+    serving.generation_bump()
+    assert all(
+        "<title>Variant B</title>" not in wsgi(f"/{funnel.slug}/").text
+        for _ in range(15)
+    )
