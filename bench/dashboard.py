@@ -613,8 +613,8 @@ def main() -> None:
         connections.close_all()
         if os.environ.get("BENCH_KEEP"):
             print(f"kept database {BENCH_DB} (BENCH_KEEP)", flush=True)
-            return
-        _admin_exec(ADMIN_URL, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        else:
+            _admin_exec(ADMIN_URL, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def run() -> None:
