@@ -25,7 +25,7 @@ TAIL_INLINE_LIMIT = 20_000
 def _catch_up() -> None:
     """Fold a small not-yet-rolled-up tail in now, so numbers are exact to the last
     event; a large tail is the worker's job (it runs every minute)."""
-    if rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
+    if 0 < rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
         rollups.rollups_update(wait=False)
 
 
