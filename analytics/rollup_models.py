@@ -184,6 +184,8 @@ class RollupFoldedEvent(models.Model):
 class RollupState(models.Model):
     name = models.CharField(max_length=40, primary_key=True)
     watermark = models.DateTimeField()
+    # Where the next incremental run starts reading ``inserted_at`` (see rollups).
+    read_from = models.DateTimeField(null=True)
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:

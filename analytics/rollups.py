@@ -43,6 +43,8 @@ from .models import RollupState
 
 STATE = "events"
 MARGIN = timedelta(minutes=2)
+SLACK = timedelta(seconds=1)
+ANALYZE_ABOVE = 5000  # rows in a temporary table worth collecting statistics for
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
 TRY_LOCK_SQL = (
     "SELECT pg_try_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
@@ -350,6 +352,34 @@ ON CONFLICT (event_id) DO NOTHING;
 )
 
 
+def _clock_and_horizon(cursor) -> tuple[datetime, datetime]:
+    """The new watermark, and where the next run must start reading.
+
+    ``inserted_at`` is the inserting transaction's start time, so a row that this
+    run cannot see yet belongs to a transaction open now (or starting later): its
+    ``inserted_at`` is at least the oldest open transaction's start. The next run
+    reads from there (minus a second of slack), but never from earlier than the
+    watermark minus MARGIN — the old assumption that no write transaction stays
+    open longer than that. When other sessions' transaction starts are hidden
+    (a less privileged database user), it reads from watermark minus MARGIN.
+    """
+    cursor.execute(
+        "SELECT clock_timestamp(), "
+        "(SELECT min(xact_start) FROM pg_stat_activity "
+        " WHERE datname = current_database()), "
+        "EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+        "        AND query = '<insufficient privilege>')"
+    )
+    now, oldest_open, hidden = cursor.fetchone()
+    if hidden or oldest_open is None:
+        return now, now - MARGIN
+    return now, max(now - MARGIN, min(now, oldest_open) - SLACK)
+
+
+def _since(watermark: datetime, read_from: datetime | None) -> datetime:
+    return read_from if read_from is not None else watermark - MARGIN
+
+
 @dataclass(frozen=True)
 class RollupRun:
     events: int  # events folded (incremental runs)
@@ -366,12 +396,18 @@ def _lock(cursor, wait: bool) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _facts_and_contributions(cursor, *, ev_sql: str) -> None:
+def _facts_and_contributions(cursor, *, ev_sql: str, big: bool) -> None:
     """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
     cursor.execute(_CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL))
+    if big:
+        cursor.execute("ANALYZE _old_fv; ANALYZE _old_fs")
     cursor.execute(ev_sql)
+    if big:
+        cursor.execute("ANALYZE _ev")
     cursor.execute(_FACTS_SQL)
     cursor.execute(_CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL))
+    if big:
+        cursor.execute("ANALYZE _new_fv; ANALYZE _new_fs")
 
 
 def rollup_watermark() -> datetime | None:
@@ -390,10 +426,10 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             return None  # another run holds the lock and will do the work
         cursor.execute(_DROP_SQL)
         # Taken under the lock, so watermarks only move forward.
-        cursor.execute("SELECT clock_timestamp()")
-        new_watermark = cursor.fetchone()[0]
+        new_watermark, read_from = _clock_and_horizon(cursor)
         cursor.execute(
-            "SELECT watermark FROM analytics_rollupstate WHERE name = %s", [STATE]
+            "SELECT watermark, read_from FROM analytics_rollupstate WHERE name = %s",
+            [STATE],
         )
         row = cursor.fetchone()
         full = row is None
@@ -403,7 +439,7 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
                 cursor.execute(f"DELETE FROM {table}")
             since = datetime(1970, 1, 1, tzinfo=UTC)
         else:
-            since = row[0] - MARGIN
+            since = _since(row[0], row[1])
         cursor.execute(
             "CREATE TEMP TABLE _tail ON COMMIT DROP AS "
             "SELECT e.id, e.workspace_id, e.funnel_id, e.step_id, e.visitor_id, "
@@ -416,6 +452,10 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             {"since": since},
         )
         events = cursor.rowcount
+        if events > ANALYZE_ABOVE:
+            # Temporary tables get no statistics by themselves; without them the
+            # planner guesses and picks nested loops over millions of rows.
+            cursor.execute("ANALYZE _tail")
         visitors = 0
         if events:
             cursor.execute(_DAILY_DELTA_SQL)
@@ -425,26 +465,31 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
                 "WHERE visitor_id IS NOT NULL"
             )
             visitors = cursor.rowcount
+            if visitors > ANALYZE_ABOVE:
+                cursor.execute("ANALYZE _touched")
             if visitors:
                 _facts_and_contributions(
-                    cursor, ev_sql=_EV_FROM_TAIL_SQL if full else _EV_FROM_EVENTS_SQL
+                    cursor,
+                    ev_sql=_EV_FROM_TAIL_SQL if full else _EV_FROM_EVENTS_SQL,
+                    big=visitors > ANALYZE_ABOVE,
                 )
                 cursor.execute(_COHORT_DELTA_SQL)
             cursor.execute(
                 "INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at) "
                 "SELECT id, inserted_at FROM _tail WHERE inserted_at > %s "
                 "ON CONFLICT (event_id) DO NOTHING",
-                [new_watermark - MARGIN],
+                [read_from],
             )
         cursor.execute(
             "DELETE FROM analytics_rollupfoldedevent WHERE inserted_at <= %s",
-            [new_watermark - MARGIN],
+            [read_from],
         )
         cursor.execute(
-            "INSERT INTO analytics_rollupstate (name, watermark, updated_at) "
-            "VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
-            "watermark = EXCLUDED.watermark, updated_at = EXCLUDED.updated_at",
-            [STATE, new_watermark],
+            "INSERT INTO analytics_rollupstate (name, watermark, read_from, "
+            "updated_at) VALUES (%s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
+            "watermark = EXCLUDED.watermark, read_from = EXCLUDED.read_from, "
+            "updated_at = EXCLUDED.updated_at",
+            [STATE, new_watermark, read_from],
         )
         cursor.execute(_DROP_SQL)
     return RollupRun(events, visitors, 0, new_watermark)
@@ -465,7 +510,8 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
         _lock(cursor, True)
         cursor.execute(_DROP_SQL)
         cursor.execute(
-            "SELECT watermark FROM analytics_rollupstate WHERE name = %s", [STATE]
+            "SELECT watermark, read_from FROM analytics_rollupstate WHERE name = %s",
+            [STATE],
         )
         row = cursor.fetchone()
         cursor.execute(
@@ -477,6 +523,7 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
             params,
         )
         visitors = cursor.rowcount
+        cursor.execute("ANALYZE _touched")
         cursor.execute(
             "CREATE TEMP TABLE _daily ON COMMIT DROP AS "
             "SELECT DISTINCT e.funnel_id, "
@@ -488,10 +535,10 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
             params,
         )
         if visitors:
-            _facts_and_contributions(cursor, ev_sql=_EV_FROM_EVENTS_SQL)
+            _facts_and_contributions(cursor, ev_sql=_EV_FROM_EVENTS_SQL, big=True)
             cursor.execute(_COHORT_RECOMPUTE_SQL)
         # Without a watermark the next incremental run starts over anyway.
-        folded_after = (row[0] - MARGIN) if row else datetime.max.replace(tzinfo=UTC)
+        folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)
         cursor.execute(_DAILY_RECOMPUTE_SQL, {"folded_after": folded_after})
         cursor.execute("SELECT count(*) FROM _daily")
         days = cursor.fetchone()[0]
@@ -501,13 +548,17 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
 
 def rollup_tail_size() -> int:
     """How many stored events the rollups have not folded in yet."""
-    watermark = rollup_watermark()
+    state = RollupState.objects.filter(name=STATE).first()
     with connection.cursor() as cursor:
-        if watermark is None:
-            cursor.execute("SELECT count(*) FROM analytics_event")
+        if state is None:
+            cursor.execute(
+                "SELECT count(*) FROM analytics_event WHERE funnel_id IS NOT NULL"
+            )
         else:
             cursor.execute(
-                "SELECT count(*) FROM analytics_event WHERE inserted_at > %s",
-                [watermark],
+                "SELECT count(*) FROM analytics_event e WHERE e.inserted_at > %s "
+                "AND e.funnel_id IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM analytics_rollupfoldedevent f WHERE f.event_id = e.id)",
+                [_since(state.watermark, state.read_from)],
             )
         return cursor.fetchone()[0]

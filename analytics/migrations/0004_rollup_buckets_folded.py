@@ -21,6 +21,11 @@ class Migration(migrations.Migration):
             "DELETE FROM analytics_rollupstate;",
             migrations.RunSQL.noop,
         ),
+        migrations.AddField(
+            model_name='rollupstate',
+            name='read_from',
+            field=models.DateTimeField(null=True),
+        ),
         migrations.CreateModel(
             name='RollupFoldedEvent',
             fields=[
