@@ -44,7 +44,6 @@ from .models import RollupState
 STATE = "events"
 MARGIN = timedelta(minutes=2)
 SLACK = timedelta(seconds=1)
-ANALYZE_ABOVE = 5000  # rows in a temporary table worth collecting statistics for
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
 TRY_LOCK_SQL = (
     "SELECT pg_try_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
@@ -352,8 +351,10 @@ ON CONFLICT (event_id) DO NOTHING;
 )
 
 
-def _clock_and_horizon(cursor) -> tuple[datetime, datetime]:
-    """The new watermark, and where the next run must start reading.
+def _clock_horizon_state(
+    cursor,
+) -> tuple[datetime, datetime, tuple[datetime, datetime | None] | None]:
+    """The new watermark, where the next run must start reading, and the state.
 
     ``inserted_at`` is the inserting transaction's start time, so a row that this
     run cannot see yet belongs to a transaction open now (or starting later): its
@@ -368,16 +369,32 @@ def _clock_and_horizon(cursor) -> tuple[datetime, datetime]:
         "(SELECT min(xact_start) FROM pg_stat_activity "
         " WHERE datname = current_database()), "
         "EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-        "        AND query = '<insufficient privilege>')"
+        "        AND query = '<insufficient privilege>'), "
+        "s.watermark, s.read_from "
+        "FROM (SELECT 1) one LEFT JOIN analytics_rollupstate s ON s.name = %s",
+        [STATE],
     )
-    now, oldest_open, hidden = cursor.fetchone()
+    now, oldest_open, hidden, watermark, read_from = cursor.fetchone()
+    state = None if watermark is None else (watermark, read_from)
     if hidden or oldest_open is None:
-        return now, now - MARGIN
-    return now, max(now - MARGIN, min(now, oldest_open) - SLACK)
+        return now, now - MARGIN, state
+    return now, max(now - MARGIN, min(now, oldest_open) - SLACK), state
 
 
 def _since(watermark: datetime, read_from: datetime | None) -> datetime:
     return read_from if read_from is not None else watermark - MARGIN
+
+
+_TAIL_SQL = """
+CREATE TEMP TABLE _tail ON COMMIT DROP AS
+SELECT e.id, e.workspace_id, e.funnel_id, e.step_id, e.visitor_id, e.kind,
+       coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at,
+       e.inserted_at
+FROM analytics_event e
+WHERE e.inserted_at > %(since)s AND e.funnel_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM analytics_rollupfoldedevent f
+                  WHERE f.event_id = e.id)
+"""
 
 
 @dataclass(frozen=True)
@@ -396,18 +413,17 @@ def _lock(cursor, wait: bool) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _facts_and_contributions(cursor, *, ev_sql: str, big: bool) -> None:
+def _facts_and_contributions(*, ev_sql: str) -> list[str]:
     """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
-    cursor.execute(_CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL))
-    if big:
-        cursor.execute("ANALYZE _old_fv; ANALYZE _old_fs")
-    cursor.execute(ev_sql)
-    if big:
-        cursor.execute("ANALYZE _ev")
-    cursor.execute(_FACTS_SQL)
-    cursor.execute(_CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL))
-    if big:
-        cursor.execute("ANALYZE _new_fv; ANALYZE _new_fs")
+    return [
+        _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
+        "ANALYZE _old_fv; ANALYZE _old_fs",
+        ev_sql,
+        "ANALYZE _ev",
+        _FACTS_SQL,
+        _CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL),
+        "ANALYZE _new_fv; ANALYZE _new_fs",
+    ]
 
 
 def rollup_watermark() -> datetime | None:
@@ -424,73 +440,52 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
     with transaction.atomic(), connection.cursor() as cursor:
         if not _lock(cursor, wait):
             return None  # another run holds the lock and will do the work
-        cursor.execute(_DROP_SQL)
         # Taken under the lock, so watermarks only move forward.
-        new_watermark, read_from = _clock_and_horizon(cursor)
-        cursor.execute(
-            "SELECT watermark, read_from FROM analytics_rollupstate WHERE name = %s",
-            [STATE],
-        )
-        row = cursor.fetchone()
-        full = row is None
+        new_watermark, read_from, state = _clock_horizon_state(cursor)
+        full = state is None
+        # One round trip for the whole run (a dashboard may run it inline).
+        sql = [_DROP_SQL]
         if full:
             # No watermark: start from empty rollups and fold every event.
-            for table in FACT_TABLES:
-                cursor.execute(f"DELETE FROM {table}")
-            since = datetime(1970, 1, 1, tzinfo=UTC)
-        else:
-            since = _since(row[0], row[1])
-        cursor.execute(
-            "CREATE TEMP TABLE _tail ON COMMIT DROP AS "
-            "SELECT e.id, e.workspace_id, e.funnel_id, e.step_id, e.visitor_id, "
-            "e.kind, coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, "
-            "e.occurred_at, e.inserted_at "
-            "FROM analytics_event e "
-            "WHERE e.inserted_at > %(since)s AND e.funnel_id IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM analytics_rollupfoldedevent f "
-            "                WHERE f.event_id = e.id)",
-            {"since": since},
-        )
-        events = cursor.rowcount
-        if events > ANALYZE_ABOVE:
-            # Temporary tables get no statistics by themselves; without them the
-            # planner guesses and picks nested loops over millions of rows.
-            cursor.execute("ANALYZE _tail")
-        visitors = 0
-        if events:
-            cursor.execute(_DAILY_DELTA_SQL)
-            cursor.execute(
-                "CREATE TEMP TABLE _touched ON COMMIT DROP AS "
-                "SELECT DISTINCT workspace_id, funnel_id, visitor_id FROM _tail "
-                "WHERE visitor_id IS NOT NULL"
-            )
-            visitors = cursor.rowcount
-            if visitors > ANALYZE_ABOVE:
-                cursor.execute("ANALYZE _touched")
-            if visitors:
-                _facts_and_contributions(
-                    cursor,
-                    ev_sql=_EV_FROM_TAIL_SQL if full else _EV_FROM_EVENTS_SQL,
-                    big=visitors > ANALYZE_ABOVE,
-                )
-                cursor.execute(_COHORT_DELTA_SQL)
-            cursor.execute(
-                "INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at) "
-                "SELECT id, inserted_at FROM _tail WHERE inserted_at > %s "
-                "ON CONFLICT (event_id) DO NOTHING",
-                [read_from],
-            )
-        cursor.execute(
-            "DELETE FROM analytics_rollupfoldedevent WHERE inserted_at <= %s",
-            [read_from],
-        )
-        cursor.execute(
+            sql += [f"DELETE FROM {table}" for table in FACT_TABLES]
+        sql += [
+            _TAIL_SQL,
+            # Temporary tables get no statistics by themselves: without them the
+            # planner guesses (nested loops over millions of rows for a big tail,
+            # scans of whole tables for three visitors).
+            "ANALYZE _tail",
+            _DAILY_DELTA_SQL,
+            "CREATE TEMP TABLE _touched ON COMMIT DROP AS "
+            "SELECT DISTINCT workspace_id, funnel_id, visitor_id FROM _tail "
+            "WHERE visitor_id IS NOT NULL",
+            "ANALYZE _touched",
+            *_facts_and_contributions(
+                ev_sql=_EV_FROM_TAIL_SQL if full else _EV_FROM_EVENTS_SQL
+            ),
+            _COHORT_DELTA_SQL,
+            "INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at) "
+            "SELECT id, inserted_at FROM _tail WHERE inserted_at > %(read_from)s "
+            "ON CONFLICT (event_id) DO NOTHING",
+            "DELETE FROM analytics_rollupfoldedevent "
+            "WHERE inserted_at <= %(read_from)s",
             "INSERT INTO analytics_rollupstate (name, watermark, read_from, "
-            "updated_at) VALUES (%s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
-            "watermark = EXCLUDED.watermark, read_from = EXCLUDED.read_from, "
-            "updated_at = EXCLUDED.updated_at",
-            [STATE, new_watermark, read_from],
+            "updated_at) VALUES (%(state)s, %(watermark)s, %(read_from)s, now()) "
+            "ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark, "
+            "read_from = EXCLUDED.read_from, updated_at = EXCLUDED.updated_at",
+        ]
+        cursor.execute(
+            ";\n".join(sql),
+            {
+                "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
+                "read_from": read_from,
+                "watermark": new_watermark,
+                "state": STATE,
+            },
         )
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM _tail), (SELECT count(*) FROM _touched)"
+        )
+        events, visitors = cursor.fetchone()
         cursor.execute(_DROP_SQL)
     return RollupRun(events, visitors, 0, new_watermark)
 
@@ -509,11 +504,7 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor, True)
         cursor.execute(_DROP_SQL)
-        cursor.execute(
-            "SELECT watermark, read_from FROM analytics_rollupstate WHERE name = %s",
-            [STATE],
-        )
-        row = cursor.fetchone()
+        _now, _read_from, row = _clock_horizon_state(cursor)
         cursor.execute(
             "CREATE TEMP TABLE _touched ON COMMIT DROP AS "
             "SELECT DISTINCT workspace_id, funnel_id, visitor_id "
@@ -535,7 +526,8 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
             params,
         )
         if visitors:
-            _facts_and_contributions(cursor, ev_sql=_EV_FROM_EVENTS_SQL, big=True)
+            for statement in _facts_and_contributions(ev_sql=_EV_FROM_EVENTS_SQL):
+                cursor.execute(statement)
             cursor.execute(_COHORT_RECOMPUTE_SQL)
         # Without a watermark the next incremental run starts over anyway.
         folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)
