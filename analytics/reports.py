@@ -174,11 +174,19 @@ def _comparison_parent(steps: list[Step], index: int) -> Step | None:
 
 
 def funnel_report(
-    *, workspace: Workspace, funnel: Funnel, filters: ReportFilters
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    detail: bool = True,
+    steps: list[Step] | None = None,
 ) -> FunnelReport:
+    """The funnel's numbers for the period; ``detail=False`` leaves out the trend and
+    the sources (a comparison period needs only the numbers)."""
     if funnel.workspace_id != workspace.pk:
         raise ValueError("funnel of another workspace")
-    steps = list(Step.objects.filter(funnel=funnel).order_by("position", "id"))
+    if steps is None:
+        steps = list(Step.objects.filter(funnel=funnel).order_by("position", "id"))
     by_step = {s.pk: StepReport(step=s) for s in steps}
     cohort = (
         _filtered(CohortStepRollup.objects, [funnel.pk], filters)
@@ -240,6 +248,8 @@ def funnel_report(
     totals.optins = agg["optins"] or 0
     totals.seconds_to_goal = agg["secs"] or 0
     report = FunnelReport(funnel, filters, [by_step[s.pk] for s in steps], totals)
+    if not detail:
+        return report
     _trend(report)
     report.sources = [
         (row["source"] or "(direct)", row["n"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -34,7 +35,7 @@ def _filters(request: HttpRequest) -> tuple[RangeForm, reports.ReportFilters, li
     if not form.is_bound:
         form = RangeForm({"range": "30d"})
     start, end, notes = form.resolve()
-    data = form.cleaned_data if form.is_valid() else {}
+    data = form.cleaned_data  # the valid fields; resolve() named the others
     filters = reports.ReportFilters(
         start,
         end,
@@ -79,7 +80,11 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         workspace=request.workspace, funnel=funnel, filters=filters
     )
     previous = reports.funnel_report(
-        workspace=request.workspace, funnel=funnel, filters=filters.previous()
+        workspace=request.workspace,
+        funnel=funnel,
+        filters=filters.previous(),
+        detail=False,
+        steps=[s.step for s in report.steps],
     )
     bars = [
         charts.FunnelBar(
@@ -91,6 +96,17 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
     ]
     labels = [d.strftime("%b %-d") for d in report.trend_days]
     spend = _spend_rows(request, funnel, filters)
+    # Drill-downs: the lead and order lists filter by dates and first-touch source
+    # but not by medium / campaign or "no source", so no links for those filters.
+    drill = None
+    if not (filters.medium or filters.campaign or filters.source == "(direct)"):
+        drill = urlencode(
+            {
+                "date_from": filters.date_from.isoformat(),
+                "date_to": filters.date_to.isoformat(),
+                **({"source": filters.source} if filters.source else {}),
+            }
+        )
     return {
         "funnel": funnel,
         "form": form,
@@ -112,6 +128,7 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "choices": reports.filter_choices(workspace=request.workspace, funnel=funnel),
         "spend": spend,
         "updated": rollups.rollup_watermark(),
+        "drill": drill,
         "pct": _pct,
         "currency": "USD",
     }

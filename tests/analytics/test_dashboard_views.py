@@ -145,3 +145,43 @@ def test_delta_badge():
     assert delta(120, 100) == '<span class="delta up">▲ 20.0 %</span>'
     assert delta(0.5, 1.0) == '<span class="delta down">▼ 50.0 %</span>'
     assert delta(None, 1) == ""
+
+
+def test_absurd_and_invalid_ranges_get_clear_notes(owner_client, tracked_funnel):
+    """Years 1 to 9999 are pulled into the data range; a bad date is named."""
+    url = reverse("analytics:funnel", args=[tracked_funnel.pk])
+    response = owner_client.get(
+        url, {"range": "custom", "date_from": "0001-01-01", "date_to": "9999-12-31"}
+    )
+    assert response.status_code == 200
+    filters = response.context["filters"]
+    assert filters.date_from.year >= 2000
+    assert filters.date_to <= timezone.localdate() + timedelta(days=366)
+    assert "the range was moved into them" in response.content.decode()
+    response = owner_client.get(
+        url, {"range": "custom", "date_from": "2026-13-45", "source": "x" * 300}
+    )
+    assert response.status_code == 200
+    notes = response.context["notes"]
+    assert (
+        "“2026-13-45” is not a valid start date (use YYYY-MM-DD); it was ignored."
+        in notes
+    )
+    assert any("is not a valid source (at most 200 characters)" in n for n in notes)
+
+
+def test_numbers_drill_down_to_their_leads_and_orders(owner_client, tracked_funnel):
+    """Opt-ins link to the step's leads and orders to the funnel's orders, in the
+    same period and source; filters the lists cannot apply give no link."""
+    url = reverse("analytics:funnel", args=[tracked_funnel.pk])
+    today = timezone.localdate()
+    body = owner_client.get(url, {"source": "facebook"}).content.decode()
+    optin = tracked_funnel.steps.order_by("position").first()
+    period = (
+        f"date_from={today - timedelta(days=29):%Y-%m-%d}&amp;"
+        f"date_to={today:%Y-%m-%d}&amp;source=facebook"
+    )
+    assert f'href="/leads/?step={optin.pk}&amp;{period}"' in body
+    assert f'href="/orders/?funnel={tracked_funnel.pk}&amp;{period}"' in body
+    body = owner_client.get(url, {"campaign": "spring"}).content.decode()
+    assert "/leads/?step=" not in body
