@@ -165,12 +165,28 @@ def _filtered(qs: QuerySet, funnel_ids: list[int], filters: ReportFilters) -> Qu
 
 
 def _comparison_parent(steps: list[Step], index: int) -> Step | None:
-    """The step a step's conversion is measured against (an upsell for a downsell)."""
+    """The step a step's conversion is measured against.
+
+    A downsell (an upsell's decline branch) is measured against its upsell, and so
+    is the step after it: visitors reach that step from the upsell (accept) or
+    through the downsell, never only through the downsell.
+    """
     step = steps[index]
-    for other in steps:
-        if getattr(other, "decline_target_id", None) == step.pk:
-            return other
-    return steps[index - 1] if index > 0 else None
+    branch_of = {
+        other.decline_target_id: other
+        for other in steps
+        if other.kind == "upsell" and getattr(other, "decline_target_id", None)
+    }
+    if step.pk in branch_of:
+        return branch_of[step.pk]
+    if index == 0:
+        return None
+    parent = steps[index - 1]
+    seen = {step.pk}
+    while parent.pk in branch_of and parent.pk not in seen:
+        seen.add(parent.pk)
+        parent = branch_of[parent.pk]
+    return parent
 
 
 def funnel_report(
