@@ -185,3 +185,22 @@ def test_numbers_drill_down_to_their_leads_and_orders(owner_client, tracked_funn
     assert f'href="/orders/?funnel={tracked_funnel.pk}&amp;{period}"' in body
     body = owner_client.get(url, {"campaign": "spring"}).content.decode()
     assert "/leads/?step=" not in body
+
+
+def test_steps_after_a_downsell_compare_with_the_upsell(workspace):
+    """A downsell and the step after it are measured against the upsell whose
+    decline branch the downsell is, so no conversion exceeds 100 %."""
+    from analytics import reports
+
+    funnel = FunnelFactory(workspace=workspace)
+    kinds = ["order", "upsell", "downsell", "thankyou"]
+    order, upsell, downsell, thanks = (
+        StepFactory(funnel=funnel, kind=k, position=i) for i, k in enumerate(kinds)
+    )
+    upsell.decline_target, upsell.accept_target = downsell, thanks
+    downsell.decline_target = downsell.accept_target = thanks
+    upsell.save()
+    downsell.save()
+    steps = [order, upsell, downsell, thanks]
+    parents = [reports._comparison_parent(steps, i) for i in range(4)]
+    assert parents == [None, order, upsell, upsell]
