@@ -208,6 +208,8 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                 "Sales rate",
                 "Revenue (minor units)",
                 "Earnings per view (minor)",
+                "Earnings per unique view (minor)",
+                "Upsell take rate",
             ]
         )
         for s in report.steps:
@@ -226,6 +228,10 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                     _ratio_csv(s.sales_rate),
                     s.revenue_minor,
                     _ratio_csv(s.earnings_per_view),
+                    _ratio_csv(s.earnings_per_unique_view),
+                    _ratio_csv(s.upsell_take_rate)
+                    if s.step.kind in ("upsell", "downsell")
+                    else "",
                 ]
             )
     elif table == "trend":
