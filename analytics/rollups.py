@@ -87,6 +87,16 @@ FROM analytics_event e
 JOIN _touched t ON t.workspace_id = e.workspace_id AND t.visitor_id = e.visitor_id
                AND t.funnel_id = e.funnel_id;
 """
+_EV_BY_PROBES_SQL = """
+CREATE TEMP TABLE _ev ON COMMIT DROP AS
+SELECT e.workspace_id, e.funnel_id, e.visitor_id, e.step_id, e.kind,
+       coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at
+FROM _touched t
+CROSS JOIN LATERAL (
+  SELECT * FROM analytics_event e0
+  WHERE e0.workspace_id = t.workspace_id AND e0.visitor_id = t.visitor_id
+    AND e0.funnel_id = t.funnel_id) e;
+"""
 _EV_FROM_TAIL_SQL = """
 CREATE TEMP TABLE _ev ON COMMIT DROP AS
 SELECT workspace_id, funnel_id, visitor_id, step_id, kind, variant_id, amount_minor,
@@ -121,8 +131,7 @@ SELECT ev.workspace_id, ev.funnel_id, ev.visitor_id, min(ev.occurred_at),
 FROM _ev ev
 JOIN _funnels f ON f.funnel_id = ev.funnel_id
 JOIN accounts_workspace w ON w.id = ev.workspace_id
-LEFT JOIN analytics_visitor v
-       ON v.workspace_id = ev.workspace_id AND v.public_id = ev.visitor_id
+/*visitor:ev*/
 GROUP BY ev.workspace_id, ev.funnel_id, ev.visitor_id, w.time_zone
 ON CONFLICT (funnel_id, visitor_id) DO UPDATE SET
   entered_at = EXCLUDED.entered_at, entry_day = EXCLUDED.entry_day,
@@ -171,8 +180,7 @@ SELECT fv.workspace_id, fv.funnel_id, fv.entry_day AS day, fv.source, fv.medium,
        fv.campaign, fv.bounced::int AS bounced, fv.reached_goal::int AS reached_goal,
        fv.bought::int AS buyers, fv.opted_in::int AS optins,
        {seconds} AS seconds_to_goal, fv.visitor_id
-FROM analytics_funnelvisitor fv
-JOIN _touched t ON t.funnel_id = fv.funnel_id AND t.visitor_id = fv.visitor_id;
+/*touched facts*/;
 
 CREATE TEMP TABLE {name}_fs ON COMMIT DROP AS
 SELECT c.workspace_id, c.funnel_id, fs.step_id, fs.variant_id, c.day, c.source,
@@ -180,8 +188,7 @@ SELECT c.workspace_id, c.funnel_id, fs.step_id, fs.variant_id, c.day, c.source,
        fs.opted_in::int AS optins, fs.ordered::int AS buyers,
        fs.upsell_accepted::int AS upsell_accepts, fs.revenue_minor
 FROM {name}_fv c
-JOIN analytics_funnelvisitorstep fs
-  ON fs.funnel_id = c.funnel_id AND fs.visitor_id = c.visitor_id;
+/*touched steps*/;
 """
 
 _COHORT_DELTA_SQL = """
@@ -252,8 +259,7 @@ SELECT t.workspace_id, t.funnel_id, t.step_id, t.variant_id,
     + """
 FROM _tail t
 JOIN accounts_workspace w ON w.id = t.workspace_id
-LEFT JOIN analytics_visitor v
-       ON v.workspace_id = t.workspace_id AND v.public_id = t.visitor_id
+/*visitor:t*/
 WHERE t.step_id IS NOT NULL
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 ON CONFLICT (funnel_id, step_id, variant_id, day, source, medium, campaign)
@@ -397,6 +403,46 @@ WHERE e.inserted_at > %(since)s AND e.funnel_id IS NOT NULL
 """
 
 
+# Joins from the touched rows into the big tables. A run after a minute of traffic
+# touches a few thousand of millions of rows: LATERAL makes them index probes
+# whatever the planner's estimates (a hash join would scan the whole table). A
+# run that folds everything (the first one, a rebuild) joins them whole.
+_JOINS = {
+    "/*visitor:ev*/": (
+        "LEFT JOIN analytics_visitor v ON v.workspace_id = ev.workspace_id "
+        "AND v.public_id = ev.visitor_id",
+        "LEFT JOIN LATERAL (SELECT vv.utm_source, vv.utm_medium, vv.utm_campaign "
+        "FROM analytics_visitor vv WHERE vv.workspace_id = ev.workspace_id "
+        "AND vv.public_id = ev.visitor_id) v ON true",
+    ),
+    "/*visitor:t*/": (
+        "LEFT JOIN analytics_visitor v ON v.workspace_id = t.workspace_id "
+        "AND v.public_id = t.visitor_id",
+        "LEFT JOIN LATERAL (SELECT vv.utm_source, vv.utm_medium, vv.utm_campaign "
+        "FROM analytics_visitor vv WHERE vv.workspace_id = t.workspace_id "
+        "AND vv.public_id = t.visitor_id) v ON true",
+    ),
+    "/*touched facts*/": (
+        "FROM analytics_funnelvisitor fv JOIN _touched t "
+        "ON t.funnel_id = fv.funnel_id AND t.visitor_id = fv.visitor_id",
+        "FROM _touched t CROSS JOIN LATERAL (SELECT * FROM analytics_funnelvisitor f0 "
+        "WHERE f0.funnel_id = t.funnel_id AND f0.visitor_id = t.visitor_id) fv",
+    ),
+    "/*touched steps*/": (
+        "JOIN analytics_funnelvisitorstep fs "
+        "ON fs.funnel_id = c.funnel_id AND fs.visitor_id = c.visitor_id",
+        "CROSS JOIN LATERAL (SELECT * FROM analytics_funnelvisitorstep s0 "
+        "WHERE s0.funnel_id = c.funnel_id AND s0.visitor_id = c.visitor_id) fs",
+    ),
+}
+
+
+def _joined(sql: str, *, probes: bool) -> str:
+    for marker, (whole, probe) in _JOINS.items():
+        sql = sql.replace(marker, probe if probes else whole)
+    return sql
+
+
 @dataclass(frozen=True)
 class RollupRun:
     events: int  # events folded (incremental runs)
@@ -413,9 +459,9 @@ def _lock(cursor, wait: bool) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _facts_and_contributions(*, ev_sql: str) -> list[str]:
+def _facts_and_contributions(*, ev_sql: str, probes: bool) -> list[str]:
     """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
-    return [
+    statements = [
         _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
         "ANALYZE _old_fv; ANALYZE _old_fs",
         ev_sql,
@@ -424,6 +470,7 @@ def _facts_and_contributions(*, ev_sql: str) -> list[str]:
         _CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL),
         "ANALYZE _new_fv; ANALYZE _new_fs",
     ]
+    return [_joined(sql, probes=probes) for sql in statements]
 
 
 def rollup_watermark() -> datetime | None:
@@ -454,13 +501,14 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             # planner guesses (nested loops over millions of rows for a big tail,
             # scans of whole tables for three visitors).
             "ANALYZE _tail",
-            _DAILY_DELTA_SQL,
+            _joined(_DAILY_DELTA_SQL, probes=not full),
             "CREATE TEMP TABLE _touched ON COMMIT DROP AS "
             "SELECT DISTINCT workspace_id, funnel_id, visitor_id FROM _tail "
             "WHERE visitor_id IS NOT NULL",
             "ANALYZE _touched",
             *_facts_and_contributions(
-                ev_sql=_EV_FROM_TAIL_SQL if full else _EV_FROM_EVENTS_SQL
+                ev_sql=_EV_FROM_TAIL_SQL if full else _EV_BY_PROBES_SQL,
+                probes=not full,
             ),
             _COHORT_DELTA_SQL,
             "INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at) "
@@ -526,12 +574,16 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
             params,
         )
         if visitors:
-            for statement in _facts_and_contributions(ev_sql=_EV_FROM_EVENTS_SQL):
+            for statement in _facts_and_contributions(
+                ev_sql=_EV_FROM_EVENTS_SQL, probes=False
+            ):
                 cursor.execute(statement)
             cursor.execute(_COHORT_RECOMPUTE_SQL)
         # Without a watermark the next incremental run starts over anyway.
         folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)
-        cursor.execute(_DAILY_RECOMPUTE_SQL, {"folded_after": folded_after})
+        cursor.execute(
+            _joined(_DAILY_RECOMPUTE_SQL, probes=False), {"folded_after": folded_after}
+        )
         cursor.execute("SELECT count(*) FROM _daily")
         days = cursor.fetchone()[0]
         cursor.execute(_DROP_SQL)
