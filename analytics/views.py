@@ -96,17 +96,18 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
     ]
     labels = [d.strftime("%b %-d") for d in report.trend_days]
     spend = _spend_rows(request, funnel, filters)
-    # Drill-downs: the lead and order lists filter by dates and first-touch source
-    # but not by medium / campaign or "no source", so no links for those filters.
-    drill = None
+    # Drill-downs: the lead list filters by dates and first-touch source, the order
+    # list by dates only; no link where the list cannot apply the same filters.
+    period = {
+        "date_from": filters.date_from.isoformat(),
+        "date_to": filters.date_to.isoformat(),
+    }
+    drill_leads = drill_orders = None
     if not (filters.medium or filters.campaign or filters.source == "(direct)"):
-        drill = urlencode(
-            {
-                "date_from": filters.date_from.isoformat(),
-                "date_to": filters.date_to.isoformat(),
-                **({"source": filters.source} if filters.source else {}),
-            }
-        )
+        source = {"source": filters.source} if filters.source else {}
+        drill_leads = urlencode({**period, **source})
+        if not filters.source:
+            drill_orders = urlencode(period)
     return {
         "funnel": funnel,
         "form": form,
@@ -128,7 +129,8 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "choices": reports.filter_choices(workspace=request.workspace, funnel=funnel),
         "spend": spend,
         "updated": rollups.rollup_watermark(),
-        "drill": drill,
+        "drill_leads": drill_leads,
+        "drill_orders": drill_orders,
         "pct": _pct,
         "currency": "USD",
     }
