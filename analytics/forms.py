@@ -13,6 +13,15 @@ PRESETS = [
     ("custom", "Custom"),
 ]
 MAX_DAYS = 366 * 3
+EARLIEST = date(2000, 1, 1)
+FIELD_LABELS = {
+    "range": "date range",
+    "date_from": "start date (use YYYY-MM-DD)",
+    "date_to": "end date (use YYYY-MM-DD)",
+    "source": "source (at most 200 characters)",
+    "medium": "medium (at most 200 characters)",
+    "campaign": "campaign (at most 200 characters)",
+}
 
 
 class RangeForm(forms.Form):
@@ -27,9 +36,13 @@ class RangeForm(forms.Form):
         """The period to show, and notes when the input had to be corrected."""
         today = today or timezone.localdate()
         notes: list[str] = []
-        data = self.cleaned_data if self.is_valid() else {}
-        if not self.is_valid():
-            notes.append("Some dates were not valid, so the last 30 days are shown.")
+        self.is_valid()
+        # Valid fields are used; each invalid one is named and ignored.
+        data = self.cleaned_data
+        for name in self.errors:
+            label = FIELD_LABELS.get(name, name)
+            value = str(self.data.get(name, ""))[:40]
+            notes.append(f"“{value}” is not a valid {label}; it was ignored.")
         preset = data.get("range") or ("custom" if data.get("date_from") else "30d")
         if preset != "custom":
             days = {"today": 1, "7d": 7, "30d": 30, "90d": 90}[preset]
@@ -39,12 +52,17 @@ class RangeForm(forms.Form):
         if start > end:
             start, end = end, start
             notes.append("The start date was after the end date; they were swapped.")
+        first, last = EARLIEST, today + timedelta(days=366)
+        if start < first or end > last:
+            start = min(max(start, first), last)
+            end = min(max(end, first), last)
+            notes.append(
+                f"Only dates from {first:%b %-d, %Y} to {last:%b %-d, %Y} can hold "
+                "data; the range was moved into them."
+            )
         if (end - start).days + 1 > MAX_DAYS:
             start = end - timedelta(days=MAX_DAYS - 1)
             notes.append("Ranges are limited to three years; the start was moved.")
-        if start < date(2000, 1, 1):
-            start = date(2000, 1, 1)
-            notes.append("Dates before 2000 hold no data; the start was moved.")
         return start, end, notes
 
 

@@ -126,6 +126,7 @@ from .rollup_models import (  # noqa: E402  (rollups live in their own module)
     CohortStepRollup,
     FunnelVisitor,
     FunnelVisitorStep,
+    RollupFoldedEvent,
     RollupState,
     StepDailyRollup,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "EventKind",
     "FunnelVisitor",
     "FunnelVisitorStep",
+    "RollupFoldedEvent",
     "RollupState",
     "StepDailyRollup",
     "Visitor",

@@ -165,20 +165,44 @@ def _filtered(qs: QuerySet, funnel_ids: list[int], filters: ReportFilters) -> Qu
 
 
 def _comparison_parent(steps: list[Step], index: int) -> Step | None:
-    """The step a step's conversion is measured against (an upsell for a downsell)."""
+    """The step a step's conversion is measured against.
+
+    A downsell (an upsell's decline branch) is measured against its upsell, and so
+    is the step after it: visitors reach that step from the upsell (accept) or
+    through the downsell, never only through the downsell.
+    """
     step = steps[index]
-    for other in steps:
-        if getattr(other, "decline_target_id", None) == step.pk:
-            return other
-    return steps[index - 1] if index > 0 else None
+    branch_of = {
+        other.decline_target_id: other
+        for other in steps
+        if other.kind == "upsell" and getattr(other, "decline_target_id", None)
+    }
+    if step.pk in branch_of:
+        return branch_of[step.pk]
+    if index == 0:
+        return None
+    parent = steps[index - 1]
+    seen = {step.pk}
+    while parent.pk in branch_of and parent.pk not in seen:
+        seen.add(parent.pk)
+        parent = branch_of[parent.pk]
+    return parent
 
 
 def funnel_report(
-    *, workspace: Workspace, funnel: Funnel, filters: ReportFilters
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    detail: bool = True,
+    steps: list[Step] | None = None,
 ) -> FunnelReport:
+    """The funnel's numbers for the period; ``detail=False`` leaves out the trend and
+    the sources (a comparison period needs only the numbers)."""
     if funnel.workspace_id != workspace.pk:
         raise ValueError("funnel of another workspace")
-    steps = list(Step.objects.filter(funnel=funnel).order_by("position", "id"))
+    if steps is None:
+        steps = list(Step.objects.filter(funnel=funnel).order_by("position", "id"))
     by_step = {s.pk: StepReport(step=s) for s in steps}
     cohort = (
         _filtered(CohortStepRollup.objects, [funnel.pk], filters)
@@ -240,6 +264,8 @@ def funnel_report(
     totals.optins = agg["optins"] or 0
     totals.seconds_to_goal = agg["secs"] or 0
     report = FunnelReport(funnel, filters, [by_step[s.pk] for s in steps], totals)
+    if not detail:
+        return report
     _trend(report)
     report.sources = [
         (row["source"] or "(direct)", row["n"])

@@ -83,6 +83,12 @@ class CohortFunnelRollup(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["funnel_id", "day"], name="cohortfunnel_day")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["funnel_id", "day", "source", "medium", "campaign"],
+                name="cohortfunnel_bucket",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"funnel {self.funnel_id} {self.day}"
@@ -105,6 +111,20 @@ class CohortStepRollup(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["funnel_id", "day"], name="cohortstep_day")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "funnel_id",
+                    "step_id",
+                    "variant_id",
+                    "day",
+                    "source",
+                    "medium",
+                    "campaign",
+                ],
+                name="cohortstep_bucket",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"step {self.step_id} {self.day}"
@@ -131,14 +151,41 @@ class StepDailyRollup(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["funnel_id", "day"], name="stepdaily_day")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "funnel_id",
+                    "step_id",
+                    "variant_id",
+                    "day",
+                    "source",
+                    "medium",
+                    "campaign",
+                ],
+                name="stepdaily_bucket",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"step {self.step_id} {self.day}"
 
 
+class RollupFoldedEvent(models.Model):
+    """Ids of events already folded into the day buckets that the next incremental
+    run will read again (they lie inside its safety margin): so it skips them."""
+
+    event_id = models.UUIDField(primary_key=True)
+    inserted_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.event_id)
+
+
 class RollupState(models.Model):
     name = models.CharField(max_length=40, primary_key=True)
     watermark = models.DateTimeField()
+    # Where the next incremental run starts reading ``inserted_at`` (see rollups).
+    read_from = models.DateTimeField(null=True)
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -1,18 +1,35 @@
-"""Incremental, idempotent rollups of raw events (run by Celery beat every minute).
+"""Incremental, idempotent rollups of raw events (run by Celery beat every 30 s).
 
-One run, in one transaction under an advisory lock:
+Invariants the rollup tables keep, whatever runs when:
 
-1. Find the (funnel, visitor) pairs with events stored since the watermark (minus a
-   safety margin, so rows of transactions that committed late are seen too).
-2. Recompute those visitors' facts from *all* their raw events in the funnel
-   (`FunnelVisitor`, `FunnelVisitorStep`) and upsert them: recomputing, never
-   incrementing, is what makes a re-run or an overlapping run harmless.
-3. Recompute every cohort bucket (funnel, entry day) those visitors belong to, before
-   and after (a late event can move a visitor to an earlier day), from the facts.
-4. Recompute every (funnel, day) bucket of event counts that received events.
-5. Move the watermark.
+* ``FunnelVisitor`` / ``FunnelVisitorStep`` (per-visitor facts) are a pure function of
+  the visitor's raw events in the funnel: they are always *recomputed* from all of
+  them, never incremented.
+* The cohort rollups are the sums of those facts per bucket (funnel, entry day,
+  first-touch source / medium / campaign [, step, variant]).
+* ``StepDailyRollup`` holds the counts of exactly the *folded* events per bucket
+  (funnel, step, variant, day the event happened, source / medium / campaign).
 
-Dashboards read only the rollup tables: O(days x steps x sources) rows per request.
+An incremental run (``rollups_update``), in one transaction under an advisory lock:
+
+1. Reads the tail: events stored since the watermark (minus a safety margin, so rows
+   of transactions that committed late are seen too), minus the ids already folded
+   (``RollupFoldedEvent`` remembers the ids inside the margin window). So each event
+   is folded exactly once, however often or concurrently runs happen.
+2. Adds the tail's counts to the day buckets (an upsert that increments).
+3. For the tail's visitors: snapshots their old facts, recomputes the facts from all
+   their raw events, and adds (new facts - old facts) to the cohort buckets. A re-run
+   changes nothing (the difference is zero); a late event that moves a visitor to
+   an earlier entry day moves it between buckets.
+4. Records the folded ids still inside the next margin window and moves the
+   watermark.
+
+The work is proportional to the tail (and its visitors' histories), never to the
+size of the buckets, so a run after a minute of traffic takes milliseconds and the
+dashboard can fold a small tail inline. The first run (no watermark) starts from
+empty rollups and folds everything; ``rollups_rebuild`` recomputes whole buckets of a
+date range from raw events. Dashboards read only the rollup tables:
+O(days x steps x sources) rows per request.
 """
 
 from __future__ import annotations
@@ -21,20 +38,75 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from .models import RollupState
 
 STATE = "events"
 MARGIN = timedelta(minutes=2)
-_DROP_SQL = "DROP TABLE IF EXISTS _touched, _daily, _funnels, _days, _ev"
+SLACK = timedelta(seconds=1)
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
 TRY_LOCK_SQL = (
     "SELECT pg_try_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
 )
+# Dropped at the start and the end of a run: ON COMMIT DROP alone is not enough when
+# the run is nested in an outer transaction (a savepoint does not commit).
+_DROP_SQL = (
+    "DROP TABLE IF EXISTS _tail, _touched, _ev, _funnels, _old_fv, _old_fs, _new_fv, "
+    "_new_fs, _days, _daily"
+)
+FACT_TABLES = (
+    "analytics_funnelvisitor",
+    "analytics_funnelvisitorstep",
+    "analytics_cohortfunnelrollup",
+    "analytics_cohortsteprollup",
+    "analytics_stepdailyrollup",
+    "analytics_rollupfoldedevent",
+)
 
-_FACTS_SQL = """
-CREATE TEMP TABLE _funnels AS
+# Per-visitor time to the goal, in whole seconds (the same in both paths, so that a
+# rebuilt bucket equals an incrementally kept one).
+_SECONDS_TO_GOAL = (
+    "CASE WHEN fv.reached_goal "
+    "THEN floor(extract(epoch FROM fv.goal_at - fv.entered_at))::bigint "
+    "ELSE 0 END"
+)
+
+_REVENUE = """coalesce(sum(CASE WHEN {p}kind IN ('order', 'bump', 'upsell_accept')
+                         THEN {p}amount_minor
+                         WHEN {p}kind = 'refund' THEN -{p}amount_minor
+                         ELSE 0 END), 0)"""
+
+# ---------------------------------------------------------------- facts
+# Needs _touched (workspace_id, funnel_id, visitor_id); fills _ev with all of their
+# events in the funnel (or takes the tail itself when it holds every event).
+_EV_FROM_EVENTS_SQL = """
+CREATE TEMP TABLE _ev ON COMMIT DROP AS
+SELECT e.workspace_id, e.funnel_id, e.visitor_id, e.step_id, e.kind,
+       coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at
+FROM analytics_event e
+JOIN _touched t ON t.workspace_id = e.workspace_id AND t.visitor_id = e.visitor_id
+               AND t.funnel_id = e.funnel_id;
+"""
+_EV_BY_PROBES_SQL = """
+CREATE TEMP TABLE _ev ON COMMIT DROP AS
+SELECT e.workspace_id, e.funnel_id, e.visitor_id, e.step_id, e.kind,
+       coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at
+FROM _touched t
+CROSS JOIN LATERAL (
+  SELECT * FROM analytics_event e0
+  WHERE e0.workspace_id = t.workspace_id AND e0.visitor_id = t.visitor_id
+    AND e0.funnel_id = t.funnel_id) e;
+"""
+_EV_FROM_TAIL_SQL = """
+CREATE TEMP TABLE _ev ON COMMIT DROP AS
+SELECT workspace_id, funnel_id, visitor_id, step_id, kind, variant_id, amount_minor,
+       occurred_at
+FROM _tail WHERE visitor_id IS NOT NULL;
+"""
+
+_FACTS_SQL = (
+    """
+CREATE TEMP TABLE _funnels ON COMMIT DROP AS
 SELECT f.id AS funnel_id,
        (SELECT s.id FROM funnels_step s WHERE s.funnel_id = f.id
         ORDER BY s.position, s.id LIMIT 1) AS entry_step_id,
@@ -42,18 +114,6 @@ SELECT f.id AS funnel_id,
                          WHERE s.funnel_id = f.id AND s.kind = 'order')
             THEN 'order' ELSE 'optin' END AS goal_kind
 FROM funnels_funnel f WHERE f.id IN (SELECT DISTINCT funnel_id FROM _touched);
-
-CREATE TEMP TABLE _days AS
-SELECT DISTINCT fv.funnel_id, fv.entry_day
-FROM analytics_funnelvisitor fv
-JOIN _touched t ON t.funnel_id = fv.funnel_id AND t.visitor_id = fv.visitor_id;
-
-CREATE TEMP TABLE _ev AS
-SELECT e.workspace_id, e.funnel_id, e.visitor_id, e.step_id, e.kind,
-       coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at
-FROM analytics_event e
-JOIN _touched t ON t.workspace_id = e.workspace_id AND t.visitor_id = e.visitor_id
-               AND t.funnel_id = e.funnel_id;
 
 INSERT INTO analytics_funnelvisitor AS fv
   (workspace_id, funnel_id, visitor_id, entered_at, entry_day, source, medium,
@@ -71,15 +131,20 @@ SELECT ev.workspace_id, ev.funnel_id, ev.visitor_id, min(ev.occurred_at),
 FROM _ev ev
 JOIN _funnels f ON f.funnel_id = ev.funnel_id
 JOIN accounts_workspace w ON w.id = ev.workspace_id
-LEFT JOIN analytics_visitor v
-       ON v.workspace_id = ev.workspace_id AND v.public_id = ev.visitor_id
+/*visitor:ev*/
 GROUP BY ev.workspace_id, ev.funnel_id, ev.visitor_id, w.time_zone
 ON CONFLICT (funnel_id, visitor_id) DO UPDATE SET
   entered_at = EXCLUDED.entered_at, entry_day = EXCLUDED.entry_day,
   source = EXCLUDED.source, medium = EXCLUDED.medium, campaign = EXCLUDED.campaign,
   events = EXCLUDED.events, bounced = EXCLUDED.bounced,
   reached_goal = EXCLUDED.reached_goal, bought = EXCLUDED.bought,
-  opted_in = EXCLUDED.opted_in, goal_at = EXCLUDED.goal_at;
+  opted_in = EXCLUDED.opted_in, goal_at = EXCLUDED.goal_at
+WHERE (fv.entered_at, fv.source, fv.medium, fv.campaign, fv.events, fv.bounced,
+       fv.reached_goal, fv.bought, fv.opted_in, fv.goal_at)
+  IS DISTINCT FROM
+      (EXCLUDED.entered_at, EXCLUDED.source, EXCLUDED.medium, EXCLUDED.campaign,
+       EXCLUDED.events, EXCLUDED.bounced, EXCLUDED.reached_goal, EXCLUDED.bought,
+       EXCLUDED.opted_in, EXCLUDED.goal_at);
 
 INSERT INTO analytics_funnelvisitorstep AS fs
   (workspace_id, funnel_id, visitor_id, step_id, variant_id, first_view_at,
@@ -90,24 +155,131 @@ SELECT workspace_id, funnel_id, visitor_id, step_id,
        min(occurred_at) FILTER (WHERE kind = 'view'),
        bool_or(kind = 'optin'), bool_or(kind = 'order'),
        bool_or(kind = 'upsell_accept'),
-       coalesce(sum(CASE WHEN kind IN ('order', 'bump', 'upsell_accept')
-                         THEN amount_minor
-                         WHEN kind = 'refund' THEN -amount_minor
-                         ELSE 0 END), 0)
+       """
+    + _REVENUE.format(p="")
+    + """
 FROM _ev WHERE step_id IS NOT NULL
 GROUP BY workspace_id, funnel_id, visitor_id, step_id
 ON CONFLICT (funnel_id, visitor_id, step_id) DO UPDATE SET
   variant_id = EXCLUDED.variant_id, first_view_at = EXCLUDED.first_view_at,
   opted_in = EXCLUDED.opted_in, ordered = EXCLUDED.ordered,
-  upsell_accepted = EXCLUDED.upsell_accepted, revenue_minor = EXCLUDED.revenue_minor;
+  upsell_accepted = EXCLUDED.upsell_accepted, revenue_minor = EXCLUDED.revenue_minor
+WHERE (fs.variant_id, fs.first_view_at, fs.opted_in, fs.ordered, fs.upsell_accepted,
+       fs.revenue_minor)
+  IS DISTINCT FROM
+      (EXCLUDED.variant_id, EXCLUDED.first_view_at, EXCLUDED.opted_in,
+       EXCLUDED.ordered, EXCLUDED.upsell_accepted, EXCLUDED.revenue_minor);
+"""
+)
 
-INSERT INTO _days
-SELECT DISTINCT fv.funnel_id, fv.entry_day
-FROM analytics_funnelvisitor fv
-JOIN _touched t ON t.funnel_id = fv.funnel_id AND t.visitor_id = fv.visitor_id;
+# The facts of the touched visitors as cohort contributions, one row per visitor
+# (funnel) and per visitor-step (steps).
+_CONTRIB_SQL = """
+CREATE TEMP TABLE {name}_fv ON COMMIT DROP AS
+SELECT fv.workspace_id, fv.funnel_id, fv.entry_day AS day, fv.source, fv.medium,
+       fv.campaign, fv.bounced::int AS bounced, fv.reached_goal::int AS reached_goal,
+       fv.bought::int AS buyers, fv.opted_in::int AS optins,
+       {seconds} AS seconds_to_goal, fv.visitor_id
+/*touched facts*/;
 
-DELETE FROM analytics_cohortfunnelrollup r USING (SELECT DISTINCT * FROM _days) d
-WHERE r.funnel_id = d.funnel_id AND r.day = d.entry_day;
+CREATE TEMP TABLE {name}_fs ON COMMIT DROP AS
+SELECT c.workspace_id, c.funnel_id, fs.step_id, fs.variant_id, c.day, c.source,
+       c.medium, c.campaign, (fs.first_view_at IS NOT NULL)::int AS visitors,
+       fs.opted_in::int AS optins, fs.ordered::int AS buyers,
+       fs.upsell_accepted::int AS upsell_accepts, fs.revenue_minor
+FROM {name}_fv c
+/*touched steps*/;
+"""
+
+_COHORT_DELTA_SQL = """
+INSERT INTO analytics_cohortfunnelrollup AS r
+  (workspace_id, funnel_id, day, source, medium, campaign, entered, bounced,
+   reached_goal, buyers, optins, seconds_to_goal)
+SELECT workspace_id, funnel_id, day, source, medium, campaign, sum(sign),
+       sum(sign * bounced), sum(sign * reached_goal), sum(sign * buyers),
+       sum(sign * optins), sum(sign * seconds_to_goal)
+FROM (SELECT 1 AS sign, * FROM _new_fv UNION ALL SELECT -1, * FROM _old_fv) d
+GROUP BY workspace_id, funnel_id, day, source, medium, campaign
+HAVING sum(sign) <> 0 OR sum(sign * bounced) <> 0 OR sum(sign * reached_goal) <> 0
+    OR sum(sign * buyers) <> 0 OR sum(sign * optins) <> 0
+    OR sum(sign * seconds_to_goal) <> 0
+ON CONFLICT (funnel_id, day, source, medium, campaign) DO UPDATE SET
+  entered = r.entered + EXCLUDED.entered, bounced = r.bounced + EXCLUDED.bounced,
+  reached_goal = r.reached_goal + EXCLUDED.reached_goal,
+  buyers = r.buyers + EXCLUDED.buyers, optins = r.optins + EXCLUDED.optins,
+  seconds_to_goal = r.seconds_to_goal + EXCLUDED.seconds_to_goal;
+
+DELETE FROM analytics_cohortfunnelrollup r
+USING (SELECT DISTINCT funnel_id, day FROM _old_fv) d
+WHERE r.funnel_id = d.funnel_id AND r.day = d.day AND r.entered = 0
+  AND r.seconds_to_goal = 0;
+
+INSERT INTO analytics_cohortsteprollup AS r
+  (workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign,
+   visitors, optins, buyers, upsell_accepts, revenue_minor)
+SELECT workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign,
+       sum(sign * visitors), sum(sign * optins), sum(sign * buyers),
+       sum(sign * upsell_accepts), sum(sign * revenue_minor)
+FROM (SELECT 1 AS sign, * FROM _new_fs UNION ALL SELECT -1, * FROM _old_fs) d
+GROUP BY workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign
+HAVING sum(sign * visitors) <> 0 OR sum(sign * optins) <> 0
+    OR sum(sign * buyers) <> 0 OR sum(sign * upsell_accepts) <> 0
+    OR sum(sign * revenue_minor) <> 0
+ON CONFLICT (funnel_id, step_id, variant_id, day, source, medium, campaign)
+DO UPDATE SET
+  visitors = r.visitors + EXCLUDED.visitors, optins = r.optins + EXCLUDED.optins,
+  buyers = r.buyers + EXCLUDED.buyers,
+  upsell_accepts = r.upsell_accepts + EXCLUDED.upsell_accepts,
+  revenue_minor = r.revenue_minor + EXCLUDED.revenue_minor;
+
+DELETE FROM analytics_cohortsteprollup r
+USING (SELECT DISTINCT funnel_id, day FROM _old_fs) d
+WHERE r.funnel_id = d.funnel_id AND r.day = d.day AND r.visitors = 0
+  AND r.optins = 0 AND r.buyers = 0 AND r.upsell_accepts = 0
+  AND r.revenue_minor = 0;
+"""
+
+_DAILY_DELTA_SQL = (
+    """
+INSERT INTO analytics_stepdailyrollup AS r
+  (workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign,
+   views, optins, orders, bumps, upsell_accepts, upsell_declines, revenue_minor)
+SELECT t.workspace_id, t.funnel_id, t.step_id, t.variant_id,
+       (t.occurred_at AT TIME ZONE w.time_zone)::date,
+       coalesce(v.utm_source, ''), coalesce(v.utm_medium, ''),
+       coalesce(v.utm_campaign, ''),
+       count(*) FILTER (WHERE t.kind = 'view'),
+       count(*) FILTER (WHERE t.kind = 'optin'),
+       count(*) FILTER (WHERE t.kind = 'order'),
+       count(*) FILTER (WHERE t.kind = 'bump'),
+       count(*) FILTER (WHERE t.kind = 'upsell_accept'),
+       count(*) FILTER (WHERE t.kind = 'upsell_decline'),
+       """
+    + _REVENUE.format(p="t.")
+    + """
+FROM _tail t
+JOIN accounts_workspace w ON w.id = t.workspace_id
+/*visitor:t*/
+WHERE t.step_id IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+ON CONFLICT (funnel_id, step_id, variant_id, day, source, medium, campaign)
+DO UPDATE SET
+  views = r.views + EXCLUDED.views, optins = r.optins + EXCLUDED.optins,
+  orders = r.orders + EXCLUDED.orders, bumps = r.bumps + EXCLUDED.bumps,
+  upsell_accepts = r.upsell_accepts + EXCLUDED.upsell_accepts,
+  upsell_declines = r.upsell_declines + EXCLUDED.upsell_declines,
+  revenue_minor = r.revenue_minor + EXCLUDED.revenue_minor;
+"""
+)
+
+# ---------------------------------------------------------------- rebuild
+_COHORT_RECOMPUTE_SQL = f"""
+CREATE TEMP TABLE _days ON COMMIT DROP AS
+SELECT DISTINCT funnel_id, day FROM _old_fv
+UNION SELECT DISTINCT funnel_id, day FROM _new_fv;
+
+DELETE FROM analytics_cohortfunnelrollup r USING _days d
+WHERE r.funnel_id = d.funnel_id AND r.day = d.day;
 
 INSERT INTO analytics_cohortfunnelrollup
   (workspace_id, funnel_id, day, source, medium, campaign, entered, bounced,
@@ -115,17 +287,14 @@ INSERT INTO analytics_cohortfunnelrollup
 SELECT fv.workspace_id, fv.funnel_id, fv.entry_day, fv.source, fv.medium,
        fv.campaign, count(*), count(*) FILTER (WHERE fv.bounced),
        count(*) FILTER (WHERE fv.reached_goal), count(*) FILTER (WHERE fv.bought),
-       count(*) FILTER (WHERE fv.opted_in),
-       coalesce(sum(extract(epoch FROM fv.goal_at - fv.entered_at))
-                FILTER (WHERE fv.reached_goal), 0)::bigint
+       count(*) FILTER (WHERE fv.opted_in), sum({_SECONDS_TO_GOAL})
 FROM analytics_funnelvisitor fv
-JOIN (SELECT DISTINCT * FROM _days) d
-  ON d.funnel_id = fv.funnel_id AND d.entry_day = fv.entry_day
+JOIN _days d ON d.funnel_id = fv.funnel_id AND d.day = fv.entry_day
 GROUP BY fv.workspace_id, fv.funnel_id, fv.entry_day, fv.source, fv.medium,
          fv.campaign;
 
-DELETE FROM analytics_cohortsteprollup r USING (SELECT DISTINCT * FROM _days) d
-WHERE r.funnel_id = d.funnel_id AND r.day = d.entry_day;
+DELETE FROM analytics_cohortsteprollup r USING _days d
+WHERE r.funnel_id = d.funnel_id AND r.day = d.day;
 
 INSERT INTO analytics_cohortsteprollup
   (workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign,
@@ -136,15 +305,15 @@ SELECT fv.workspace_id, fv.funnel_id, fs.step_id, fs.variant_id, fv.entry_day,
        count(*) FILTER (WHERE fs.opted_in), count(*) FILTER (WHERE fs.ordered),
        count(*) FILTER (WHERE fs.upsell_accepted), sum(fs.revenue_minor)
 FROM analytics_funnelvisitor fv
-JOIN (SELECT DISTINCT * FROM _days) d
-  ON d.funnel_id = fv.funnel_id AND d.entry_day = fv.entry_day
+JOIN _days d ON d.funnel_id = fv.funnel_id AND d.day = fv.entry_day
 JOIN analytics_funnelvisitorstep fs
   ON fs.funnel_id = fv.funnel_id AND fs.visitor_id = fv.visitor_id
 GROUP BY fv.workspace_id, fv.funnel_id, fs.step_id, fs.variant_id, fv.entry_day,
          fv.source, fv.medium, fv.campaign;
 """
 
-_DAILY_SQL = """
+_DAILY_RECOMPUTE_SQL = (
+    """
 DELETE FROM analytics_stepdailyrollup r USING _daily d
 WHERE r.funnel_id = d.funnel_id AND r.day = d.day;
 
@@ -160,10 +329,9 @@ SELECT e.workspace_id, e.funnel_id, e.step_id, coalesce(e.variant_id, 0), d.day,
        count(*) FILTER (WHERE e.kind = 'bump'),
        count(*) FILTER (WHERE e.kind = 'upsell_accept'),
        count(*) FILTER (WHERE e.kind = 'upsell_decline'),
-       coalesce(sum(CASE WHEN e.kind IN ('order', 'bump', 'upsell_accept')
-                         THEN e.amount_minor
-                         WHEN e.kind = 'refund' THEN -e.amount_minor
-                         ELSE 0 END), 0)
+       """
+    + _REVENUE.format(p="e.")
+    + """
 FROM _daily d
 JOIN analytics_event e
   ON e.funnel_id = d.funnel_id
@@ -172,61 +340,137 @@ JOIN analytics_event e
 LEFT JOIN analytics_visitor v
        ON v.workspace_id = e.workspace_id AND v.public_id = e.visitor_id
 WHERE e.step_id IS NOT NULL
-GROUP BY e.workspace_id, e.funnel_id, e.step_id, coalesce(e.variant_id, 0), d.day,
-         v.utm_source, v.utm_medium, v.utm_campaign;
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+
+-- Events of these buckets that a later incremental run would read again are
+-- counted now: remember them as folded.
+INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at)
+SELECT e.id, e.inserted_at
+FROM _daily d
+JOIN analytics_event e
+  ON e.funnel_id = d.funnel_id
+ AND e.occurred_at >= (d.day::timestamp AT TIME ZONE d.tz)
+ AND e.occurred_at < ((d.day + 1)::timestamp AT TIME ZONE d.tz)
+WHERE e.inserted_at > %(folded_after)s
+ON CONFLICT (event_id) DO NOTHING;
 """
+)
+
+
+def _clock_horizon_state(
+    cursor,
+) -> tuple[datetime, datetime, tuple[datetime, datetime | None] | None]:
+    """The new watermark, where the next run must start reading, and the state.
+
+    ``inserted_at`` is the inserting transaction's start time, so a row that this
+    run cannot see yet belongs to a transaction open now (or starting later): its
+    ``inserted_at`` is at least the oldest open transaction's start. The next run
+    reads from there (minus a second of slack), but never from earlier than the
+    watermark minus MARGIN — the old assumption that no write transaction stays
+    open longer than that. When other sessions' transaction starts are hidden
+    (a less privileged database user), it reads from watermark minus MARGIN.
+    """
+    cursor.execute(
+        "SELECT clock_timestamp(), "
+        "(SELECT min(xact_start) FROM pg_stat_activity "
+        " WHERE datname = current_database()), "
+        "EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+        "        AND query = '<insufficient privilege>'), "
+        "s.watermark, s.read_from "
+        "FROM (SELECT 1) one LEFT JOIN analytics_rollupstate s ON s.name = %s",
+        [STATE],
+    )
+    now, oldest_open, hidden, watermark, read_from = cursor.fetchone()
+    state = None if watermark is None else (watermark, read_from)
+    if hidden or oldest_open is None:
+        return now, now - MARGIN, state
+    return now, max(now - MARGIN, min(now, oldest_open) - SLACK), state
+
+
+def _since(watermark: datetime, read_from: datetime | None) -> datetime:
+    return read_from if read_from is not None else watermark - MARGIN
+
+
+_TAIL_SQL = """
+CREATE TEMP TABLE _tail ON COMMIT DROP AS
+SELECT e.id, e.workspace_id, e.funnel_id, e.step_id, e.visitor_id, e.kind,
+       coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at,
+       e.inserted_at
+FROM analytics_event e
+WHERE e.inserted_at > %(since)s AND e.funnel_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM analytics_rollupfoldedevent f
+                  WHERE f.event_id = e.id)
+"""
+
+
+# Joins from the touched rows into the big tables. A run after a minute of traffic
+# touches a few thousand of millions of rows: LATERAL makes them index probes
+# whatever the planner's estimates (a hash join would scan the whole table). A
+# run that folds everything (the first one, a rebuild) joins them whole.
+_JOINS = {
+    "/*visitor:ev*/": (
+        "LEFT JOIN analytics_visitor v ON v.workspace_id = ev.workspace_id "
+        "AND v.public_id = ev.visitor_id",
+        "LEFT JOIN LATERAL (SELECT vv.utm_source, vv.utm_medium, vv.utm_campaign "
+        "FROM analytics_visitor vv WHERE vv.workspace_id = ev.workspace_id "
+        "AND vv.public_id = ev.visitor_id) v ON true",
+    ),
+    "/*visitor:t*/": (
+        "LEFT JOIN analytics_visitor v ON v.workspace_id = t.workspace_id "
+        "AND v.public_id = t.visitor_id",
+        "LEFT JOIN LATERAL (SELECT vv.utm_source, vv.utm_medium, vv.utm_campaign "
+        "FROM analytics_visitor vv WHERE vv.workspace_id = t.workspace_id "
+        "AND vv.public_id = t.visitor_id) v ON true",
+    ),
+    "/*touched facts*/": (
+        "FROM analytics_funnelvisitor fv JOIN _touched t "
+        "ON t.funnel_id = fv.funnel_id AND t.visitor_id = fv.visitor_id",
+        "FROM _touched t CROSS JOIN LATERAL (SELECT * FROM analytics_funnelvisitor f0 "
+        "WHERE f0.funnel_id = t.funnel_id AND f0.visitor_id = t.visitor_id) fv",
+    ),
+    "/*touched steps*/": (
+        "JOIN analytics_funnelvisitorstep fs "
+        "ON fs.funnel_id = c.funnel_id AND fs.visitor_id = c.visitor_id",
+        "CROSS JOIN LATERAL (SELECT * FROM analytics_funnelvisitorstep s0 "
+        "WHERE s0.funnel_id = c.funnel_id AND s0.visitor_id = c.visitor_id) fs",
+    ),
+}
+
+
+def _joined(sql: str, *, probes: bool) -> str:
+    for marker, (whole, probe) in _JOINS.items():
+        sql = sql.replace(marker, probe if probes else whole)
+    return sql
 
 
 @dataclass(frozen=True)
 class RollupRun:
-    visitors: int
-    days: int
-    watermark: datetime
+    events: int  # events folded (incremental runs)
+    visitors: int  # visitors whose facts were recomputed
+    days: int  # day buckets recomputed (rebuilds)
+    watermark: datetime | None
 
 
-def _run(
-    where_sql: str, params: dict, *, new_watermark: datetime | None, wait: bool = True
-) -> RollupRun | None:
-    with transaction.atomic(), connection.cursor() as cursor:
-        if wait:
-            cursor.execute(LOCK_SQL)
-        else:
-            cursor.execute(TRY_LOCK_SQL)
-            if not cursor.fetchone()[0]:
-                return None  # another run holds the lock and will do the work
-        cursor.execute(_DROP_SQL)
-        cursor.execute(
-            "CREATE TEMP TABLE _touched AS "
-            "SELECT DISTINCT workspace_id, funnel_id, visitor_id "
-            f"FROM analytics_event e WHERE {where_sql} "
-            "AND funnel_id IS NOT NULL AND visitor_id IS NOT NULL",
-            params,
-        )
-        cursor.execute("SELECT count(*) FROM _touched")
-        visitors = cursor.fetchone()[0]
-        cursor.execute(
-            "CREATE TEMP TABLE _daily AS "
-            "SELECT DISTINCT e.funnel_id, "
-            "(e.occurred_at AT TIME ZONE w.time_zone)::date AS day, "
-            "w.time_zone AS tz "
-            "FROM analytics_event e JOIN accounts_workspace w ON w.id = e.workspace_id "
-            f"WHERE {where_sql} AND e.funnel_id IS NOT NULL",
-            params,
-        )
-        cursor.execute("SELECT count(*) FROM _daily")
-        days = cursor.fetchone()[0]
-        if visitors:
-            cursor.execute(_FACTS_SQL)
-        if days:
-            cursor.execute(_DAILY_SQL)
-        cursor.execute(_DROP_SQL)
-        watermark = new_watermark or timezone.now()
-        if new_watermark is not None:
-            RollupState.objects.update_or_create(
-                name=STATE,
-                defaults={"watermark": new_watermark, "updated_at": timezone.now()},
-            )
-    return RollupRun(visitors, days, watermark)
+def _lock(cursor, wait: bool) -> bool:
+    if wait:
+        cursor.execute(LOCK_SQL)
+        return True
+    cursor.execute(TRY_LOCK_SQL)
+    return bool(cursor.fetchone()[0])
+
+
+def _facts_and_contributions(*, ev_sql: str, probes: bool) -> list[str]:
+    """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
+    statements = [
+        _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
+        "ANALYZE _old_fv; ANALYZE _old_fs",
+        ev_sql,
+        "ANALYZE _ev",
+        _FACTS_SQL,
+        _CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL),
+        "ANALYZE _new_fv; ANALYZE _new_fs",
+    ]
+    return [_joined(sql, probes=probes) for sql in statements]
 
 
 def rollup_watermark() -> datetime | None:
@@ -235,42 +479,130 @@ def rollup_watermark() -> datetime | None:
 
 
 def rollups_update(*, wait: bool = True) -> RollupRun | None:
-    """Fold events stored since the last run into the rollups.
+    """Fold events stored since the last run into the rollups (exactly once).
 
     With wait=False (a dashboard catching up on the tail) return None at once when
     another run is in progress.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        started = cursor.fetchone()[0]
-    previous = rollup_watermark()
-    since = (previous - MARGIN) if previous else datetime(1970, 1, 1, tzinfo=UTC)
-    return _run(
-        "e.inserted_at > %(since)s", {"since": since}, new_watermark=started, wait=wait
-    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not _lock(cursor, wait):
+            return None  # another run holds the lock and will do the work
+        # Taken under the lock, so watermarks only move forward.
+        new_watermark, read_from, state = _clock_horizon_state(cursor)
+        full = state is None
+        # One round trip for the whole run (a dashboard may run it inline).
+        sql = [_DROP_SQL]
+        if full:
+            # No watermark: start from empty rollups and fold every event.
+            sql += [f"DELETE FROM {table}" for table in FACT_TABLES]
+        sql += [
+            _TAIL_SQL,
+            # Temporary tables get no statistics by themselves: without them the
+            # planner guesses (nested loops over millions of rows for a big tail,
+            # scans of whole tables for three visitors).
+            "ANALYZE _tail",
+            _joined(_DAILY_DELTA_SQL, probes=not full),
+            "CREATE TEMP TABLE _touched ON COMMIT DROP AS "
+            "SELECT DISTINCT workspace_id, funnel_id, visitor_id FROM _tail "
+            "WHERE visitor_id IS NOT NULL",
+            "ANALYZE _touched",
+            *_facts_and_contributions(
+                ev_sql=_EV_FROM_TAIL_SQL if full else _EV_BY_PROBES_SQL,
+                probes=not full,
+            ),
+            _COHORT_DELTA_SQL,
+            "INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at) "
+            "SELECT id, inserted_at FROM _tail WHERE inserted_at > %(read_from)s "
+            "ON CONFLICT (event_id) DO NOTHING",
+            "DELETE FROM analytics_rollupfoldedevent "
+            "WHERE inserted_at <= %(read_from)s",
+            "INSERT INTO analytics_rollupstate (name, watermark, read_from, "
+            "updated_at) VALUES (%(state)s, %(watermark)s, %(read_from)s, now()) "
+            "ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark, "
+            "read_from = EXCLUDED.read_from, updated_at = EXCLUDED.updated_at",
+        ]
+        cursor.execute(
+            ";\n".join(sql),
+            {
+                "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
+                "read_from": read_from,
+                "watermark": new_watermark,
+                "state": STATE,
+            },
+        )
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM _tail), (SELECT count(*) FROM _touched)"
+        )
+        events, visitors = cursor.fetchone()
+        cursor.execute(_DROP_SQL)
+    return RollupRun(events, visitors, 0, new_watermark)
 
 
 def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
-    """Recompute every rollup touched by events that occurred in the date range."""
+    """Recompute every rollup bucket touched by events that occurred in the range.
+
+    The facts of every visitor with an event in the range are recomputed, then the
+    whole cohort buckets of their entry days and the whole day buckets of the range,
+    straight from raw events.
+    """
     start = datetime.combine(date_from, datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     # A day bucket in a far-east or far-west time zone straddles UTC days.
-    return _run(
-        "e.occurred_at >= %(start)s AND e.occurred_at < %(end)s",
-        {"start": start - timedelta(hours=14), "end": end + timedelta(hours=14)},
-        new_watermark=None,
-    )
+    params = {"start": start - timedelta(hours=14), "end": end + timedelta(hours=14)}
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock(cursor, True)
+        cursor.execute(_DROP_SQL)
+        _now, _read_from, row = _clock_horizon_state(cursor)
+        cursor.execute(
+            "CREATE TEMP TABLE _touched ON COMMIT DROP AS "
+            "SELECT DISTINCT workspace_id, funnel_id, visitor_id "
+            "FROM analytics_event e "
+            "WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
+            "AND funnel_id IS NOT NULL AND visitor_id IS NOT NULL",
+            params,
+        )
+        visitors = cursor.rowcount
+        cursor.execute("ANALYZE _touched")
+        cursor.execute(
+            "CREATE TEMP TABLE _daily ON COMMIT DROP AS "
+            "SELECT DISTINCT e.funnel_id, "
+            "(e.occurred_at AT TIME ZONE w.time_zone)::date AS day, "
+            "w.time_zone AS tz "
+            "FROM analytics_event e JOIN accounts_workspace w ON w.id = e.workspace_id "
+            "WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
+            "AND e.funnel_id IS NOT NULL",
+            params,
+        )
+        if visitors:
+            for statement in _facts_and_contributions(
+                ev_sql=_EV_FROM_EVENTS_SQL, probes=False
+            ):
+                cursor.execute(statement)
+            cursor.execute(_COHORT_RECOMPUTE_SQL)
+        # Without a watermark the next incremental run starts over anyway.
+        folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)
+        cursor.execute(
+            _joined(_DAILY_RECOMPUTE_SQL, probes=False), {"folded_after": folded_after}
+        )
+        cursor.execute("SELECT count(*) FROM _daily")
+        days = cursor.fetchone()[0]
+        cursor.execute(_DROP_SQL)
+    return RollupRun(0, visitors, days, row[0] if row else None)
 
 
 def rollup_tail_size() -> int:
     """How many stored events the rollups have not folded in yet."""
-    watermark = rollup_watermark()
+    state = RollupState.objects.filter(name=STATE).first()
     with connection.cursor() as cursor:
-        if watermark is None:
-            cursor.execute("SELECT count(*) FROM analytics_event")
+        if state is None:
+            cursor.execute(
+                "SELECT count(*) FROM analytics_event WHERE funnel_id IS NOT NULL"
+            )
         else:
             cursor.execute(
-                "SELECT count(*) FROM analytics_event WHERE inserted_at > %s",
-                [watermark],
+                "SELECT count(*) FROM analytics_event e WHERE e.inserted_at > %s "
+                "AND e.funnel_id IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM analytics_rollupfoldedevent f WHERE f.event_id = e.id)",
+                [_since(state.watermark, state.read_from)],
             )
         return cursor.fetchone()[0]

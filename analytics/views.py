@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -26,7 +27,7 @@ TAIL_INLINE_LIMIT = 20_000
 def _catch_up() -> None:
     """Fold a small not-yet-rolled-up tail in now, so numbers are exact to the last
     event; a large tail is the worker's job (it runs every minute)."""
-    if rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
+    if 0 < rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
         rollups.rollups_update(wait=False)
 
 
@@ -35,7 +36,7 @@ def _filters(request: HttpRequest) -> tuple[RangeForm, reports.ReportFilters, li
     if not form.is_bound:
         form = RangeForm({"range": "30d"})
     start, end, notes = form.resolve()
-    data = form.cleaned_data if form.is_valid() else {}
+    data = form.cleaned_data  # the valid fields; resolve() named the others
     filters = reports.ReportFilters(
         start,
         end,
@@ -80,7 +81,11 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         workspace=request.workspace, funnel=funnel, filters=filters
     )
     previous = reports.funnel_report(
-        workspace=request.workspace, funnel=funnel, filters=filters.previous()
+        workspace=request.workspace,
+        funnel=funnel,
+        filters=filters.previous(),
+        detail=False,
+        steps=[s.step for s in report.steps],
     )
     bars = [
         charts.FunnelBar(
@@ -99,6 +104,18 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         .values_list("pk", flat=True)
     )
     spend = _spend_rows(request, funnel, filters)
+    # Drill-downs: the lead list filters by dates and first-touch source, the order
+    # list by dates only; no link where the list cannot apply the same filters.
+    period = {
+        "date_from": filters.date_from.isoformat(),
+        "date_to": filters.date_to.isoformat(),
+    }
+    drill_leads = drill_orders = None
+    if not (filters.medium or filters.campaign or filters.source == "(direct)"):
+        source = {"source": filters.source} if filters.source else {}
+        drill_leads = urlencode({**period, **source})
+        if not filters.source:
+            drill_orders = urlencode(period)
     return {
         "funnel": funnel,
         "split_steps": split_steps,
@@ -121,6 +138,8 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "choices": reports.filter_choices(workspace=request.workspace, funnel=funnel),
         "spend": spend,
         "updated": rollups.rollup_watermark(),
+        "drill_leads": drill_leads,
+        "drill_orders": drill_orders,
         "pct": _pct,
         "currency": "USD",
     }
@@ -200,6 +219,8 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                 "Sales rate",
                 "Revenue (minor units)",
                 "Earnings per view (minor)",
+                "Earnings per unique view (minor)",
+                "Upsell take rate",
             ]
         )
         for s in report.steps:
@@ -218,6 +239,10 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                     _ratio_csv(s.sales_rate),
                     s.revenue_minor,
                     _ratio_csv(s.earnings_per_view),
+                    _ratio_csv(s.earnings_per_unique_view),
+                    _ratio_csv(s.upsell_take_rate)
+                    if s.step.kind in ("upsell", "downsell")
+                    else "",
                 ]
             )
     elif table == "trend":

@@ -33,6 +33,20 @@ def num(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
+@register.filter
+def duration(seconds: float | None) -> str:
+    """A time span a person reads at a glance: 45 s, 12 min, 3.5 h, 2.1 days."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 @register.simple_tag
 def cents(value: float | None, currency: str = "USD") -> str:
     return "—" if value is None else format_money(round(value), currency)

@@ -145,3 +145,64 @@ def test_delta_badge():
     assert delta(120, 100) == '<span class="delta up">▲ 20.0 %</span>'
     assert delta(0.5, 1.0) == '<span class="delta down">▼ 50.0 %</span>'
     assert delta(None, 1) == ""
+
+
+def test_absurd_and_invalid_ranges_get_clear_notes(owner_client, tracked_funnel):
+    """Years 1 to 9999 are pulled into the data range; a bad date is named."""
+    url = reverse("analytics:funnel", args=[tracked_funnel.pk])
+    response = owner_client.get(
+        url, {"range": "custom", "date_from": "0001-01-01", "date_to": "9999-12-31"}
+    )
+    assert response.status_code == 200
+    filters = response.context["filters"]
+    assert filters.date_from.year >= 2000
+    assert filters.date_to <= timezone.localdate() + timedelta(days=366)
+    assert "the range was moved into them" in response.content.decode()
+    response = owner_client.get(
+        url, {"range": "custom", "date_from": "2026-13-45", "source": "x" * 300}
+    )
+    assert response.status_code == 200
+    notes = response.context["notes"]
+    assert (
+        "“2026-13-45” is not a valid start date (use YYYY-MM-DD); it was ignored."
+        in notes
+    )
+    assert any("is not a valid source (at most 200 characters)" in n for n in notes)
+
+
+def test_numbers_drill_down_to_their_leads_and_orders(owner_client, tracked_funnel):
+    """Opt-ins link to the step's leads (same period and source), orders to the
+    funnel's orders (same period); filters a list cannot apply give no link."""
+    url = reverse("analytics:funnel", args=[tracked_funnel.pk])
+    today = timezone.localdate()
+    optin = tracked_funnel.steps.order_by("position").first()
+    period = (
+        f"date_from={today - timedelta(days=29):%Y-%m-%d}&amp;date_to={today:%Y-%m-%d}"
+    )
+    body = owner_client.get(url).content.decode()
+    assert f'href="/leads/?step={optin.pk}&amp;{period}"' in body
+    assert f'href="/orders/?funnel={tracked_funnel.pk}&amp;{period}"' in body
+    body = owner_client.get(url, {"source": "facebook"}).content.decode()
+    assert f'href="/leads/?step={optin.pk}&amp;{period}&amp;source=facebook"' in body
+    assert "/orders/?funnel=" not in body  # the order list has no source filter
+    body = owner_client.get(url, {"campaign": "spring"}).content.decode()
+    assert "/leads/?step=" not in body
+
+
+def test_steps_after_a_downsell_compare_with_the_upsell(workspace):
+    """A downsell and the step after it are measured against the upsell whose
+    decline branch the downsell is, so no conversion exceeds 100 %."""
+    from analytics import reports
+
+    funnel = FunnelFactory(workspace=workspace)
+    kinds = ["order", "upsell", "downsell", "thankyou"]
+    order, upsell, downsell, thanks = (
+        StepFactory(funnel=funnel, kind=k, position=i) for i, k in enumerate(kinds)
+    )
+    upsell.decline_target, upsell.accept_target = downsell, thanks
+    downsell.decline_target = downsell.accept_target = thanks
+    upsell.save()
+    downsell.save()
+    steps = [order, upsell, downsell, thanks]
+    parents = [reports._comparison_parent(steps, i) for i in range(4)]
+    assert parents == [None, order, upsell, upsell]

@@ -1,0 +1,286 @@
+"""Visitors go through a published Tripwire funnel; a real Celery worker flushes
+their events and rolls them up; the funnel dashboard shows exactly what they did."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Membership
+from analytics import ingest, rollups
+from analytics.tasks import events_flush_task, rollups_update_task
+from config.celery import app
+from funnels.models import Product, StepOffer
+from pages.services import funnel_create_from_template, funnel_publish
+from tests.e2e.conftest import htmx_idle
+from tests.worker import celery_worker, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+PRICES = {"order": ("Checklist", 700), "upsell": ("Course", 9700)}
+PRICES["downsell"] = ("Lite", 4700)
+DESKTOP = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def tripwire(owner):
+    ingest.redis_reset()
+    ingest.partitions_forget()
+    workspace = Membership.objects.get(user=owner).workspace
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="tripwire", name="Fix Funnel"
+    )
+    for step in funnel.steps.all():
+        if step.kind in PRICES:
+            name, price = PRICES[step.kind]
+            StepOffer.objects.create(
+                workspace=workspace,
+                step=step,
+                product=Product.objects.create(
+                    workspace=workspace, name=name, price_minor=price
+                ),
+                bump_product=Product.objects.create(
+                    workspace=workspace, name="Swipe file", price_minor=900
+                )
+                if step.kind == "order"
+                else None,
+                bump_headline="Add the swipe file" if step.kind == "order" else "",
+            )
+    funnel_publish(funnel=funnel, user=owner)
+    return funnel
+
+
+def _opt_in(page, email: str) -> None:
+    page.get_by_label("Email").first.fill(email)
+    consent = page.locator("input[name=consent]")
+    if consent.count():
+        consent.check()
+
+
+def _checkout(page, name: str, email: str, *, bump: bool) -> None:
+    if bump:
+        page.get_by_label(re.compile("Add the swipe file")).check()
+    page.get_by_label("Full name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+
+
+def _cells(admin, index: int) -> list[str]:
+    row = admin.locator("table.steps tbody tr").nth(index)
+    return [" ".join(t.split()) for t in row.locator("td").all_inner_texts()]
+
+
+def _kpis(admin) -> dict[str, str]:
+    out = {}
+    for kpi in admin.locator("#dashboard-live .kpi").all():
+        label = kpi.locator("span").first.inner_text().strip().lower()
+        out[label] = kpi.locator("strong").inner_text().strip()
+    return out
+
+
+def test_visits_optins_orders_show_exactly_on_the_dashboard(
+    live_server, new_page, screenshot, tripwire, owner
+):
+    base = f"{live_server.url}/{tripwire.slug}/"
+    # Five visitors land on the opt-in page: two from Facebook, two from Google,
+    # one direct.
+    utm = "?utm_source={}&utm_medium=cpc&utm_campaign=spring"
+    # (Headless Chromium names itself in its user agent and is not counted as a
+    # visitor, like any bot: these visitors use a desktop browser's.)
+    v1, v2, v3, v4, v5 = (new_page(user_agent=DESKTOP) for _ in range(5))
+    for page, source in [
+        (v1, "facebook"),
+        (v2, "facebook"),
+        (v3, "google"),
+        (v4, "google"),
+        (v5, None),
+    ]:
+        page.goto(base + (utm.format(source) if source else ""))
+    # v1 and v4 leave at once; v2, v3 and v5 opt in.
+    optins = [(v2, "fran@example.com"), (v3, "gus@example.com")]
+    optins.append((v5, "dee@example.com"))
+    for page, email in optins:
+        _opt_in(page, email)
+    v5.wait_for_timeout(2100)  # the forms refuse posts faster than a human
+    for page, _email in optins:
+        page.locator("form.of-form button[type=submit]").first.click()
+        page.wait_for_url(re.compile(r"/special-offer/$"))
+    # v2 leaves at the order form; v3 buys with the bump, v5 without.
+    _checkout(v3, "Gus Google", "gus@example.com", bump=True)
+    _checkout(v5, "Dee Direct", "dee@example.com", bump=False)
+    v5.wait_for_timeout(2100)
+    for page in (v3, v5):
+        page.locator("form.of-order button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/upgrade/$"))
+    # v3 takes the upsell; v5 declines it and then the downsell.
+    v3.locator(".of-upsell form").first.locator("button").click()
+    v3.wait_for_url(re.compile(r"/thank-you/$"))
+    v5.locator("button.of-decline").click()
+    v5.wait_for_url(re.compile(r"/special/$"))
+    v5.locator("button.of-decline").click()
+    v5.wait_for_url(re.compile(r"/thank-you/$"))
+
+    # A real worker moves the tracked events from Redis into Postgres and rolls
+    # them up, as beat makes it do every few seconds.
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        with celery_worker():
+            events_flush_task.delay()
+            assert wait_for(
+                lambda: (
+                    ingest.redis_client().xlen(ingest.STREAM_KEY) == 0
+                    and ingest.stream_pending() == 0
+                ),
+                timeout=30,
+            ), "the worker did not flush the event stream"
+            rollups_update_task.delay()
+            assert wait_for(
+                lambda: (
+                    rollups.rollup_watermark() is not None
+                    and rollups.rollup_tail_size() == 0
+                ),
+                timeout=30,
+            ), "the worker did not roll the events up"
+    finally:
+        app.conf.task_always_eager = eager
+
+    admin = new_page()
+    admin.goto(live_server.url + "/login/")
+    admin.get_by_label("E-mail").fill(owner.email)
+    admin.get_by_label("Password").fill("correct-horse-battery-staple")
+    admin.get_by_role("button", name="Log in").click()
+    admin.goto(live_server.url + "/analytics/")
+    admin.get_by_role("link", name="Fix Funnel").click()
+    admin.wait_for_url(re.compile(rf"/analytics/funnels/{tripwire.pk}/"))
+    admin.locator("svg.chart-funnel").wait_for()
+
+    kpis = _kpis(admin)
+    # All of it happened within seconds or minutes of landing.
+    assert re.fullmatch(r"\d+ s|\d+ min", kpis.pop("avg. time to convert"))
+    assert kpis == {
+        "visitors": "5",
+        "overall conversion": "40.0 %",
+        "revenue": "$120.00",
+        "earnings per click": "$24.00",
+        "avg. order value": "$60.00",
+        "avg. cart value": "$60.00",
+        "bump take rate": "50.0 %",
+        "bounce rate": "40.0 %",
+    }
+    # Step, all views, unique, conversion, drop-off, opt-ins, opt-in rate, orders,
+    # sales rate, revenue, earnings per view (and per unique view).
+    assert _cells(admin, 0) == [
+        "Opt-in Opt-in",
+        "5",
+        "5",
+        "—",
+        "—",
+        "3",
+        "60.0 %",
+        "0",
+        "0.0 %",
+        "$0.00",
+        "$0.00 $0.00 /unique",
+    ]
+    assert _cells(admin, 1) == [
+        "Order form Order form",
+        "3",
+        "3",
+        "60.0 %",
+        "2 (40.0 %)",
+        "2",  # the buyers became leads on the order form
+        "66.7 %",
+        "2",
+        "66.7 %",
+        "$23.00",
+        "$7.67 $7.67 /unique",
+    ]
+    assert _cells(admin, 2)[8] == "0.0 % 50.0 % take"  # upsell take rate
+    assert _cells(admin, 2)[:5] == [
+        "Upsell Upsell",
+        "2",
+        "2",
+        "66.7 %",
+        "1 (33.3 %)",
+    ]
+    assert _cells(admin, 2)[9] == "$97.00"
+    # The downsell is measured against the upsell it is the decline branch of,
+    # and so is the thank-you page (reached by accepting or via the downsell).
+    assert _cells(admin, 3)[8] == "0.0 % 0.0 % take"
+    assert _cells(admin, 3)[:5] == [
+        "Downsell Downsell",
+        "1",
+        "1",
+        "50.0 %",
+        "1 (50.0 %)",
+    ]
+    assert _cells(admin, 4)[:5] == [
+        "Thank you Thank-you",
+        "2",
+        "2",
+        "100.0 %",
+        "0 (0.0 %)",
+    ]
+    bars = admin.locator("svg.chart-funnel rect")
+    assert bars.count() == 5
+    assert [
+        t.strip() for t in admin.locator("svg.chart-funnel text.v").all_text_contents()
+    ] == [
+        "5",
+        "3",
+        "2",
+        "1",
+        "2",
+    ]
+    screenshot(admin, "dashboard-funnel")
+
+    # The source filter: Google brought v3 (who bought everything) and v4.
+    admin.locator("select[name=source]").select_option("google")
+    admin.get_by_role("button", name="Apply").click()
+    admin.wait_for_url(re.compile(r"source=google"))
+    kpis = _kpis(admin)
+    assert (kpis["visitors"], kpis["revenue"], kpis["bounce rate"]) == (
+        "2",
+        "$113.00",
+        "50.0 %",
+    )
+    assert _cells(admin, 0)[1:3] + _cells(admin, 0)[5:6] == ["2", "2", "1"]
+    assert _cells(admin, 1)[1:3] + _cells(admin, 1)[7:8] == ["1", "1", "1"]
+    screenshot(admin, "dashboard-google")
+
+    # A period without today has none of it.
+    today = timezone.localdate()
+    admin.locator("select[name=source]").select_option("")
+    admin.locator("#r-from").fill(f"{today - timedelta(days=40):%Y-%m-%d}")
+    admin.locator("#r-to").fill(f"{today - timedelta(days=1):%Y-%m-%d}")
+    admin.get_by_role("button", name="Apply").click()
+    admin.wait_for_url(re.compile(r"date_to="))
+    kpis = _kpis(admin)
+    assert (kpis["visitors"], kpis["revenue"]) == ("0", "$0.00")
+    assert _cells(admin, 0)[1:3] == ["0", "0"]
+
+    # Back to the last 30 days: drill from the numbers to the leads and orders.
+    admin.get_by_role("button", name="Last 30 days").click()
+    htmx_idle(admin)
+    optins_cell = admin.locator("table.steps tbody tr").nth(0).locator("td").nth(5)
+    optins_cell.get_by_role("link", name="3").click()
+    admin.wait_for_url(re.compile(r"/leads/\?step="))
+    leads = admin.content()
+    for email in ("fran@example.com", "gus@example.com", "dee@example.com"):
+        assert email in leads
+    screenshot(admin, "dashboard-drill-leads")
+    admin.go_back()
+    orders_cell = admin.locator("table.steps tbody tr").nth(1).locator("td").nth(7)
+    orders_cell.get_by_role("link", name="2").click()
+    admin.wait_for_url(re.compile(r"/orders/\?funnel="))
+    orders = admin.content()
+    assert "gus@example.com" in orders and "dee@example.com" in orders
+    assert "fran@example.com" not in orders
+    assert "$113.00" in orders and "$7.00" in orders
