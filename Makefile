@@ -46,7 +46,7 @@ migrate: $(VENV)/.installed ## Apply migrations to the configured or local datab
 	$(PY) scripts/devservices.py exec -- $(PY) manage.py migrate
 
 bench: $(VENV)/.installed ## Run every benchmark in bench/ and print their figures
-	@for b in bench/*.py; do echo "== $$b"; $(PY) scripts/devservices.py exec -- $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) scripts/devservices.py exec -- $(PY) $$b || exit 1; done
 
 shell: $(VENV)/.installed ## Django shell against the configured or local database
 	$(PY) scripts/devservices.py exec -- $(PY) manage.py shell

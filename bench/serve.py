@@ -173,12 +173,16 @@ def wrk(url: str, *args: str, script_args: tuple[str, ...] = ()) -> dict:
     }
 
 
-def start_gunicorn(port: int) -> subprocess.Popen:
-    env = {**os.environ, **BENCH_ENV, "GUNICORN_LOG_LEVEL": "warning"}
+def start_gunicorn(
+    port: int, app: str = "config.wsgi:application", **extra_env: str
+) -> subprocess.Popen:
+    env = {**os.environ, **BENCH_ENV, "GUNICORN_LOG_LEVEL": "warning", **extra_env}
     return subprocess.Popen(
         [
             str(BIN / "gunicorn"),
-            "config.wsgi:application",
+            "--pythonpath",
+            "bench",
+            app,
             "--config",
             "config/gunicorn.py",
             "--bind",
@@ -265,7 +269,7 @@ def main() -> None:
     ingest.redis_client().ping()
     flush_all()  # leftovers of earlier runs are not ours to count
     workspace = Workspace.objects.create(name="bench-serve (scratch)")
-    gunicorn = nginx = None
+    gunicorn = nginx = floor = None
     tmp = Path(tempfile.mkdtemp(prefix="of-bench-serve-"))
     try:
         funnel = funnel_create_from_template(
@@ -286,6 +290,18 @@ def main() -> None:
         nginx = start_nginx(tmp, nginx_port, html)
         nginx_url = f"http://127.0.0.1:{nginx_port}/index.html"
         wait_for(nginx_url)
+        # gunicorn's own ceiling: the same config serving the same bytes, no work.
+        floor_port = free_port()
+        floor = start_gunicorn(
+            floor_port,
+            "_static_wsgi:app",
+            BENCH_STATIC_FILE=str(tmp / "www" / "index.html"),
+        )
+        floor_url = f"http://127.0.0.1:{floor_port}/"
+        wait_for(floor_url)
+        wrk(floor_url, "-d2s")
+        bare = wrk(floor_url, f"-d{SECONDS}s")
+        stop(floor)
 
         wrk(page_url, "-d2s")  # warm-up: imports, caches, connections
         wrk(nginx_url, "-d2s")
@@ -309,6 +325,7 @@ def main() -> None:
     finally:
         stop(gunicorn)
         stop(nginx)
+        stop(floor)
         shutil.rmtree(tmp, ignore_errors=True)
         cleanup(workspace)
 
@@ -326,9 +343,13 @@ def main() -> None:
         f"socket errors: {app['socket_errors'] or 'none'}"
     )
     print(
+        f"gunicorn ceiling (same config, a WSGI app returning the file, no work): "
+        f"{bare['rps']:.0f} req/s = {bare['rps'] / static['rps']:.3f} of nginx"
+    )
+    print(
         f"bench serve: app_rps={app_rps:.0f} nginx_rps={static['rps']:.0f} "
         f"ratio={app_rps / static['rps']:.3f} app_p99_ms={app['p99_ms']:.2f} "
-        f"sent={sent} stored={stored}"
+        f"sent={sent} stored={stored} gunicorn_floor_rps={bare['rps']:.0f}"
     )
 
 
