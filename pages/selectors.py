@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from analytics import experiments
-from funnels.models import Funnel, Step
+from funnels.models import Funnel, Step, StepKind
 
 from .models import (
     Domain,
@@ -241,22 +241,29 @@ def domain_exists(*, host: str) -> bool:
     return Domain.objects.filter(host=host).exists()
 
 
+MID_FUNNEL_KINDS = frozenset({StepKind.UPSELL, StepKind.DOWNSELL, StepKind.THANKYOU})
+
+
 def sitemap_steps(*, funnel_slug: str | None = None) -> list[dict]:
     """Published steps for robots.txt / sitemap.xml, in funnel and step order.
 
     One dict per step with a servable variant: funnel and step slug, whether it is
     the funnel's first served step, and ``noindex`` (any servable variant asks
-    for it). ``funnel_slug`` limits it to one funnel (a custom domain).
+    for it). Upsell, downsell and thank-you steps only make sense after the steps
+    before them, so they count as noindex unless a funnel starts with one.
+    ``funnel_slug`` limits it to one funnel (a custom domain).
     """
     qs = _servable_pages()
     if funnel_slug is not None:
         qs = qs.filter(step__funnel__slug=funnel_slug)
     rows = qs.order_by(
         "step__funnel__slug", "step__position", "step_id", "id"
-    ).values_list("step__funnel__slug", "step__slug", "step_id", "noindex")
+    ).values_list(
+        "step__funnel__slug", "step__slug", "step_id", "noindex", "step__kind"
+    )
     steps: dict[int, dict] = {}
     seen_funnels: set[str] = set()
-    for funnel, step, step_id, noindex in rows:
+    for funnel, step, step_id, noindex, kind in rows:
         entry = steps.get(step_id)
         if entry is None:
             entry = steps[step_id] = {
@@ -266,7 +273,8 @@ def sitemap_steps(*, funnel_slug: str | None = None) -> list[dict]:
                 "noindex": False,
             }
             seen_funnels.add(funnel)
-        entry["noindex"] = entry["noindex"] or noindex
+        mid_funnel = kind in MID_FUNNEL_KINDS and not entry["first"]
+        entry["noindex"] = entry["noindex"] or noindex or mid_funnel
     return list(steps.values())
 
 

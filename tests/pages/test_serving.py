@@ -19,6 +19,7 @@ from analytics import ingest
 from analytics import services as analytics
 from analytics.models import Event
 from config.wsgi import application
+from funnels.models import Step
 from funnels.public_forms import form_token_issue, form_token_read
 from leads.models import Lead, Submission
 from pages import services, serving
@@ -399,6 +400,7 @@ def test_editor_cannot_add_domains(client, member, funnel):
 def test_robots_and_sitemap_honour_noindex(shop, funnel, workspace, settings):
     settings.ALLOWED_HOSTS = ["testserver"]
     _optin, thanks = _steps(funnel)
+    Step.objects.filter(pk=thanks.pk).update(kind="sales")  # indexable by kind
     Page.objects.filter(step=thanks).update(noindex=True)
     serving.generation_bump()
     robots = wsgi("/robots.txt", host="shop.example.test")
@@ -422,8 +424,22 @@ def test_robots_and_sitemap_honour_noindex(shop, funnel, workspace, settings):
     assert Client().get("/sitemap.xml").content.decode() == app
 
 
+def test_mid_funnel_steps_stay_out_of_the_sitemap(funnel, settings):
+    """A thank-you page (like upsells) only makes sense after the steps before it."""
+    _optin, thanks = _steps(funnel)
+    assert thanks.kind == "thankyou"
+    assert not Page.objects.filter(step=thanks, noindex=True).exists()
+    serving.generation_bump()
+    sitemap = wsgi("/sitemap.xml").text
+    assert re.findall(r"<loc>([^<]+)</loc>", sitemap) == [
+        f"http://testserver/{funnel.slug}/"
+    ]
+    assert f"Disallow: /{funnel.slug}/{thanks.slug}/" in wsgi("/robots.txt").text
+
+
 def test_noindex_first_step_is_disallowed_only_at_its_paths(funnel, settings):
     optin, thanks = _steps(funnel)
+    Step.objects.filter(pk=thanks.pk).update(kind="sales")  # indexable by kind
     Page.objects.filter(step=optin).update(noindex=True)
     serving.generation_bump()
     lines = wsgi("/robots.txt").text.splitlines()
