@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from accounts.models import Workspace
@@ -112,6 +113,7 @@ class FunnelTotals:
     order_form_orders: int = 0
     revenue_minor: int = 0
     seconds_to_goal: int = 0
+    median_seconds_to_goal: float | None = None
 
     @property
     def overall_conversion(self) -> float | None:
@@ -162,6 +164,28 @@ def _filtered(qs: QuerySet, funnel_ids: list[int], filters: ReportFilters) -> Qu
         if value:
             qs = qs.filter(**{name: "" if value == "(direct)" else value})
     return qs
+
+
+def _median_seconds_to_goal(funnel_id: int, filters: ReportFilters) -> float | None:
+    """Median time from entering the funnel to its goal, over the period's
+    converters (METRICS.md). A median cannot be summed from buckets, so it reads the
+    per-visitor facts the rollup keeps, through a converters-only index."""
+    where = ["funnel_id = %s", "entry_day BETWEEN %s AND %s", "reached_goal"]
+    params: list[object] = [funnel_id, filters.date_from, filters.date_to]
+    for name in ("source", "medium", "campaign"):
+        value = getattr(filters, name)
+        if value:
+            where.append(f"{name} = %s")
+            params.append("" if value == "(direct)" else value)
+    sql = (
+        "SELECT percentile_cont(0.5) WITHIN GROUP "
+        "(ORDER BY floor(extract(epoch FROM goal_at - entered_at))) "
+        f"FROM analytics_funnelvisitor WHERE {' AND '.join(where)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        value = cursor.fetchone()[0]
+    return float(value) if value is not None else None
 
 
 def _comparison_parent(steps: list[Step], index: int) -> Step | None:
@@ -263,6 +287,8 @@ def funnel_report(
     totals.buyers = agg["buyers"] or 0
     totals.optins = agg["optins"] or 0
     totals.seconds_to_goal = agg["secs"] or 0
+    if totals.reached_goal:
+        totals.median_seconds_to_goal = _median_seconds_to_goal(funnel.pk, filters)
     report = FunnelReport(funnel, filters, [by_step[s.pk] for s in steps], totals)
     if not detail:
         return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import uuid
 from collections import defaultdict
@@ -110,7 +111,7 @@ def _recount(events, steps, entry_step, goal_kind, filters, sources):
     out["optins"] = sum(
         1 for evs in cohort.values() if any(e["kind"] == "optin" for e in evs)
     )
-    out["seconds_to_goal"] = sum(
+    to_goal = [
         int(
             (
                 min(e["at"] for e in evs if e["kind"] == goal_kind)
@@ -119,6 +120,10 @@ def _recount(events, steps, entry_step, goal_kind, filters, sources):
         )
         for evs in cohort.values()
         if any(e["kind"] == goal_kind for e in evs)
+    ]
+    out["seconds_to_goal"] = sum(to_goal)
+    out["median_seconds_to_goal"] = (
+        float(statistics.median(to_goal)) if to_goal else None
     )
     for s in steps:
         out[f"unique_{s}"] = sum(
@@ -149,6 +154,7 @@ def _from_report(report, steps):
         "bumps": t.bumps,
         "optins": t.optins,
         "seconds_to_goal": t.seconds_to_goal,
+        "median_seconds_to_goal": t.median_seconds_to_goal,
     }
     by_id = {r.step.pk: r for r in report.steps}
     for s in steps:
