@@ -445,8 +445,16 @@ def _visitors_write(cursor, lines: Sequence[bytes]) -> None:
         f"COPY analytics_visitor_staging ({_VISITOR_COLS_SQL}) FROM STDIN",
         lines,
     )
-    cursor.execute(_VISITOR_UPSERT_SQL)
+    cursor.execute(
+        f"WITH up AS ({_VISITOR_UPSERT_SQL} RETURNING workspace_id, lead_id) "
+        "SELECT workspace_id, lead_id FROM up WHERE lead_id IS NOT NULL"
+    )
+    linked = cursor.fetchall()
     cursor.execute("TRUNCATE analytics_visitor_staging")
+    if linked:
+        from .signals import linked_visitors_stored
+
+        linked_visitors_stored.send(sender=__name__, visitors=linked)
 
 
 def lines_write(

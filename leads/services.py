@@ -461,3 +461,34 @@ def lead_export_start(*, workspace: Workspace, user, query: str) -> LeadExport:
     )
     enqueue_on_commit(lead_export_task, export.pk)
     return export
+
+
+def leads_first_touch_backfill(*, visitors: list[tuple[int, int]], **_kw) -> int:
+    """Give leads with a blank first touch their visitor's, once it is stored.
+
+    A visitor who lands with UTM parameters and opts in on a later step within
+    seconds is captured before the stream flush has stored their first sighting;
+    the flush then calls this (inside its transaction). Erased leads stay blank.
+    """
+    from django.db import connection
+
+    lead_ids = sorted({lead_id for _ws, lead_id in visitors})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE leads_lead l
+            SET first_source = left(v.utm_source, 120),
+                first_medium = left(v.utm_medium, 120),
+                first_campaign = left(v.utm_campaign, 200),
+                first_referrer = left(v.referrer, 500)
+            FROM analytics_visitor v
+            WHERE l.id = ANY(%s) AND l.erased_at IS NULL
+              AND v.workspace_id = l.workspace_id AND v.public_id = l.visitor_id
+              AND v.lead_id = l.id
+              AND l.first_source = '' AND l.first_medium = ''
+              AND l.first_campaign = '' AND l.first_referrer = ''
+              AND (v.utm_source <> '' OR v.referrer <> '')
+            """,
+            [lead_ids],
+        )
+        return cursor.rowcount
