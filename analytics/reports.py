@@ -287,11 +287,11 @@ def funnel_report(
     totals.buyers = agg["buyers"] or 0
     totals.optins = agg["optins"] or 0
     totals.seconds_to_goal = agg["secs"] or 0
-    if totals.reached_goal:
-        totals.median_seconds_to_goal = _median_seconds_to_goal(funnel.pk, filters)
     report = FunnelReport(funnel, filters, [by_step[s.pk] for s in steps], totals)
     if not detail:
         return report
+    if totals.reached_goal:  # not compared with the previous period: detail only
+        totals.median_seconds_to_goal = _median_seconds_to_goal(funnel.pk, filters)
     _trend(report)
     report.sources = [
         (row["source"] or "(direct)", row["n"])
