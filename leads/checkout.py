@@ -513,23 +513,7 @@ def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Pa
             payment.message = f"Refund {result.reference}"
             payment.save()
             if payment.status == PaymentStatus.SUCCEEDED:
-                services.record_event_on_commit(
-                    workspace_id=order.workspace_id,
-                    funnel_id=order.funnel_id,
-                    step_id=order.step_id,
-                    visitor_id=order.visitor_id,
-                    kind="refund",
-                    amount_minor=part,
-                    currency=order.currency,
-                    event_id=services.event_id_for(f"refund:{payment.pk}"),
-                )
-                order.refunded_minor += part
-                order.status = (
-                    OrderStatus.REFUNDED
-                    if order.refunded_minor >= order.paid_minor
-                    else OrderStatus.PARTIALLY_REFUNDED
-                )
-                order.save(update_fields=["refunded_minor", "status"])
+                _refund_book(order, payment)
         remaining -= part
         last = payment
     services.webhooks_dispatch(
@@ -538,6 +522,28 @@ def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Pa
         payload={**order_payload(order), "refund_minor": amount_minor},
     )
     return last
+
+
+def _refund_book(order: Order, refund: Payment) -> None:
+    """A succeeded refund: its tracking event, and the order's refunded total and
+    status (the order row is locked by the caller)."""
+    services.record_event_on_commit(
+        workspace_id=order.workspace_id,
+        funnel_id=order.funnel_id,
+        step_id=order.step_id,
+        visitor_id=order.visitor_id,
+        kind="refund",
+        amount_minor=refund.amount_minor,
+        currency=order.currency,
+        event_id=services.event_id_for(f"refund:{refund.pk}"),
+    )
+    order.refunded_minor += refund.amount_minor
+    order.status = (
+        OrderStatus.REFUNDED
+        if order.refunded_minor >= order.paid_minor
+        else OrderStatus.PARTIALLY_REFUNDED
+    )
+    order.save(update_fields=["refunded_minor", "status"])
 
 
 def order_payload(order: Order) -> dict:
@@ -761,23 +767,7 @@ def _refund_from_gateway(payment: Payment, event: GatewayWebhook) -> bool:
         status=PaymentStatus.SUCCEEDED,
         message="Refunded in the payment provider's dashboard",
     )
-    services.record_event_on_commit(
-        workspace_id=order.workspace_id,
-        funnel_id=order.funnel_id,
-        step_id=order.step_id,
-        visitor_id=order.visitor_id,
-        kind="refund",
-        amount_minor=extra,
-        currency=order.currency,
-        event_id=services.event_id_for(f"refund:{refund.pk}"),
-    )
-    order.refunded_minor += extra
-    order.status = (
-        OrderStatus.REFUNDED
-        if order.refunded_minor >= order.paid_minor
-        else OrderStatus.PARTIALLY_REFUNDED
-    )
-    order.save(update_fields=["refunded_minor", "status"])
+    _refund_book(order, refund)
     services.webhooks_dispatch(
         workspace_id=order.workspace_id,
         event=WebhookEvent.ORDER_REFUNDED,
