@@ -369,44 +369,18 @@ def _visitor_resolve(
     return ref, line
 
 
-def visitor_identify_from(
-    *,
-    workspace: Workspace,
-    funnel_id: int | None,
-    step_id: int | None,
-    cookie_value: str | None,
-    user_agent: str = "",
-    method: str = "GET",
-    headers: Mapping[str, str] | None = None,
-    query: Mapping[str, str] | None = None,
-    referrer: str = "",
-    ip: str | None = None,
-) -> VisitorRef | None:
+def visitor_identify_from(**primitives: Any) -> VisitorRef | None:
     """Resolve the visitor from primitives; None for bots (do not track them).
 
-    A valid cookie means a known visitor and costs nothing (every 30 min the cookie
-    is re-issued and ``last_seen`` queued). A missing, forged or expired cookie gets
-    a new random id whose Visitor row — first touch from UTM parameters and the
-    referrer, landing step, device class, IP unless the workspace drops them — is
-    queued on the stream and upserted by the flush (``ON CONFLICT`` on the id), or
-    written directly when Redis is down. Never raises.
+    Takes ``step_view_visitor``'s arguments. A valid cookie means a known visitor
+    and costs nothing (every 30 min the cookie is re-issued and ``last_seen``
+    queued). A missing, forged or expired cookie gets a new random id whose Visitor
+    row — first touch from UTM parameters and the referrer, landing step, device
+    class, IP unless the workspace drops them — is queued on the stream and upserted
+    by the flush (``ON CONFLICT`` on the id), or written directly when Redis is
+    down. Never raises.
     """
-    try:
-        ref, line = _visitor_resolve(
-            workspace=workspace,
-            funnel_id=funnel_id,
-            step_id=step_id,
-            cookie_value=cookie_value,
-            user_agent=user_agent,
-            method=method,
-            headers=headers,
-            query=query,
-            referrer=referrer,
-            ip=ip,
-        )
-    except Exception:
-        logger.exception("analytics: could not identify a visitor")
-        return None
+    ref, line = step_view_visitor(**primitives)
     if line is not None and not ingest.stream_append(ingest.VISITOR_FIELD, [line]):
         ingest.lines_write_direct((), [line])
     return ref
