@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -624,23 +624,33 @@ def checkouts_mark_abandoned(*, now=None) -> int:
     views = analytics_selectors.lead_views_of_steps(
         step_ids=order_steps, since=now - ABANDON_LOOKBACK, until=cutoff
     )
+    lead_ids = {view.lead_id for view in views}
+    leads = Lead.objects.filter(pk__in=lead_ids, erased_at__isnull=True).in_bulk()
+    marked = set(
+        CheckoutAbandonment.objects.filter(lead_id__in=lead_ids).values_list(
+            "lead_id", "step_id"
+        )
+    )
+    orders: dict[tuple[int, int], list[tuple[int, object]]] = {}
+    for lead_id, funnel_id, paid, created in Order.objects.filter(
+        lead_id__in=lead_ids
+    ).values_list("lead_id", "funnel_id", "paid_minor", "created_at"):
+        orders.setdefault((lead_id, funnel_id), []).append((paid, created))
     for view in views:
-        orders = Order.objects.filter(lead_id=view.lead_id, funnel_id=view.funnel_id)
-        if orders.filter(
-            Q(paid_minor__gt=0) | Q(created_at__gte=view.first_view_at)
-        ).exists():
+        lead = leads.get(view.lead_id)
+        if lead is None or lead.workspace_id != view.workspace_id:
+            continue
+        if (view.lead_id, view.step_id) in marked:
+            continue
+        if any(
+            paid > 0 or created >= view.first_view_at
+            for paid, created in orders.get((view.lead_id, view.funnel_id), [])
+        ):
             continue  # bought, or an order of theirs is handled above
-        lead = Lead.objects.filter(
-            pk=view.lead_id, workspace_id=view.workspace_id, erased_at__isnull=True
-        ).first()
-        if lead is not None:
-            with transaction.atomic():
-                count += _abandon(
-                    lead,
-                    step_id=view.step_id,
-                    order=None,
-                    reached_at=view.first_view_at,
-                )
+        with transaction.atomic():
+            count += _abandon(
+                lead, step_id=view.step_id, order=None, reached_at=view.first_view_at
+            )
     return count
 
 
