@@ -30,6 +30,7 @@ from funnels.models import Step
 from funnels.public_forms import (
     FORM_TOKEN_FIELD,
     FORM_TOKEN_PLACEHOLDER,
+    FormToken,
     form_token_issue,
     form_token_read,
 )
@@ -76,11 +77,15 @@ def next_url(step: Step, outcome: str | None = None) -> str:
 
 
 def _error_page(
-    request: HttpRequest, step: Step, errors: dict, data: dict, status: int
+    request: HttpRequest,
+    step: Step,
+    errors: dict,
+    data: dict,
+    status: int,
+    variant_id: int | None = None,
 ) -> HttpResponse:
     """The step's own page again (the variant shown) with inline errors and what
     the visitor typed."""
-    variant_id = _shown_variant(data)
     html = pages.page_render_refused_form(
         step=step,
         page_id=variant_id,
@@ -104,8 +109,8 @@ def _error_page(
     return response
 
 
-def _guard(request: HttpRequest, step: Step, data: dict) -> str:
-    """Run the bot and abuse checks; return the form's one-time nonce."""
+def _guard(request: HttpRequest, step: Step, data: dict) -> FormToken:
+    """Run the bot and abuse checks; return the form's verified token."""
     spam.check_honeypot(data)
     token = spam.check_form_token(data.get(FORM_TOKEN_FIELD, ""), step_id=step.pk)
     ip = _client_ip(request)
@@ -118,7 +123,7 @@ def _guard(request: HttpRequest, step: Step, data: dict) -> str:
             limit=EMAIL_LIMIT[0],
             window_seconds=EMAIL_LIMIT[1],
         )
-    return token.nonce
+    return token
 
 
 def _read_post(request: HttpRequest) -> dict | HttpResponse:
@@ -178,8 +183,9 @@ def _with_cookie(
 
 def _accept_form(
     request: HttpRequest, funnel_slug: str, step_slug: str
-) -> tuple[Step, dict, str] | HttpResponse:
-    """The checks every public form post passes: (step, fields, nonce) or a refusal."""
+) -> tuple[Step, dict, FormToken] | HttpResponse:
+    """The checks every public form post passes: (step, fields, verified token) or
+    a refusal."""
     step = _published_step(funnel_slug, step_slug)
     if step is None:
         return HttpResponse("This page is not published.", status=404)
@@ -187,10 +193,12 @@ def _accept_form(
     if isinstance(data, HttpResponse):
         return data
     try:
-        nonce = _guard(request, step, data)
+        token = _guard(request, step, data)
     except spam.SpamError as exc:
-        return _error_page(request, step, {"form": [str(exc)]}, data, exc.status)
-    return step, data, nonce
+        return _error_page(
+            request, step, {"form": [str(exc)]}, data, exc.status, _shown_variant(data)
+        )
+    return step, data, token
 
 
 def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
@@ -218,15 +226,15 @@ def optin_submit(
     accepted = _accept_form(request, funnel_slug, step_slug)
     if isinstance(accepted, HttpResponse):
         return accepted
-    step, data, nonce = accepted
+    step, data, form = accepted
     ref = _visitor(request, step)
     try:
         services.lead_capture(
             step=step,
             data=data,
-            nonce=nonce,
+            nonce=form.nonce,
             visitor_id=ref.public_id if ref else None,
-            variant_id=_shown_variant(data),
+            variant_id=form.variant_id,
             touch=_touch(request),
             first_touch=ref.first_touch if ref else None,
             consent_text=(data.get("consent_text") or "")[:1000],
@@ -237,7 +245,9 @@ def optin_submit(
             user_agent=request.headers.get("User-Agent", "").replace("\x00", "")[:500],
         )
     except ValidationError as exc:
-        return _error_page(request, step, _field_errors(exc), data, 422)
+        return _error_page(
+            request, step, _field_errors(exc), data, 422, form.variant_id
+        )
     return _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
 
 
@@ -263,7 +273,7 @@ def order_submit(
     accepted = _accept_form(request, funnel_slug, step_slug)
     if isinstance(accepted, HttpResponse):
         return accepted
-    step, data, nonce = accepted
+    step, data, form = accepted
     # Stripe.js posts a PaymentMethod id; the built-in test gateway a test card.
     token = data.pop("payment_method", "") or data.get("card", "")
     data.pop("card", None)
@@ -276,14 +286,16 @@ def order_submit(
             data=data,
             payment_token=token,
             with_bump=data.get("bump") in {"on", "1", "yes", "true"},
-            nonce=nonce,
+            nonce=form.nonce,
             visitor_id=ref.public_id if ref else None,
             touch=_touch(request),
             ip_address=_client_ip(request),
             user_agent=request.headers.get("User-Agent", "").replace("\x00", "")[:500],
         )
     except ValidationError as exc:
-        return _error_page(request, step, _field_errors(exc), data, 422)
+        return _error_page(
+            request, step, _field_errors(exc), data, 422, form.variant_id
+        )
     if result.action_secret:
         # 3-D Secure: Stripe.js shows the bank's check, then order_confirm verifies.
         response = render(
@@ -300,8 +312,9 @@ def order_submit(
         response["Cache-Control"] = "no-store"
         return _order_cookie(_with_cookie(response, step, ref), request, result.order)
     if not result.ok:
+        message = result.message or "Payment failed."
         return _error_page(
-            request, step, {"form": [result.message or "Payment failed."]}, data, 402
+            request, step, {"form": [message]}, data, 402, form.variant_id
         )
     response = _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
     return _order_cookie(response, request, result.order)

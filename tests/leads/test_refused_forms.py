@@ -9,9 +9,15 @@ import pytest
 
 from accounts.models import Membership
 from funnels.models import Product, StepOffer
-from funnels.public_forms import form_token_issue
+from funnels.public_forms import form_token_issue, form_token_read
 from leads.models import Lead, Order
-from pages.services import funnel_create_from_template, funnel_publish
+from pages.models import Page
+from pages.services import (
+    funnel_create_from_template,
+    funnel_publish,
+    page_update_settings,
+    variant_add,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +149,24 @@ def test_nul_bytes_anywhere_never_500(client, tripwire, field):
         | {"_of": _token(order)},
     )
     assert response.status_code in {302, 400, 402, 422}
+
+
+@pytest.mark.parametrize("email", ["vera@", "vera@example.com"])
+def test_refused_form_shows_the_variant_the_visitor_saw(client, tripwire, email):
+    """Bad input, or a post too fast to be a person: the same variant comes back."""
+    step = tripwire.steps.order_by("position").first()
+    a = Page.objects.get(step=step)
+    b = variant_add(page=a)
+    page_update_settings(page=b, data={"title": "Variant B title"})
+    funnel_publish(funnel=tripwire, user=None)
+    b.refresh_from_db()
+    age = 10 if email == "vera@" else 0  # 0: refused as too fast
+    token = form_token_issue(step_id=step.pk, variant_id=b.pk, now=time.time() - age)
+    response = client.post(
+        f"/{tripwire.slug}/{step.slug}/optin/", {"email": email, "_of": token}
+    )
+    assert response.status_code in {400, 422}
+    body = response.content.decode()
+    assert "<title>Variant B title</title>" in body
+    fresh = re.search(r'name="_of" value="([^"]+)"', body).group(1)
+    assert form_token_read(fresh).variant_id == b.pk
