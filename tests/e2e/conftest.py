@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import PASSWORD
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LAUNCH_ARGS = [
@@ -90,3 +92,56 @@ def htmx_idle(page) -> None:
         "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
     )
     page.wait_for_timeout(150)
+
+
+def log_in(page, live_server, email: str) -> None:
+    """Log in through the form, as a person would."""
+    page.goto(live_server.url + "/login/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+TRIPWIRE_PRICES = {
+    "order": ("Checklist", 700),
+    "upsell": ("Course", 9700),
+    "downsell": ("Lite", 4700),
+}
+
+
+@pytest.fixture
+def tripwire(owner):
+    """The Tripwire template, published, its steps selling: checklist $7 with a $9
+    swipe-file bump, course $97 upsell, lite $47 downsell."""
+    from accounts.models import Membership
+    from analytics import ingest
+    from funnels.models import Product, StepOffer
+    from pages.services import funnel_create_from_template, funnel_publish
+
+    ingest.redis_reset()
+    ingest.partitions_forget()
+    workspace = Membership.objects.get(user=owner).workspace
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="tripwire", name="Fix Funnel"
+    )
+    for step in funnel.steps.all():
+        if step.kind not in TRIPWIRE_PRICES:
+            continue
+        name, price = TRIPWIRE_PRICES[step.kind]
+        is_order = step.kind == "order"
+        StepOffer.objects.create(
+            workspace=workspace,
+            step=step,
+            product=Product.objects.create(
+                workspace=workspace, name=name, price_minor=price
+            ),
+            bump_product=Product.objects.create(
+                workspace=workspace, name="Swipe file", price_minor=900
+            )
+            if is_order
+            else None,
+            bump_headline="Add the swipe file" if is_order else "",
+        )
+    funnel_publish(funnel=funnel, user=owner)
+    return funnel

@@ -9,51 +9,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import Membership
 from analytics import ingest, rollups
 from analytics.tasks import events_flush_task, rollups_update_task
 from config.celery import app
-from funnels.models import Product, StepOffer
-from pages.services import funnel_create_from_template, funnel_publish
-from tests.e2e.conftest import htmx_idle
+from tests.e2e.conftest import htmx_idle, log_in
 from tests.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-PRICES = {"order": ("Checklist", 700), "upsell": ("Course", 9700)}
-PRICES["downsell"] = ("Lite", 4700)
-DESKTOP = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
-
-
-@pytest.fixture
-def tripwire(owner):
-    ingest.redis_reset()
-    ingest.partitions_forget()
-    workspace = Membership.objects.get(user=owner).workspace
-    funnel = funnel_create_from_template(
-        workspace=workspace, user=owner, template_key="tripwire", name="Fix Funnel"
-    )
-    for step in funnel.steps.all():
-        if step.kind in PRICES:
-            name, price = PRICES[step.kind]
-            StepOffer.objects.create(
-                workspace=workspace,
-                step=step,
-                product=Product.objects.create(
-                    workspace=workspace, name=name, price_minor=price
-                ),
-                bump_product=Product.objects.create(
-                    workspace=workspace, name="Swipe file", price_minor=900
-                )
-                if step.kind == "order"
-                else None,
-                bump_headline="Add the swipe file" if step.kind == "order" else "",
-            )
-    funnel_publish(funnel=funnel, user=owner)
-    return funnel
 
 
 def _opt_in(page, email: str) -> None:
@@ -93,7 +55,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     utm = "?utm_source={}&utm_medium=cpc&utm_campaign=spring"
     # (Headless Chromium names itself in its user agent and is not counted as a
     # visitor, like any bot: these visitors use a desktop browser's.)
-    v1, v2, v3, v4, v5 = (new_page(user_agent=DESKTOP) for _ in range(5))
+    v1, v2, v3, v4, v5 = (new_page() for _ in range(5))
     for page, source in [
         (v1, "facebook"),
         (v2, "facebook"),
@@ -152,10 +114,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         app.conf.task_always_eager = eager
 
     admin = new_page()
-    admin.goto(live_server.url + "/login/")
-    admin.get_by_label("E-mail").fill(owner.email)
-    admin.get_by_label("Password").fill("correct-horse-battery-staple")
-    admin.get_by_role("button", name="Log in").click()
+    log_in(admin, live_server, owner.email)
     admin.goto(live_server.url + "/analytics/")
     admin.get_by_role("link", name="Fix Funnel").click()
     admin.wait_for_url(re.compile(rf"/analytics/funnels/{tripwire.pk}/"))

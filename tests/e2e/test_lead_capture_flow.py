@@ -13,7 +13,7 @@ from analytics import ingest
 from analytics import services as analytics
 from leads.models import Lead
 from pages.services import funnel_create_from_template, funnel_publish
-from tests.e2e.conftest import htmx_idle
+from tests.e2e.conftest import htmx_idle, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,10 +64,7 @@ def test_visitor_opts_in_admin_exports_and_erases(
 
     analytics.events_flush()
     admin = new_page()
-    admin.goto(live_server.url + "/login/")
-    admin.get_by_label("E-mail").fill(owner.email)
-    admin.get_by_label("Password").fill("correct-horse-battery-staple")
-    admin.get_by_role("button", name="Log in").click()
+    log_in(admin, live_server, owner.email)
     admin.goto(live_server.url + "/leads/")
     row = admin.locator("tr", has_text="vera@example.com")
     assert "newsletter" in row.inner_text()

@@ -18,8 +18,7 @@ from analytics.templatetags.report import chance_text
 from leads import public
 from pages import services
 from pages.models import Page, SplitTest
-from tests.e2e.conftest import htmx_idle
-from tests.factories import PASSWORD
+from tests.e2e.conftest import htmx_idle, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,14 +62,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _login(page, live_server, user) -> None:
-    page.goto(live_server.url + "/login/")
-    page.get_by_label("E-mail").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/")
-
-
 def test_split_test_from_builder_to_winner(
     live_server, page, screenshot, owner, workspace, monkeypatch
 ):
@@ -82,7 +73,7 @@ def test_split_test_from_builder_to_winner(
     )
     optin = funnel.steps.order_by("position").first()
     a = Page.objects.get(step=optin)
-    _login(page, live_server, owner)
+    log_in(page, live_server, owner.email)
 
     # From the funnel page into the builder of the opt-in step.
     page.goto(f"{live_server.url}/funnels/{funnel.pk}/")
@@ -141,7 +132,7 @@ def test_split_test_from_builder_to_winner(
     time.sleep(2.1)  # the forms refuse posts faster than a person types
     for cookie, html in landed:
         variant = b.pk if NEW_HEADLINE in html else a.pk
-        converts = rng.random() < (0.42 if variant == b.pk else 0.22)
+        converts = rng.random() < (0.50 if variant == b.pk else 0.20)
         if converts:
             _opt_in(live_server.url, funnel.slug, optin.slug, cookie, html)
         expected[variant][0] += 1

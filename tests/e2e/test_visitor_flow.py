@@ -6,55 +6,11 @@ import re
 
 import pytest
 
-from accounts.models import Membership
-from analytics import ingest
 from analytics import services as analytics
-from funnels.models import Product, StepOffer
 from leads.models import Lead, Order
-from pages.services import funnel_create_from_template, funnel_publish
+from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def tripwire(owner):
-    ingest.redis_reset()
-    ingest.partitions_forget()
-    workspace = Membership.objects.get(user=owner).workspace
-    funnel = funnel_create_from_template(
-        workspace=workspace, user=owner, template_key="tripwire", name="Fix Funnel"
-    )
-    prices = {
-        "order": ("Checklist", 700),
-        "upsell": ("Course", 9700),
-        "downsell": ("Lite", 4700),
-    }
-    for step in funnel.steps.all():
-        if step.kind in prices:
-            name, price = prices[step.kind]
-            StepOffer.objects.create(
-                workspace=workspace,
-                step=step,
-                product=Product.objects.create(
-                    workspace=workspace, name=name, price_minor=price
-                ),
-                bump_product=Product.objects.create(
-                    workspace=workspace, name="Swipe file", price_minor=900
-                )
-                if step.kind == "order"
-                else None,
-                bump_headline="Add the swipe file" if step.kind == "order" else "",
-            )
-    funnel_publish(funnel=funnel, user=owner)
-    return funnel
-
-
-# Headless Chromium says "HeadlessChrome", which the tracker rightly takes for a bot;
-# visitors here present the user agent of the Chrome a person would use.
-PERSON_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36"
-)
 
 
 def _buy(page, card, email="vera@example.com", name="Vera Visitor"):
@@ -77,11 +33,7 @@ def _optin(visitor, live_server, funnel, email, query=""):
 
 def _admin(new_page, live_server, owner):
     admin = new_page()
-    admin.goto(live_server.url + "/login/")
-    admin.get_by_label("E-mail").fill(owner.email)
-    admin.get_by_label("Password").fill("correct-horse-battery-staple")
-    admin.get_by_role("button", name="Log in").click()
-    admin.wait_for_url(re.compile(r"/(?!login)"))
+    log_in(admin, live_server, owner.email)
     return admin
 
 
@@ -112,7 +64,7 @@ def _check_order_in_admin(admin, live_server, email, total, items, status):
 def test_visitor_buys_with_bump_and_upsell_admin_sees_it(
     live_server, new_page, screenshot, tripwire, owner
 ):
-    visitor = new_page(user_agent=PERSON_UA)
+    visitor = new_page()
     visitor.goto(
         f"{live_server.url}/{tripwire.slug}/?utm_source=facebook&utm_campaign=spring"
     )
@@ -170,7 +122,7 @@ def test_second_run_declines_upsell_accepts_downsell_then_partial_refund(
 ):
     """Opt in, the order form knows the e-mail, pay without the bump, decline the
     upsell, accept the downsell (twice: charged once); admin refunds part of it."""
-    visitor = new_page(user_agent=PERSON_UA)
+    visitor = new_page()
     _optin(visitor, live_server, tripwire, "wes@example.com")
     email = visitor.get_by_label("Email")
     visitor.wait_for_function(
@@ -241,7 +193,7 @@ def test_second_run_declines_upsell_accepts_downsell_then_partial_refund(
 def test_declined_card_shows_the_message(
     live_server, new_page, screenshot, tripwire, owner
 ):
-    visitor = new_page(user_agent=PERSON_UA)
+    visitor = new_page()
     visitor.goto(f"{live_server.url}/{tripwire.slug}/special-offer/")
     _buy(visitor, "4000 0000 0000 0002", email="dora@example.com")
     visitor.locator("form.of-order button[type=submit]").click()
