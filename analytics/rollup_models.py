@@ -102,7 +102,11 @@ class CohortFunnelRollup(models.Model):
         return f"funnel {self.funnel_id} {self.day}"
 
 
-class CohortStepRollup(models.Model):
+class StepBucket(models.Model):
+    """The key of a per-step rollup row: step, variant, day and first-touch source."""
+
+    KEY = ["funnel_id", "step_id", "variant_id", "day", "source", "medium", "campaign"]
+
     workspace_id = models.BigIntegerField()
     funnel_id = models.BigIntegerField()
     step_id = models.BigIntegerField()
@@ -111,6 +115,15 @@ class CohortStepRollup(models.Model):
     source = models.CharField(max_length=200, blank=True)
     medium = models.CharField(max_length=200, blank=True)
     campaign = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"step {self.step_id} {self.day}"
+
+
+class CohortStepRollup(StepBucket):
     visitors = models.IntegerField()
     optins = models.IntegerField()
     buyers = models.IntegerField()
@@ -120,35 +133,13 @@ class CohortStepRollup(models.Model):
     class Meta:
         indexes = [models.Index(fields=["funnel_id", "day"], name="cohortstep_day")]
         constraints = [
-            models.UniqueConstraint(
-                fields=[
-                    "funnel_id",
-                    "step_id",
-                    "variant_id",
-                    "day",
-                    "source",
-                    "medium",
-                    "campaign",
-                ],
-                name="cohortstep_bucket",
-            )
+            models.UniqueConstraint(fields=StepBucket.KEY, name="cohortstep_bucket")
         ]
 
-    def __str__(self) -> str:
-        return f"step {self.step_id} {self.day}"
 
-
-class StepDailyRollup(models.Model):
+class StepDailyRollup(StepBucket):
     """Event counts per step and day (the day the event happened)."""
 
-    workspace_id = models.BigIntegerField()
-    funnel_id = models.BigIntegerField()
-    step_id = models.BigIntegerField()
-    variant_id = models.BigIntegerField(default=0)
-    day = models.DateField()
-    source = models.CharField(max_length=200, blank=True)
-    medium = models.CharField(max_length=200, blank=True)
-    campaign = models.CharField(max_length=200, blank=True)
     views = models.IntegerField()
     optins = models.IntegerField()
     orders = models.IntegerField()
@@ -160,22 +151,8 @@ class StepDailyRollup(models.Model):
     class Meta:
         indexes = [models.Index(fields=["funnel_id", "day"], name="stepdaily_day")]
         constraints = [
-            models.UniqueConstraint(
-                fields=[
-                    "funnel_id",
-                    "step_id",
-                    "variant_id",
-                    "day",
-                    "source",
-                    "medium",
-                    "campaign",
-                ],
-                name="stepdaily_bucket",
-            )
+            models.UniqueConstraint(fields=StepBucket.KEY, name="stepdaily_bucket")
         ]
-
-    def __str__(self) -> str:
-        return f"step {self.step_id} {self.day}"
 
 
 class RollupFoldedEvent(models.Model):
