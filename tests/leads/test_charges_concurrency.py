@@ -136,7 +136,11 @@ def test_sequential_retries_number_their_attempts(shop, ledger):
     """Decline, decline, pay: three attempts with three keys, one charge."""
     token = _token(shop["order"])
     client = public_client()
-    for card, status in ((DECLINED_CARD, 402), (DECLINED_CARD, 402), (SUCCESS_CARD, 302)):
+    for card, status in (
+        (DECLINED_CARD, 402),
+        (DECLINED_CARD, 402),
+        (SUCCESS_CARD, 302),
+    ):
         response = client.post("/guide/order/order/", _form(shop["order"], token, card))
         assert response.status_code == status
     order = Order.objects.get()
@@ -197,9 +201,11 @@ def test_accept_on_another_funnels_upsell_charges_nothing(shop, ledger):
 
 
 def test_decline_on_another_funnels_upsell_records_nothing(shop, ledger):
-    order, cookies = _paid_order(shop)
+    """Declining another funnel's offer with this order's cookie is refused."""
+    _order, cookies = _paid_order(shop)
     response = public_client(cookies).post("/other/upsell/decline/", {})
     assert response.status_code == 409
+    assert "not part of your order" in response.content.decode()
 
 
 def test_gateway_timeout_shows_confirming_page_and_never_advances(shop, ledger):
@@ -259,7 +265,9 @@ def _refund(order: Order, amount: int):
     from leads import checkout
 
     return checkout.order_refund(
-        workspace=order.workspace, order=Order.objects.get(pk=order.pk), amount_minor=amount
+        workspace=order.workspace,
+        order=Order.objects.get(pk=order.pk),
+        amount_minor=amount,
     )
 
 
