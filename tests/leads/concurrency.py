@@ -56,6 +56,8 @@ class GatewayLedger:
         self.lock = threading.Lock()
         self.charges: dict[str, int] = {}
         self.refunds: dict[str, int] = {}
+        # Refunded so far per charge (the gateway's "amount_refunded").
+        self.refunded_by_charge: dict[str, int] = {}
         self.calls = 0
 
     def install(self, monkeypatch) -> GatewayLedger:
@@ -87,6 +89,11 @@ class GatewayLedger:
             time.sleep(ledger.LATENCY)
             result = refund(gw, **kw)
             with ledger.lock:
+                if kw["idempotency_key"] not in ledger.refunds:
+                    ref = kw["reference"]
+                    ledger.refunded_by_charge[ref] = (
+                        ledger.refunded_by_charge.get(ref, 0) + kw["amount_minor"]
+                    )
                 ledger.refunds[kw["idempotency_key"]] = kw["amount_minor"]
             return result
 
@@ -94,6 +101,21 @@ class GatewayLedger:
         monkeypatch.setattr(TestGateway, "charge_saved", charge_saved_)
         monkeypatch.setattr(TestGateway, "refund", refund_)
         return self
+
+    def refund_outside(self, *, key: str, reference: str, amount: int) -> int:
+        """A refund made in the gateway's own dashboard; returns the charge's new
+        refunded total (what the gateway's webhook reports)."""
+        with self.lock:
+            self.refunds[key] = amount
+            total = self.refunded_by_charge.get(reference, 0) + amount
+            self.refunded_by_charge[reference] = total
+            return total
+
+    def charged_for(self, prefix: str) -> int:
+        return sum(v for k, v in self.charges.items() if k.startswith(prefix))
+
+    def refunded_for(self, prefix: str) -> int:
+        return sum(v for k, v in self.refunds.items() if k.startswith(prefix))
 
     @property
     def charged(self) -> int:
