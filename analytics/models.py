@@ -31,6 +31,8 @@ class EventKind(models.TextChoices):
     BUMP = "bump", "Order bump"
     UPSELL_ACCEPT = "upsell_accept", "Upsell accepted"
     UPSELL_DECLINE = "upsell_decline", "Upsell declined"
+    DOWNSELL_ACCEPT = "downsell_accept", "Downsell accepted"
+    DOWNSELL_DECLINE = "downsell_decline", "Downsell declined"
     REFUND = "refund", "Refund"
 
 

@@ -71,7 +71,10 @@ _SECONDS_TO_GOAL = (
     "ELSE 0 END"
 )
 
-_REVENUE = """coalesce(sum(CASE WHEN {p}kind IN ('order', 'bump', 'upsell_accept')
+# Accepts and declines of downsells are their own event kinds; the rollups count
+# them with the upsells' (a step is one or the other).
+_REVENUE = """coalesce(sum(CASE WHEN {p}kind IN ('order', 'bump', 'upsell_accept',
+                                                'downsell_accept')
                          THEN {p}amount_minor
                          WHEN {p}kind = 'refund' THEN -{p}amount_minor
                          ELSE 0 END), 0)"""
@@ -154,7 +157,7 @@ SELECT workspace_id, funnel_id, visitor_id, step_id,
                  FILTER (WHERE kind = 'view'))[1], 0),
        min(occurred_at) FILTER (WHERE kind = 'view'),
        bool_or(kind = 'optin'), bool_or(kind = 'order'),
-       bool_or(kind = 'upsell_accept'),
+       bool_or(kind IN ('upsell_accept', 'downsell_accept')),
        """
     + _REVENUE.format(p="")
     + """
@@ -252,8 +255,8 @@ SELECT t.workspace_id, t.funnel_id, t.step_id, t.variant_id,
        count(*) FILTER (WHERE t.kind = 'optin'),
        count(*) FILTER (WHERE t.kind = 'order'),
        count(*) FILTER (WHERE t.kind = 'bump'),
-       count(*) FILTER (WHERE t.kind = 'upsell_accept'),
-       count(*) FILTER (WHERE t.kind = 'upsell_decline'),
+       count(*) FILTER (WHERE t.kind IN ('upsell_accept', 'downsell_accept')),
+       count(*) FILTER (WHERE t.kind IN ('upsell_decline', 'downsell_decline')),
        """
     + _REVENUE.format(p="t.")
     + """
@@ -327,8 +330,8 @@ SELECT e.workspace_id, e.funnel_id, e.step_id, coalesce(e.variant_id, 0), d.day,
        count(*) FILTER (WHERE e.kind = 'optin'),
        count(*) FILTER (WHERE e.kind = 'order'),
        count(*) FILTER (WHERE e.kind = 'bump'),
-       count(*) FILTER (WHERE e.kind = 'upsell_accept'),
-       count(*) FILTER (WHERE e.kind = 'upsell_decline'),
+       count(*) FILTER (WHERE e.kind IN ('upsell_accept', 'downsell_accept')),
+       count(*) FILTER (WHERE e.kind IN ('upsell_decline', 'downsell_decline')),
        """
     + _REVENUE.format(p="e.")
     + """

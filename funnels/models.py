@@ -67,6 +67,14 @@ class Step(models.Model):
     decline_target = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The offer frozen by the last publish: what the live page shows and charges.
+    live_offer = models.ForeignKey(
+        "PublishedOffer",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -114,6 +122,8 @@ class Product(models.Model):
     image_url = models.CharField(max_length=500, blank=True)
     # Integer minor units (cents) so no float ever touches money.
     price_minor = models.PositiveIntegerField()
+    # "Normally $47": the regular price that savings are shown against (optional).
+    compare_at_minor = models.PositiveIntegerField(null=True, blank=True)
     currency = models.CharField(max_length=3, default="USD")
     billing = models.CharField(
         max_length=16, choices=Billing.choices, default=Billing.ONE_TIME
@@ -149,3 +159,42 @@ class StepOffer(models.Model):
 
     def __str__(self) -> str:
         return f"Offer on {self.step_id}"
+
+
+class PublishedOffer(models.Model):
+    """A step's offer frozen when the funnel was published (immutable).
+
+    The live page shows it and the checkout charges it, whatever happens to the
+    products or the step's offer afterwards, until the funnel is published again.
+    ``fingerprint`` is the hash of the offer it was made from, to notice changes.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    step = models.ForeignKey(
+        Step, on_delete=models.CASCADE, related_name="published_offers"
+    )
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=120)
+    price_minor = models.PositiveIntegerField()
+    compare_at_minor = models.PositiveIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    bump_product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    bump_name = models.CharField(max_length=120, blank=True)
+    bump_price_minor = models.PositiveIntegerField(null=True, blank=True)
+    bump_compare_at_minor = models.PositiveIntegerField(null=True, blank=True)
+    bump_headline = models.CharField(max_length=200, blank=True)
+    bump_description = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.price_minor} {self.currency}"
+
+    @property
+    def has_bump(self) -> bool:
+        return self.bump_product_id is not None and self.bump_price_minor is not None

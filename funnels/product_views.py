@@ -32,17 +32,19 @@ def product_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _amount(value: int | None, currency: str) -> str:
+    if value is None:
+        return ""
+    per = minor_per_unit(currency)
+    return str(value) if per == 1 else f"{value // per}.{value % per:02d}"
+
+
 def _initial(product: Product) -> dict:
-    per = minor_per_unit(product.currency)
-    price = (
-        str(product.price_minor)
-        if per == 1
-        else f"{product.price_minor // per}.{product.price_minor % per:02d}"
-    )
     return {
         "name": product.name,
         "description": product.description,
-        "price": price,
+        "price": _amount(product.price_minor, product.currency),
+        "compare_at": _amount(product.compare_at_minor, product.currency),
         "currency": product.currency,
         "billing": product.billing,
         "interval": product.interval,
@@ -67,6 +69,7 @@ def product_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 name=data["name"],
                 description=data["description"],
                 price_minor=data["price_minor"],
+                compare_at_minor=data["compare_at_minor"],
                 currency=data["currency"],
                 billing=data["billing"],
                 interval=data["interval"],

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import Workspace
 
+from . import offers
 from .models import BRANCHING_KINDS, Funnel, Step
 from .paths import _branch_only_ids
 from .paths import step_next as step_next  # funnels.paths owns it
@@ -167,3 +168,30 @@ def _edge(a: GraphNode, b: GraphNode, kind: str) -> GraphEdge:
         x2, y2 = b.x + NODE_W // 2, b.y + NODE_H
         path = f"M{x1},{y1} C{x2},{y1} {x2},{y1} {x2},{y2 + 4}"
     return GraphEdge(x1=x1, y1=y1, x2=x2, y2=y2, kind=kind, path=path)
+
+
+def funnel_publish_problems(*, funnel: Funnel) -> list[tuple[Step, str]]:
+    """Selling steps that cannot go live as they are, with the reason."""
+    problems = []
+    for step in funnel.steps.order_by("position", "id"):
+        reason = offers.offer_problem(step, offers.current_offer(step))
+        if reason:
+            problems.append((step, reason))
+    return problems
+
+
+def funnel_offers_unpublished(*, funnel: Funnel) -> list[Step]:
+    """Selling steps of a published funnel whose offer changed since publishing:
+    the live page still shows (and charges) the frozen one."""
+    if not funnel.is_published:
+        return []
+    changed = []
+    steps = funnel.steps.select_related("live_offer").order_by("position", "id")
+    for step in steps:
+        if step.kind not in offers.SELLING_KINDS:
+            continue
+        current = offers.offer_fingerprint(offers.current_offer(step))
+        live = step.live_offer.fingerprint if step.live_offer else ""
+        if current != live:
+            changed.append(step)
+    return changed

@@ -12,7 +12,15 @@ from django.utils.text import slugify
 
 from accounts.models import Workspace
 
-from .models import BRANCHING_KINDS, Funnel, Product, Step, StepKind
+from . import offers
+from .models import (
+    BRANCHING_KINDS,
+    Funnel,
+    Product,
+    PublishedOffer,
+    Step,
+    StepKind,
+)
 
 # Funnels are served at /<funnel-slug>/<step-slug>/ on the app host, so a funnel slug
 # must never shadow an app route (or a file a crawler asks for at the root).
@@ -382,6 +390,7 @@ PRODUCT_FIELDS = (
     "name",
     "description",
     "price_minor",
+    "compare_at_minor",
     "currency",
     "billing",
     "interval",
@@ -410,3 +419,32 @@ def product_archive(*, product: Product, archived: bool = True) -> Product:
     product.archived_at = timezone.now() if archived else None
     product.save(update_fields=["archived_at"])
     return product
+
+
+# Offers -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def step_offer_freeze(*, step: Step) -> PublishedOffer | None:
+    """Freeze the step's current offer for its live page (publishing calls this).
+
+    An unchanged offer keeps its frozen row, so a republish does not turn away
+    visitors who loaded the page before it.
+    """
+    offer = offers.current_offer(step)
+    if step.kind not in offers.SELLING_KINDS or offer is None:
+        live = None
+    else:
+        live = (
+            PublishedOffer.objects.filter(pk=step.live_offer_id).first()
+            if step.live_offer_id
+            else None
+        )
+        fingerprint = offers.offer_fingerprint(offer)
+        if live is None or live.fingerprint != fingerprint:
+            live = offers.offer_snapshot(offer)
+            live.save()
+    if step.live_offer_id != (live.pk if live else None):
+        Step.objects.filter(pk=step.pk).update(live_offer=live)
+    step.live_offer = live
+    return live

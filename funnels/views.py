@@ -74,6 +74,8 @@ def _detail_context(
         "branching_kinds": BRANCHING_KINDS,
         "settings_form": extra.pop("settings_form", None)
         or FunnelUpdateForm(initial={"name": funnel.name, "slug": funnel.slug}),
+        "unpublished_offers": selectors.funnel_offers_unpublished(funnel=funnel),
+        "unpublished_funnel": funnel,
         **extra,
     }
 

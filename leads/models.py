@@ -247,6 +247,18 @@ class Order(models.Model):
     gateway_payment_method = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
     form_token = models.CharField(max_length=64, null=True, blank=True)
+    # Attribution when the order was placed: the lead's first touch and its last
+    # external touch (the funnel's own pages and posts are not touches).
+    first_source = models.CharField(max_length=120, blank=True)
+    first_medium = models.CharField(max_length=120, blank=True)
+    first_campaign = models.CharField(max_length=200, blank=True)
+    first_referrer = models.CharField(max_length=500, blank=True)
+    last_source = models.CharField(max_length=120, blank=True)
+    last_medium = models.CharField(max_length=120, blank=True)
+    last_campaign = models.CharField(max_length=200, blank=True)
+    last_referrer = models.CharField(max_length=500, blank=True)
+    # The split-test variant (pages.Page pk) the buyer saw, per step: {"<step>": id}.
+    variants = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     abandoned_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.forms import FilterDateField
 from accounts.tenancy import workspace_view
+from funnels import selectors as funnel_selectors
 from funnels.models import Funnel, Product, Step, StepOffer
 from funnels.money import CURRENCIES, format_money, parse_money
 
@@ -27,6 +28,7 @@ class OrderFilterForm(forms.Form):
     )
     date_from = FilterDateField(required=False)
     date_to = FilterDateField(required=False)
+    show = forms.ChoiceField(required=False, choices=selectors.ORDER_SHOW)
 
 
 def _order_filters(
@@ -42,6 +44,7 @@ def _order_filters(
         status=d["status"] or "",
         date_from=d["date_from"],
         date_to=d["date_to"],
+        show=d["show"] or "",
     )
 
 
@@ -60,6 +63,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
             "funnels": Funnel.objects.for_workspace(request.workspace),
             "products": Product.objects.for_workspace(request.workspace),
             "statuses": OrderStatus.choices,
+            "show_choices": selectors.ORDER_SHOW,
         },
     )
 
@@ -82,7 +86,13 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "leads/order_detail.html",
-        {"order": order, "refundable": order.paid_minor - order.refunded_minor},
+        {
+            "order": order,
+            "refundable": order.paid_minor - order.refunded_minor,
+            "variants": selectors.order_variants(
+                workspace=request.workspace, variants=order.variants
+            ),
+        },
     )
 
 
@@ -182,7 +192,14 @@ def step_offer(request: HttpRequest, step_pk: int) -> HttpResponse:
                     "bump_description": d["bump_description"],
                 },
             )
-            messages.success(request, "Offer saved.")
+            if step.funnel.is_published:
+                messages.success(
+                    request,
+                    "Offer saved. The live page keeps the offer it was published "
+                    "with until you publish the funnel again.",
+                )
+            else:
+                messages.success(request, "Offer saved.")
             return redirect("leads:step_offer", step_pk=step.pk)
         if request.POST.get("form") == "follow_up" and follow_form.is_valid():
             d = follow_form.cleaned_data
@@ -207,5 +224,9 @@ def step_offer(request: HttpRequest, step_pk: int) -> HttpResponse:
             "offer_form": offer_form,
             "follow_form": follow_form,
             "currencies": CURRENCIES,
+            "unpublished_offers": funnel_selectors.funnel_offers_unpublished(
+                funnel=step.funnel
+            ),
+            "unpublished_funnel": step.funnel,
         },
     )

@@ -283,6 +283,7 @@ def order_submit(
     data.pop("card", None)
     data.pop("cvc", None)
     data.pop("exp", None)
+    offer_id = data.pop("_offer", "")
     ref = _visitor(request, step)
     try:
         result = checkout.order_checkout(
@@ -291,14 +292,18 @@ def order_submit(
             payment_token=token,
             with_bump=data.get("bump") in {"on", "1", "yes", "true"},
             nonce=form.nonce,
+            offer_id=offer_id,
+            variant_id=form.variant_id,
             visitor_id=ref.public_id if ref else None,
             touch=_touch(request),
             ip_address=_client_ip(request),
             user_agent=request.headers.get("User-Agent", "").replace("\x00", "")[:500],
         )
     except ValidationError as exc:
+        # A changed offer: the page again, with the offer that is live now.
+        status = 409 if isinstance(exc, checkout.OfferChanged) else 422
         return _error_page(
-            request, step, _field_errors(exc), data, 422, form.variant_id
+            request, step, _field_errors(exc), data, status, form.variant_id
         )
     if result.action_secret:
         # 3-D Secure: Stripe.js shows the bank's check, then order_confirm verifies.
@@ -449,7 +454,12 @@ def upsell_respond(
             {},
             409,
         )
-    result = checkout.upsell_accept(order=order, step=step)
+    result = checkout.upsell_accept(
+        order=order,
+        step=step,
+        offer_id=data.get("_offer", ""),
+        variant_id=_shown_variant(data),
+    )
     if result.off_path:
         return _error_page(request, step, {"form": [NOT_YOUR_OFFER]}, {}, 409)
     if not result.ok:

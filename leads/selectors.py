@@ -14,12 +14,12 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Workspace
+from pages.models import Page
 
 from .models import (
     Lead,
     LeadExport,
     Order,
-    OrderStatus,
     Submission,
     Tag,
     Webhook,
@@ -215,10 +215,22 @@ class OrderFilters:
     status: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    # "" orders (something was paid), "attempts" (declined, unconfirmed or
+    # abandoned checkouts that paid nothing), "all".
+    show: str = ""
+
+
+ORDER_SHOW = [("", "Orders"), ("attempts", "Unpaid attempts"), ("all", "Both")]
 
 
 def order_queryset(*, workspace: Workspace, filters: OrderFilters) -> QuerySet[Order]:
-    qs = Order.objects.filter(workspace=workspace).exclude(status=OrderStatus.PENDING)
+    """Orders are checkouts that paid something (refunded ones included); declined
+    and abandoned attempts are not orders and show only when asked for."""
+    qs = Order.objects.filter(workspace=workspace)
+    if filters.show == "attempts":
+        qs = qs.filter(paid_minor=0)
+    elif filters.show != "all":
+        qs = qs.filter(paid_minor__gt=0)
     if filters.funnel_id:
         qs = qs.filter(funnel_id=filters.funnel_id)
     if filters.product_id:
@@ -246,7 +258,7 @@ def order_get(*, workspace: Workspace, pk: int) -> Order | None:
 
 
 def orders_for_lead(*, lead: Lead) -> QuerySet[Order]:
-    return lead.orders.exclude(status=OrderStatus.PENDING).prefetch_related("items")
+    return lead.orders.filter(paid_minor__gt=0).prefetch_related("items")
 
 
 ORDER_CSV_COLUMNS = [
@@ -258,13 +270,45 @@ ORDER_CSV_COLUMNS = [
     ("currency", "Currency"),
     ("paid_minor", "Paid (minor units)"),
     ("refunded_minor", "Refunded (minor units)"),
+    ("first_source", "First source"),
+    ("first_medium", "First medium"),
+    ("first_campaign", "First campaign"),
+    ("first_referrer", "First referrer"),
+    ("last_source", "Last source"),
+    ("last_medium", "Last medium"),
+    ("last_campaign", "Last campaign"),
+    ("last_referrer", "Last referrer"),
+    ("variants", "Split-test variants"),
 ]
+
+
+def order_variants(
+    *, workspace: Workspace, variants: dict[str, int]
+) -> list[tuple[str, str]]:
+    """(step name, variant name) for an order's ``variants``, in funnel order."""
+    ids = [v for v in variants.values() if isinstance(v, int)]
+    pages = {
+        p.pk: p
+        for p in Page.objects.filter(workspace=workspace, pk__in=ids).select_related(
+            "step"
+        )
+    }
+    shown = [
+        pages[v]
+        for step, v in variants.items()
+        if v in pages and str(pages[v].step_id) == step
+    ]
+    shown.sort(key=lambda p: (p.step.position, p.step_id))
+    return [(p.step.name, p.name) for p in shown]
 
 
 def order_export_rows(
     *, workspace: Workspace, filters: OrderFilters
 ) -> Iterator[tuple]:
     qs = order_queryset(workspace=workspace, filters=filters)
-    yield from qs.values_list(*(c for c, _ in ORDER_CSV_COLUMNS)).iterator(
-        chunk_size=2000
-    )
+    columns = [c for c, _ in ORDER_CSV_COLUMNS]
+    at = columns.index("variants")
+    for row in qs.values_list(*columns).iterator(chunk_size=2000):
+        seen = order_variants(workspace=workspace, variants=row[at] or {})
+        variants = "; ".join(f"{step}: {variant}" for step, variant in seen)
+        yield (*row[:at], variants, *row[at + 1 :])

@@ -103,6 +103,25 @@ def optin_clean(data: Mapping[str, str], *, consent_required: bool = False) -> d
     return cleaned
 
 
+def _record_optin(
+    step: Step,
+    visitor_id: uuid.UUID | None,
+    variant_id: int | None,
+    submission: Submission,
+    lead: Lead,
+) -> None:
+    record_event_on_commit(
+        workspace_id=step.workspace_id,
+        funnel_id=step.funnel_id,
+        step_id=step.pk,
+        visitor_id=visitor_id,
+        kind="optin",
+        variant_id=variant_id,
+        event_id=event_id_for(f"optin:{submission.pk}"),
+        properties={"lead": str(lead.public_id)},
+    )
+
+
 @transaction.atomic
 def lead_capture(
     *,
@@ -117,10 +136,16 @@ def lead_capture(
     consent_required: bool = False,
     ip_address: str | None = None,
     user_agent: str = "",
+    counts_as_optin: bool = True,
 ) -> CaptureResult:
     """Create or update the lead and store the submission, all or nothing.
 
     A replayed post (same form nonce) returns the first submission and changes nothing.
+    An order form's submission creates or updates the lead too, but its event is the
+    order (when paid), not an opt-in: ``counts_as_optin=False``.
+
+    Last touch is the last *external* touch: a post that carries no UTM parameters
+    and no other site as referrer (the funnel's own pages and posts) keeps it.
     """
     workspace_id = step.workspace_id
     if nonce:
@@ -156,12 +181,13 @@ def lead_capture(
         lead.consent_given = True
         lead.consent_text = consent_text
         lead.consent_at = now
-    lead.last_source = touch["source"][:120]
-    lead.last_medium = touch["medium"][:120]
-    lead.last_campaign = touch["campaign"][:200]
-    lead.last_content = touch["content"][:200]
-    lead.last_term = touch["term"][:200]
-    lead.last_referrer = touch["referrer"][:500]
+    if any(touch.values()):
+        lead.last_source = touch["source"][:120]
+        lead.last_medium = touch["medium"][:120]
+        lead.last_campaign = touch["campaign"][:200]
+        lead.last_content = touch["content"][:200]
+        lead.last_term = touch["term"][:200]
+        lead.last_referrer = touch["referrer"][:500]
     if visitor_id and not lead.visitor_id:
         lead.visitor_id = visitor_id
     lead.updated_at = now
@@ -196,16 +222,8 @@ def lead_capture(
         analytics_services.visitor_link_lead(
             workspace=workspace, public_id=visitor_id, lead_id=lead.pk
         )
-    record_event_on_commit(
-        workspace_id=workspace_id,
-        funnel_id=step.funnel_id,
-        step_id=step.pk,
-        visitor_id=visitor_id,
-        kind="optin",
-        variant_id=variant_id,
-        event_id=event_id_for(f"optin:{submission.pk}"),
-        properties={"lead": str(lead.public_id)},
-    )
+    if counts_as_optin:
+        _record_optin(step, visitor_id, variant_id, submission, lead)
     event = WebhookEvent.LEAD_CREATED if created else WebhookEvent.LEAD_UPDATED
     webhooks_dispatch(
         workspace_id=workspace_id, event=event, payload=lead_payload(lead)

@@ -12,6 +12,8 @@ from django.template.loader import get_template, render_to_string
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from funnels.offers import merge as merge_text
+
 from . import blocks
 from .documents import Doc, Node
 
@@ -31,7 +33,10 @@ class RenderContext:
     order_action: str = "#"
     accept_action: str = "#"
     decline_action: str = "#"
+    # funnels.PublishedOffer: frozen (an unsaved preview in the editor).
     offer: Any = None
+    # Merge fields ({{offer.price}}, ...) and their values for this step's offer.
+    merge: dict[str, str] = field(default_factory=dict)
     # A refused form post shown again: what the visitor typed and what was wrong.
     form_values: dict[str, str] = field(default_factory=dict)
     form_errors: dict[str, list[str]] = field(default_factory=dict)
@@ -116,8 +121,19 @@ def _button_href(s: dict[str, Any], ctx: RenderContext) -> str:
     return ctx.next_url
 
 
+def _merged(value: Any, ctx: RenderContext, *, html: bool) -> Any:
+    """Settings with the offer's merge fields filled in (escaped for HTML fields)."""
+    if isinstance(value, str):
+        values = {k: escape(v) for k, v in ctx.merge.items()} if html else ctx.merge
+        return merge_text(value, values, placeholder=ctx.editor)
+    if isinstance(value, list):
+        return [_merged(v, ctx, html=html) for v in value]
+    return value
+
+
 def block_context(block: Node, ctx: RenderContext) -> dict[str, Any]:
     s = blocks.settings_with_defaults(block)
+    s = {key: _merged(value, ctx, html=key == "html") for key, value in s.items()}
     extra: dict[str, Any] = {}
     kind = block.get("type")
     if kind in ("image", "testimonial") and s.get("image_id"):
@@ -131,6 +147,8 @@ def block_context(block: Node, ctx: RenderContext) -> dict[str, Any]:
         extra["video"] = video_embed(s.get("url", ""))
     elif kind == "button":
         extra["href"] = _button_href(s, ctx)
+    elif kind == "order_form" and ctx.offer is not None:
+        extra["bump_headline"] = _merged(ctx.offer.bump_headline, ctx, html=False)
     elif kind == "faq":
         pairs = []
         for line in s.get("items") or []:

@@ -19,7 +19,10 @@ from django.utils.text import slugify
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
-from funnels.models import Funnel, Step, StepKind, StepOffer
+from funnels import selectors as funnel_selectors
+from funnels import services as funnel_services
+from funnels.models import Funnel, PublishedOffer, Step, StepKind
+from funnels.offers import merge_values
 
 from . import documents, selectors, serving
 from .documents import Doc, DocumentError
@@ -208,6 +211,14 @@ def _render_public(
     next_url = public_url(funnel, next_step) if next_step else "#"
     base = public_url(funnel, step)
     query = f"?{action_query}" if action_query else ""
+    # The offer frozen by the last publish: the page shows what the checkout charges.
+    offer = (
+        PublishedOffer.objects.select_related("product", "bump_product")
+        .filter(pk=step.live_offer_id)
+        .first()
+        if step.live_offer_id
+        else None
+    )
     ctx = RenderContext(
         editor=False,
         next_url=next_url,
@@ -219,9 +230,8 @@ def _render_public(
         stripe_key=settings.STRIPE_PUBLISHABLE_KEY
         if settings.PAYMENT_GATEWAY == "stripe"
         else "",
-        offer=StepOffer.objects.select_related("product", "bump_product")
-        .filter(step=step)
-        .first(),
+        offer=offer,
+        merge=merge_values(offer),
         step_urls={str(s.pk): public_url(funnel, s) for s in steps},
         images=selectors.images_for(
             workspace_id=page.workspace_id, ids=documents.image_ids(doc)
@@ -283,6 +293,14 @@ def page_render_refused_form(
     )
 
 
+class PublishRefused(ValidationError):
+    """Publishing would put a page live that cannot sell what it shows."""
+
+    def __init__(self, problems: list[tuple[Step, str]]) -> None:
+        self.problems = problems
+        super().__init__([f"Not published: {reason}" for _step, reason in problems])
+
+
 @transaction.atomic
 def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     """Freeze every page's draft into a new immutable PageVersion rendered once."""
@@ -290,6 +308,12 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     steps = list(funnel.steps.order_by("position", "id"))
     if not steps:
         raise ValidationError("Add at least one step before publishing.")
+    problems = funnel_selectors.funnel_publish_problems(funnel=funnel)
+    if problems:
+        raise PublishRefused(problems)
+    for step in steps:
+        # Freeze what each selling step offers: its page shows it, checkout charges it.
+        funnel_services.step_offer_freeze(step=step)
     theme = selectors.theme_for(funnel=funnel)
     versions = []
     for step in steps:

@@ -9,10 +9,12 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
 from accounts.tenancy import workspace_view
+from funnels import offers
 from funnels.models import Funnel
 
 from . import blocks, documents, rendering, selectors, services
@@ -39,6 +41,9 @@ def _render_ctx(
     selected_id: str | None = None,
     request: HttpRequest | None = None,
 ) -> RenderContext:
+    # The canvas previews the step's current offer (what the next publish freezes).
+    current = offers.current_offer(page.step)
+    preview = offers.offer_snapshot(current) if current is not None else None
     return RenderContext(
         request=request,
         selected_id=selected_id,
@@ -49,6 +54,8 @@ def _render_ctx(
         images=selectors.images_for(
             workspace_id=page.workspace_id, ids=documents.image_ids(doc)
         ),
+        offer=preview,
+        merge=offers.merge_values(preview),
     )
 
 
@@ -541,9 +548,25 @@ def publish(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request, f"Published! Live at {request.build_absolute_uri(url)}"
             )
+    except services.PublishRefused as exc:
+        _publish_refused(request, exc)
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     return redirect("pages:editor", pk=page.pk)
+
+
+def _publish_refused(request: HttpRequest, exc: services.PublishRefused) -> None:
+    """Say why, with a link to fix each step."""
+    for step, reason in exc.problems:
+        messages.error(
+            request,
+            format_html(
+                'Not published: {} <a href="{}">Set the offer of “{}”</a>',
+                reason,
+                reverse("leads:step_offer", args=[step.pk]),
+                step.name,
+            ),
+        )
 
 
 # Templates -------------------------------------------------------------------
@@ -609,6 +632,8 @@ def funnel_publish(request: HttpRequest, funnel_pk: int) -> HttpResponse:
             first = funnel.steps.order_by("position", "id").first()
             url = request.build_absolute_uri(services.public_url(funnel, first))
             messages.success(request, f"Published! Live at {url}")
+    except services.PublishRefused as exc:
+        _publish_refused(request, exc)
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     return redirect("funnels:detail", pk=funnel.pk)

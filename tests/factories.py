@@ -68,3 +68,29 @@ class ProductFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Product {n}")
     price_minor = 2700
     currency = "USD"
+
+
+def offers_freeze(funnel) -> None:
+    """Freeze the funnel's offers as publishing does (without rendering pages):
+    checkout charges only a frozen offer."""
+    from funnels.services import step_offer_freeze
+
+    for step in funnel.steps.all():
+        step_offer_freeze(step=step)
+
+
+def offers_fill(funnel, price_minor: int = 4700) -> None:
+    """Give every selling step of the funnel that sells nothing yet a product, so
+    the funnel can be published."""
+    from funnels.models import StepOffer
+
+    for step in funnel.steps.filter(
+        kind__in=["order", "upsell", "downsell"], offer__isnull=True
+    ):
+        StepOffer.objects.create(
+            workspace=funnel.workspace,
+            step=step,
+            product=ProductFactory(
+                workspace=funnel.workspace, name=step.name, price_minor=price_minor
+            ),
+        )

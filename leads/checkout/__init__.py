@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from ..gateways import ChargeResult
 from .abandonment import ABANDON_AFTER, ABANDON_LOOKBACK, checkouts_mark_abandoned
-from .checkout import CheckoutResult, order_checkout, order_confirm, order_totals
+from .checkout import (
+    CheckoutResult,
+    OfferChanged,
+    frozen_offer,
+    order_checkout,
+    order_confirm,
+    order_totals,
+)
 from .gateway_events import gateway_event_apply
 from .refunds import order_refund
 from .settlement import order_payload, orders_reconcile, payment_settle
@@ -25,8 +32,10 @@ __all__ = [
     "ABANDON_LOOKBACK",
     "ChargeResult",
     "CheckoutResult",
+    "OfferChanged",
     "UpsellResult",
     "checkouts_mark_abandoned",
+    "frozen_offer",
     "gateway_event_apply",
     "order_checkout",
     "order_confirm",

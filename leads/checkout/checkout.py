@@ -10,19 +10,21 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from funnels.models import Product, Step, StepOffer
+from funnels.models import Product, PublishedOffer, Step
 
 from .. import gateways, services
 from ..gateways import GatewayError
 from ..models import (
     ItemKind,
     ItemStatus,
+    Lead,
     Order,
     OrderItem,
     OrderStatus,
     Payment,
     PaymentKind,
     PaymentStatus,
+    Submission,
 )
 from .settlement import charge_once, payment_ask_gateway, payment_settle
 
@@ -60,34 +62,62 @@ def _payment_token_check(token: str, gateway: str) -> None:
         )
 
 
-def step_offer(step: Step) -> StepOffer:
-    offer = (
-        StepOffer.objects.select_related("product", "bump_product")
-        .filter(step=step)
-        .first()
+class OfferChanged(ValidationError):
+    """The page the visitor submitted showed an offer that is no longer live."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The offer on this page changed while you were on it. Check the price "
+            "and submit again; nothing was charged."
+        )
+
+
+def frozen_offer(step: Step, offer_id: str = "") -> PublishedOffer:
+    """The offer the step's live page shows, frozen when it was published: the
+    only thing the checkout charges. ``offer_id`` is the one the submitted page
+    showed; if that is no longer live, nothing is charged."""
+    # Read the step's live offer afresh: a publish may have moved it since the
+    # step was loaded.
+    live_id = (
+        Step.objects.filter(pk=step.pk).values_list("live_offer_id", flat=True).first()
     )
-    if offer is None or offer.product.archived_at is not None:
+    offer = (
+        PublishedOffer.objects.select_related("product", "bump_product")
+        .filter(pk=live_id, step_id=step.pk)
+        .first()
+        if live_id
+        else None
+    )
+    if offer is None:
+        raise ValidationError("This offer is not on sale.")
+    if offer_id and offer_id != str(offer.pk):
+        raise OfferChanged()
+    if offer.product.archived_at is not None:
         raise ValidationError("This product is not available any more.")
     return offer
 
 
-def _offer_items(offer: StepOffer, with_bump: bool) -> list[tuple[str, Product]]:
-    items = [(ItemKind.MAIN, offer.product)]
-    if with_bump and offer.bump_product and offer.bump_product.archived_at is None:
-        if offer.bump_product.currency != offer.product.currency:
+def _offer_items(
+    offer: PublishedOffer, with_bump: bool
+) -> list[tuple[str, Product, str, int]]:
+    """(kind, product, name, price) of what the buyer chose, at frozen prices."""
+    items = [(ItemKind.MAIN, offer.product, offer.name, offer.price_minor)]
+    if with_bump and offer.has_bump and offer.bump_product.archived_at is None:
+        if offer.bump_product.currency != offer.currency:
             raise ValidationError(
                 "This offer is misconfigured (the bump is priced in another currency). "
                 "You have not been charged."
             )
-        items.append((ItemKind.BUMP, offer.bump_product))
+        items.append(
+            (ItemKind.BUMP, offer.bump_product, offer.bump_name, offer.bump_price_minor)
+        )
     return items
 
 
 def order_totals(*, step: Step, with_bump: bool) -> tuple[int, str]:
     """The server's price for the order form: never trust a posted amount."""
-    offer = step_offer(step)
-    items = _offer_items(offer, with_bump)
-    return sum(p.price_minor for _, p in items), offer.product.currency
+    offer = frozen_offer(step)
+    return sum(i[3] for i in _offer_items(offer, with_bump)), offer.currency
 
 
 def _checkout_key(order: Order, attempt: int) -> str:
@@ -102,6 +132,8 @@ def _order_open(
     data: Mapping[str, str],
     nonce: str,
     with_bump: bool,
+    offer_id: str,
+    variant_id: int | None,
     visitor_id: uuid.UUID | None,
     touch: Mapping[str, str] | None,
     ip_address: str | None,
@@ -115,7 +147,7 @@ def _order_open(
         ).first()
         if existing is not None:
             return existing, False
-    offer = step_offer(step)
+    offer = frozen_offer(step, offer_id)
     items = _offer_items(offer, with_bump)
     try:
         with transaction.atomic():
@@ -124,19 +156,28 @@ def _order_open(
                 data=data,
                 nonce=f"order:{nonce}" if nonce else None,
                 visitor_id=visitor_id,
+                variant_id=variant_id,
                 touch=touch,
                 ip_address=ip_address,
                 user_agent=user_agent,
+                counts_as_optin=False,
             )
+            lead = capture.lead
             order = Order.objects.create(
                 workspace_id=step.workspace_id,
-                lead=capture.lead,
+                lead=lead,
                 funnel_id=step.funnel_id,
                 step=step,
                 visitor_id=visitor_id,
-                currency=offer.product.currency,
+                currency=offer.currency,
                 gateway=gateways.get_gateway().name,
                 form_token=nonce or None,
+                variants=_variants_seen(lead, step, visitor_id),
+                **{
+                    f"{when}_{key}": getattr(lead, f"{when}_{key}")
+                    for when in ("first", "last")
+                    for key in ("source", "medium", "campaign", "referrer")
+                },
             )
             rows = [
                 OrderItem.objects.create(
@@ -145,10 +186,10 @@ def _order_open(
                     product=product,
                     step=step,
                     kind=kind,
-                    name=product.name,
-                    amount_minor=product.price_minor,
+                    name=name,
+                    amount_minor=price,
                 )
-                for kind, product in items
+                for kind, product, name, price in items
             ]
             payment = Payment.objects.create(
                 workspace_id=step.workspace_id,
@@ -170,6 +211,24 @@ def _order_open(
             workspace_id=step.workspace_id, form_token=nonce
         ), False
     return order, True
+
+
+def _variants_seen(
+    lead: Lead, step: Step, visitor_id: uuid.UUID | None
+) -> dict[str, int]:
+    """The split-test variants this buyer's forms were shown in this funnel (the
+    form token carries the variant of each post), by step."""
+    subs = Submission.objects.filter(
+        lead=lead, funnel_id=step.funnel_id, variant_id__isnull=False
+    )
+    if visitor_id:
+        subs = subs.filter(visitor_id=visitor_id)
+    seen: dict[str, int] = {}
+    for step_id, variant_id in subs.order_by("created_at", "id").values_list(
+        "step_id", "variant_id"
+    ):
+        seen[str(step_id)] = variant_id
+    return seen
 
 
 def _checkout_payments(order: Order):
@@ -245,6 +304,8 @@ def order_checkout(
     payment_token: str,
     with_bump: bool,
     nonce: str = "",
+    offer_id: str = "",
+    variant_id: int | None = None,
     visitor_id: uuid.UUID | None = None,
     touch: Mapping[str, str] | None = None,
     ip_address: str | None = None,
@@ -261,6 +322,8 @@ def order_checkout(
         data=data,
         nonce=nonce,
         with_bump=with_bump,
+        offer_id=offer_id,
+        variant_id=variant_id,
         visitor_id=visitor_id,
         touch=touch,
         ip_address=ip_address,

@@ -128,7 +128,7 @@ _ITEM_EVENT = {
     ItemKind.MAIN: "order",
     ItemKind.BUMP: "bump",
     ItemKind.UPSELL: "upsell_accept",
-    ItemKind.DOWNSELL: "upsell_accept",
+    ItemKind.DOWNSELL: "downsell_accept",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from funnels import paths
@@ -21,7 +22,7 @@ from ..models import (
     PaymentKind,
     PaymentStatus,
 )
-from .checkout import step_offer
+from .checkout import frozen_offer
 from .settlement import charge_once
 
 NOT_ON_PATH = "This offer is not part of your order."
@@ -46,7 +47,9 @@ def _follows(order: Order, step: Step) -> bool:
     )
 
 
-def _offer_payment(order: Order, step: Step) -> Payment | UpsellResult:
+def _offer_payment(
+    order: Order, step: Step, offer_id: str, variant_id: int | None
+) -> Payment | UpsellResult:
     """The payment for this step's offer on this order, made once under the
     order's row lock (a second click finds the first one's)."""
     with transaction.atomic():
@@ -60,8 +63,8 @@ def _offer_payment(order: Order, step: Step) -> Payment | UpsellResult:
             return payment
         if order.status not in {OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED}:
             return UpsellResult(None, False, "This offer needs a paid order first.")
-        offer = step_offer(step)
-        if offer.product.currency != order.currency:
+        offer = frozen_offer(step, offer_id)
+        if offer.currency != order.currency:
             return UpsellResult(
                 None,
                 False,
@@ -75,8 +78,8 @@ def _offer_payment(order: Order, step: Step) -> Payment | UpsellResult:
             kind=ItemKind.DOWNSELL
             if step.kind == StepKind.DOWNSELL
             else ItemKind.UPSELL,
-            name=offer.product.name,
-            amount_minor=offer.product.price_minor,
+            name=offer.name,
+            amount_minor=offer.price_minor,
         )
         payment = Payment.objects.create(
             workspace_id=order.workspace_id,
@@ -89,17 +92,25 @@ def _offer_payment(order: Order, step: Step) -> Payment | UpsellResult:
             currency=order.currency,
         )
         payment.items.set([item])
+        if variant_id is not None:
+            order.variants = {**order.variants, str(step.pk): variant_id}
+            order.save(update_fields=["variants"])
         return payment
 
 
-def upsell_accept(*, order: Order, step: Step) -> UpsellResult:
+def upsell_accept(
+    *, order: Order, step: Step, offer_id: str = "", variant_id: int | None = None
+) -> UpsellResult:
     """Charge the saved card for the step's offer, at most once per order and step.
 
     Concurrent accepts of one offer wait for the first one's charge and report it.
     """
     if not _follows(order, step):
         return UpsellResult(None, False, NOT_ON_PATH, off_path=True)
-    payment = _offer_payment(order, step)
+    try:
+        payment = _offer_payment(order, step, offer_id, variant_id)
+    except ValidationError as exc:  # not on sale, or changed since the page loaded
+        return UpsellResult(None, False, " ".join(exc.messages))
     if isinstance(payment, UpsellResult):
         return payment
     gateway = gateways.get_gateway(order.gateway)
@@ -146,7 +157,7 @@ def upsell_decline(
         funnel_id=step.funnel_id,
         step_id=step.pk,
         visitor_id=order.visitor_id if order else visitor_id,
-        kind="upsell_decline",
+        kind="downsell_decline" if step.kind == StepKind.DOWNSELL else "upsell_decline",
         event_id=services.event_id_for(key),
     )
     return True

@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from funnels.models import Funnel
+from funnels.models import Funnel, Product, StepOffer
 from pages.models import Page
 from tests.e2e.conftest import htmx_idle
 from tests.factories import PASSWORD
@@ -21,6 +21,20 @@ def _png_bytes() -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
+
+
+def _sell(funnel: Funnel) -> None:
+    """Give every selling step of the funnel a product (as the offer page does)."""
+    for step in funnel.steps.filter(kind__in=["order", "upsell", "downsell"]):
+        StepOffer.objects.create(
+            workspace=funnel.workspace,
+            step=step,
+            product=Product.objects.create(
+                workspace=funnel.workspace,
+                name="Meal plan" if step.kind == "order" else step.name,
+                price_minor=700,
+            ),
+        )
 
 
 def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner):
@@ -114,7 +128,15 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert page.locator("#pb-frame").get_attribute("data-device") == "mobile"
     screenshot(page, "pages-editor-mobile")
 
+    # Publishing refuses selling steps without a product, with a link to fix each.
     htmx_idle(page)
+    page.locator("#publish-btn").click()
+    page.get_by_role("link", name="Set the offer of “Order form”").wait_for()
+    page.get_by_role("link", name="Set the offer of “Upsell”").wait_for()
+    assert not Page.objects.filter(
+        step__funnel=funnel, published_version__isnull=False
+    ).exists()
+    _sell(funnel)
     page.locator("#publish-btn").click()
     page.get_by_text("Published!").wait_for()
     draft = Page.objects.get(step__funnel=funnel, step__slug="optin")
@@ -130,6 +152,10 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     screenshot(public, "pages-public-optin")
     public.goto(f"{live_server.url}/{funnel.slug}/special-offer/")
     public.get_by_role("button", name="Complete my order →").wait_for()
+    # The template's copy reads the offer through merge fields.
+    public.get_by_role(
+        "heading", name="Get the complete Meal plan for just $7.00"
+    ).wait_for()
     screenshot(public, "pages-public-order")
     public.goto(f"{live_server.url}/funnel-templates/webinar/0/")
     screenshot(public, "pages-template-preview-webinar")

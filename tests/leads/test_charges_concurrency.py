@@ -14,7 +14,7 @@ from funnels.models import StepOffer
 from funnels.public_forms import form_token_issue
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD, TIMEOUT_CARD
 from leads.models import Order, OrderItem, Payment
-from tests.factories import FunnelFactory, ProductFactory, StepFactory
+from tests.factories import FunnelFactory, ProductFactory, StepFactory, offers_freeze
 from tests.leads.concurrency import GatewayLedger, concurrently, public_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,6 +62,8 @@ def shop(workspace):
         step=other_upsell,
         product=ProductFactory(workspace=workspace, price_minor=19900),
     )
+    offers_freeze(funnel)
+    offers_freeze(other)
     return {
         "order": order,
         "upsell": upsell,

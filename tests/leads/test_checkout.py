@@ -10,7 +10,7 @@ from funnels.models import StepOffer
 from leads import checkout
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD, TIMEOUT_CARD
 from leads.models import Order, OrderItem, Payment, Webhook, WebhookDelivery
-from tests.factories import ProductFactory, StepFactory
+from tests.factories import ProductFactory, StepFactory, offers_freeze
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +45,7 @@ def offer_steps(funnel, workspace):
         step=downsell,
         product=ProductFactory(workspace=workspace, name="Lite", price_minor=4700),
     )
+    offers_freeze(funnel)
     return order_step, upsell, downsell
 
 

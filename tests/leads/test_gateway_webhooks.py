@@ -18,7 +18,7 @@ from leads.models import (
     Webhook,
     WebhookDelivery,
 )
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, offers_freeze
 from tests.leads.stripe_replay import stripe_replay, stripe_signature
 
 pytestmark = pytest.mark.django_db
@@ -435,6 +435,7 @@ def offer_order_step(funnel, workspace):
         step=step,
         product=ProductFactory(workspace=workspace, name="Guide", price_minor=700),
     )
+    offers_freeze(funnel)
     return step
 
 

@@ -22,7 +22,7 @@ from leads import checkout
 from leads.gateways import WebhookEvent
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD, TIMEOUT_CARD
 from leads.models import Order, Payment
-from tests.factories import FunnelFactory, ProductFactory, StepFactory
+from tests.factories import FunnelFactory, ProductFactory, StepFactory, offers_freeze
 from tests.leads.concurrency import GatewayLedger
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +83,7 @@ def _shop(workspace):
     StepOffer.objects.create(
         workspace=workspace, step=downsell, product=product("downsell")
     )
+    offers_freeze(funnel)
     return funnel, {"order": order, "upsell": upsell, "downsell": downsell}
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from funnels.models import Product, StepOffer
 from leads import checkout
 from leads.gateways.testgateway import SUCCESS_CARD
-from tests.factories import ProductFactory, StepFactory
+from tests.factories import ProductFactory, StepFactory, offers_freeze
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,7 @@ def paid_order(funnel, workspace):
     StepOffer.objects.create(
         workspace=workspace, step=step, product=main, bump_product=bump
     )
+    offers_freeze(funnel)
     return checkout.order_checkout(
         step=step,
         data={"email": "buyer@x.io"},
@@ -40,7 +41,18 @@ def test_orders_list_detail_and_csv(owner_client, paid_order):
     response = owner_client.get(reverse("leads:orders_csv"))
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[1][2:] == ["paid", "buyer@x.io", "Guide", "USD", "1600", "0"]
+    assert rows[1][2:8] == ["paid", "buyer@x.io", "Guide", "USD", "1600", "0"]
+    assert rows[0][8:] == [
+        "First source",
+        "First medium",
+        "First campaign",
+        "First referrer",
+        "Last source",
+        "Last medium",
+        "Last campaign",
+        "Last referrer",
+        "Split-test variants",
+    ]
 
 
 def test_refund_from_admin(owner_client, paid_order):

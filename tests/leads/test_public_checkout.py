@@ -8,7 +8,7 @@ from funnels.models import StepOffer
 from funnels.public_forms import form_token_issue
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD
 from leads.models import Order, OrderItem, Payment
-from tests.factories import ProductFactory, StepFactory
+from tests.factories import ProductFactory, StepFactory, offers_freeze
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +35,7 @@ def steps(funnel, workspace, optin_step):
         step=downsell,
         product=ProductFactory(workspace=workspace, name="Lite", price_minor=4700),
     )
+    offers_freeze(funnel)
     return {"order": order, "upsell": upsell, "downsell": downsell, "thanks": thanks}
 
 

@@ -18,6 +18,7 @@ from pages.services import (
     page_update_settings,
     variant_add,
 )
+from tests.factories import offers_fill
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,7 @@ def tripwire(owner):
         ),
         bump_headline="Add the swipe file",
     )
+    offers_fill(funnel)
     funnel_publish(funnel=funnel, user=owner)
     return funnel
 

@@ -16,7 +16,7 @@ from funnels.public_forms import form_token_issue
 from leads import checkout, gateways
 from leads.models import Order
 from pages.services import funnel_create_from_template, funnel_publish
-from tests.factories import ProductFactory, StepFactory
+from tests.factories import ProductFactory, StepFactory, offers_fill, offers_freeze
 from tests.leads.stripe_replay import stripe_replay
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,7 @@ def steps(funnel, workspace, optin_step):
         step=upsell,
         product=ProductFactory(workspace=workspace, name="Course", price_minor=4700),
     )
+    offers_freeze(funnel)
     return {"order": order, "upsell": upsell, "thanks": thanks}
 
 
@@ -205,6 +206,7 @@ def test_published_order_form_collects_the_card_the_right_way(
         step=order_step,
         product=ProductFactory(workspace=workspace, price_minor=700),
     )
+    offers_fill(funnel)
     funnel_publish(funnel=funnel, user=owner)
     html = client.get(f"/{funnel.slug}/{order_step.slug}/").content.decode()
     if gateway == "stripe":

@@ -13,7 +13,7 @@ from funnels.models import StepOffer
 from funnels.public_forms import form_token_issue
 from leads.gateways.testgateway import SUCCESS_CARD
 from leads.models import Lead
-from tests.factories import ProductFactory, StepFactory
+from tests.factories import ProductFactory, StepFactory, offers_freeze
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,6 +62,7 @@ def test_sale_events_carry_amounts(client, funnel, workspace):
         product=ProductFactory(workspace=workspace, price_minor=700),
         bump_product=ProductFactory(workspace=workspace, price_minor=900),
     )
+    offers_freeze(funnel)
     client.post(
         "/guide/order/order/",
         {"email": "b@x.io", "card": SUCCESS_CARD, "bump": "on", "_of": _token(order)},

@@ -14,11 +14,16 @@ from pages.services import funnel_create_from_template, funnel_publish
 DEMO_EMAIL = "demo@openfunnels.local"
 DEMO_PASSWORD = "demo-funnels-2024"
 DEMO_WORKSPACE = "Demo Co."
-# Product name, price in cents, for the Tripwire template's selling steps.
+# The Tripwire template's selling steps: (name, price, regular price) in cents, and
+# the bump. The pages' copy reads names and prices through merge fields
+# ({{offer.price}}), so what the buttons say is what is charged.
 OFFERS = {
-    "order": ("The Funnel Fix Checklist", 700, ("Swipe-file pack", 900)),
-    "upsell": ("Funnel Mastery video course", 9700, None),
-    "downsell": ("Funnel Mastery Lite", 4700, None),
+    "order": (
+        ("30-Day Meal Plan", 700, 4700),
+        ("Healthy Desserts Pack", 900, 2900),
+    ),
+    "upsell": (("Prep-Along Video Course", 3700, None), None),
+    "downsell": (("Prep-Along Audio Edition", 1700, None), None),
 }
 
 
@@ -49,13 +54,19 @@ class Command(BaseCommand):
             for step in funnel.steps.all():
                 if step.kind not in OFFERS:
                     continue
-                name, price, bump = OFFERS[step.kind]
+                main, bump = OFFERS[step.kind]
                 product = Product.objects.create(
-                    workspace=workspace, name=name, price_minor=price
+                    workspace=workspace,
+                    name=main[0],
+                    price_minor=main[1],
+                    compare_at_minor=main[2],
                 )
                 bump_product = (
                     Product.objects.create(
-                        workspace=workspace, name=bump[0], price_minor=bump[1]
+                        workspace=workspace,
+                        name=bump[0],
+                        price_minor=bump[1],
+                        compare_at_minor=bump[2],
                     )
                     if bump
                     else None
@@ -65,9 +76,6 @@ class Command(BaseCommand):
                     step=step,
                     product=product,
                     bump_product=bump_product,
-                    bump_headline=f"Yes! Add the {bump[0]} for ${bump[1] // 100}"
-                    if bump
-                    else "",
                 )
             funnel_publish(funnel=funnel, user=user)
             self.stdout.write(f"Demo funnel published at /{funnel.slug}/")
