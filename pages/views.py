@@ -42,7 +42,8 @@ def _render_ctx(
     request: HttpRequest | None = None,
 ) -> RenderContext:
     # The canvas previews the step's current offer (what the next publish freezes).
-    current = offers.current_offer(page.step)
+    selling = page.step.kind in offers.SELLING_KINDS
+    current = offers.current_offer(page.step) if selling else None
     preview = offers.offer_snapshot(current) if current is not None else None
     return RenderContext(
         request=request,

@@ -269,6 +269,7 @@ def test_log_in_and_sign_up_have_a_main_landmark(client):
 
 def test_order_form_total_is_tied_to_its_label(workspace):
     from funnels.models import Product, StepOffer
+    from funnels.offers import offer_snapshot
 
     page = page_with_blocks("order_form", workspace=workspace, kind="order")
     offer = StepOffer.objects.create(
@@ -277,7 +278,7 @@ def test_order_form_total_is_tied_to_its_label(workspace):
         product=Product.objects.create(workspace=workspace, name="P", price_minor=700),
     )
     block = next(documents.iter_blocks(page.document))
-    html = render_block(block, RenderContext(offer=offer))
+    html = render_block(block, RenderContext(offer=offer_snapshot(offer)))
     label_id = f"total-{block['id']}"
     assert f'<span id="{label_id}">Total</span>' in html
     assert f'<output class="of-total-amount" aria-labelledby="{label_id}"' in html
