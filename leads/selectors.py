@@ -20,6 +20,7 @@ from .models import (
     Lead,
     LeadExport,
     Order,
+    OrderStatus,
     Submission,
     Tag,
     Webhook,
@@ -258,7 +259,8 @@ def order_get(*, workspace: Workspace, pk: int) -> Order | None:
 
 
 def orders_for_lead(*, lead: Lead) -> QuerySet[Order]:
-    return lead.orders.filter(paid_minor__gt=0).prefetch_related("items")
+    """The lead's orders and failed attempts (their status says which)."""
+    return lead.orders.exclude(status=OrderStatus.PENDING).prefetch_related("items")
 
 
 ORDER_CSV_COLUMNS = [
