@@ -78,6 +78,21 @@ def screenshot():
     return take
 
 
+@pytest.fixture
+def public_url(live_server, settings):
+    """``public_url(workspace, path)``: the address of a workspace's published page
+    on the live server (http://<slug>.localhost:<port>/...; Chromium resolves every
+    *.localhost name to this machine). Sets PUBLIC_DOMAIN to match, so links the
+    app renders (View live, sitemap) point there too."""
+    port = live_server.url.rsplit(":", 1)[1]
+    settings.PUBLIC_DOMAIN = f"localhost:{port}"
+
+    def make(workspace, path: str = "/") -> str:
+        return f"http://{workspace.slug}.localhost:{port}{path}"
+
+    return make
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
