@@ -99,7 +99,11 @@ def test_get_is_not_allowed(visitor, optin_step):
 def test_huge_body_is_refused(visitor, optin_step):
     """A 1 MB field value is refused with 413 and nothing is written."""
     response = _post(
-        visitor, optin_step, email="a@b.co", note="x" * 1_000_000, _of=_token(optin_step)
+        visitor,
+        optin_step,
+        email="a@b.co",
+        note="x" * 1_000_000,
+        _of=_token(optin_step),
     )
     assert response.status_code == 413
     assert Lead.objects.count() == 0
