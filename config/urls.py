@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import TemplateView
 
 from pages import domain_views
 from pages.public import views as public_views
@@ -15,6 +16,12 @@ from .health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # The admin is nobody's search result (funnels list their pages on their hosts).
+    path(
+        "robots.txt",
+        TemplateView.as_view(template_name="robots.txt", content_type="text/plain"),
+        name="robots",
+    ),
     # Caddy's on-demand TLS asks here before it gets a certificate for a host.
     path("domains/check", domain_views.domain_check, name="domain_check"),
     path("admin/", admin.site.urls),

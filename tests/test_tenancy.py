@@ -32,6 +32,7 @@ PUBLIC = {
     # The TLS proxy's question and uploaded images (content-addressed names).
     "domain_check",
     "media",
+    "robots",
 }
 # Funnel pages and their endpoints live on public hosts only (pages.public.urls);
 # tests/pages/test_public_routes.py walks them on both kinds of public host.

@@ -73,7 +73,8 @@ COMPANIONS = {
     "cdn.usefathom.com": ("https://*.usefathom.com",),
 }
 _URL_RE = re.compile(
-    r"(?i)\b(https?:|wss?:)?//([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?)"
+    r"(?i)(?<![a-z0-9+.:-])(https?:|wss?:)?//"
+    r"([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?)"
 )
 _HEAD_RE = re.compile(r"<!--of:code-->(.*?)<!--/of:code-->", re.S)
 _SRCDOC_RE = re.compile(r'srcdoc="([^"]*)"', re.S)

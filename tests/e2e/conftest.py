@@ -99,6 +99,9 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+# wait_for_function predicates are written as functions ("() => ..."): Playwright
+# compiles a function once, but evals a bare expression on every poll, which the
+# pages' Content-Security-Policy (no 'unsafe-eval') refuses.
 def htmx_idle(page) -> None:
     """Wait until htmx has no request, swap or settle in flight (and has bound the
     new content), so the next click or keystroke is not lost."""

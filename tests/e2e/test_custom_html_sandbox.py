@@ -43,7 +43,7 @@ def test_custom_html_script_cannot_read_app_cookies(
         "window.__spy = []; window.addEventListener('message', e => window.__spy.push(e.data));"  # noqa: E501
     )
     page.goto(f"{live_server.url}/pages/{pg.pk}/edit/")
-    page.wait_for_function("window.__spy.length > 0")
+    page.wait_for_function("() => window.__spy.length > 0")
     data = page.evaluate("JSON.parse(window.__spy[0])")
     assert data["cookie"].startswith("blocked:")
     assert data["parent"].startswith("blocked:")

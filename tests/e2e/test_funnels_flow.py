@@ -80,18 +80,19 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Move Lite bundle down").wait_for()
     page.wait_for_function(
-        "document.querySelectorAll('#step-list .fn-step-name')[2].innerText"
+        "() => document.querySelectorAll('#step-list .fn-step-name')[2].innerText"
         " === 'Lite bundle'"
     )
     page.wait_for_function(
-        "document.activeElement.getAttribute('aria-label') === 'Move Lite bundle up'"
+        "() => document.activeElement.getAttribute('aria-label')"
+        " === 'Move Lite bundle up'"
     )
     htmx_idle(page)
     page.get_by_role("button", name="Move Lite bundle down").focus()
     htmx_idle(page)
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "document.querySelectorAll('#step-list .fn-step-name')[3].innerText"
+        "() => document.querySelectorAll('#step-list .fn-step-name')[3].innerText"
         " === 'Lite bundle'"
     )
 
@@ -125,7 +126,7 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     for index in (2, 3, 4):
         page.get_by_role("button", name="Move Thanks down").click()
         page.wait_for_function(
-            "document.querySelectorAll('#step-list .fn-step-name')"
+            "() => document.querySelectorAll('#step-list .fn-step-name')"
             f"[{index}].innerText === 'Thanks'"
         )
 

@@ -79,7 +79,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
 
     # Reorder: move the new opt-in form up above the image with the keyboard button.
     page.wait_for_function(
-        "document.querySelectorAll('.pb-block.is-selected').length === 1"
+        "() => document.querySelectorAll('.pb-block.is-selected').length === 1"
         " && document.querySelector('.pb-block.is-selected').dataset.type"
         " === 'optin_form'"
     )
