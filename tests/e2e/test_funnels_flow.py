@@ -26,7 +26,9 @@ def _names(page):
     return page.locator("#step-list .fn-step-name").all_inner_texts()
 
 
-def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot):
+def test_build_a_funnel_in_the_steps_editor(
+    live_server, page, owner, workspace, screenshot
+):
     """A marketer builds a branching funnel, reorders, duplicates, archives, deletes."""
     _login(page, live_server, owner.email)
     page.get_by_role("heading", name="No funnels yet").wait_for()
@@ -165,7 +167,10 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.get_by_role("link", name="Archived").click()
     page.get_by_role("heading", name="Spring Tripwire (copy)").wait_for()
     page.get_by_role("link", name="Active").click()
-    page.get_by_role("link", name="Spring Tripwire /spring-tripwire/").click()
+    # The list shows each funnel's address on the workspace's public host.
+    page.get_by_role(
+        "link", name=f"Spring Tripwire {workspace.public_host}/spring-tripwire/"
+    ).click()
     page.get_by_role("link", name="Delete", exact=True).click()
     page.get_by_label("Type Spring Tripwire to confirm").fill("spring")
     page.get_by_role("button", name="Delete funnel forever").click()
