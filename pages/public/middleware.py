@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 
 from . import csp, hosts
@@ -67,6 +68,19 @@ class HostRoutingMiddleware:
         if location.startswith(prefix + "/"):
             response["Location"] = location[len(prefix) :]
         return response
+
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponse | None:
+        """A visitor never sees a 500 because the database is briefly away."""
+        if getattr(request, "public", None) is not None and isinstance(
+            exception, OperationalError | InterfaceError
+        ):
+            from .views import unavailable_response
+
+            return unavailable_response()
+        return None
 
 
 class ContentSecurityPolicyMiddleware:

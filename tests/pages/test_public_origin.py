@@ -339,3 +339,50 @@ def test_code_sources_skip_app_hosts_and_add_companions(settings):
     assert "https://connect.facebook.net" in sources
     assert "https://www.facebook.com" in sources
     assert not any("app.example.com" in s for s in sources)
+
+
+# Outages ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def database_down():
+    """Make PostgreSQL unreachable for this process (a closed port), as a real
+    outage looks to Django: every new connection fails."""
+    from django.db import connection
+
+    def down():
+        connection.close()
+        connection.settings_dict["HOST"] = "127.0.0.1"
+        connection.settings_dict["PORT"] = "1"
+
+    saved = dict(connection.settings_dict)
+    yield down
+    connection.close()
+    connection.settings_dict.update(saved)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_published_pages_keep_serving_with_the_database_down(
+    tripwire, database_down, monkeypatch
+):
+    """Pages already published answer from the cache when PostgreSQL is down, in
+    a warm process and in one that never saw them (the last known answers kept in
+    Redis); a form post answers a friendly 503, not a 500."""
+    thanks = tripwire.steps.get(kind="thankyou")
+    optin = tripwire.steps.get(kind="optin")
+    client = Client(HTTP_HOST="acme.localhost", HTTP_USER_AGENT=BROWSER)
+    assert client.get(f"/{tripwire.slug}/").status_code == 200
+    assert client.get(f"/{tripwire.slug}/{thanks.slug}/").status_code == 200
+    monkeypatch.setattr(serving, "LOCAL_TTL", 0.0)  # every lookup goes to the DB
+    database_down()
+    warm = client.get(f"/{tripwire.slug}/")
+    assert warm.status_code == 200 and b"<form" in warm.content
+    serving.local_caches_clear()  # a new worker process: nothing in memory
+    cold = Client(HTTP_HOST="acme.localhost", HTTP_USER_AGENT=BROWSER)
+    assert cold.get(f"/{tripwire.slug}/{thanks.slug}/").status_code == 200
+    assert cold.get(f"/{tripwire.slug}/no-such-step/").status_code == 503
+    token = form_token_issue(step_id=optin.pk, now=time.time() - 10)
+    post = cold.post(
+        f"/{tripwire.slug}/{optin.slug}/optin/", {"email": "a@b.co", "_of": token}
+    )
+    assert post.status_code == 503
