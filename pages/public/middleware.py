@@ -23,6 +23,9 @@ from . import csp, hosts
 PUBLIC_URLCONF = "pages.public.urls"
 # Paths a custom domain answers as they are: site files and assets.
 _ROOT_FILES = ("/robots.txt", "/sitemap.xml", "/favicon.ico")
+# Operational endpoints asked by the proxy and health checks under whatever Host
+# they use inside the deployment's network (e.g. http://web:8000/domains/check).
+_ANY_HOST = ("/healthz", "/domains/check")
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -43,6 +46,8 @@ class HostRoutingMiddleware:
         if found == hosts.APP:
             return self.get_response(request)
         if found is None:
+            if request.path_info in _ANY_HOST:
+                return self.get_response(request)
             return _not_found()
         if isinstance(found, hosts.Moved):
             scheme = "https" if request.is_secure() else "http"
