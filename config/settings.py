@@ -115,6 +115,11 @@ ALLOWED_HOSTS = ["*"]
 
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
+# "__Host-" cookies cannot be set or overwritten by a sibling host, so a public page
+# under the same parent domain cannot plant a session or CSRF cookie for the admin.
+if SECURE_COOKIES:
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_INCLUDE_SUBDOMAINS = False
