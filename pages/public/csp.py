@@ -25,7 +25,8 @@ ADMIN_POLICY = "; ".join(
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
         "connect-src 'self'",
-        # The editor previews Custom HTML in sandboxed srcdoc frames.
+        # The editor shows Custom HTML in sandboxed srcdoc frames; they inherit this
+        # policy, so its scripts run only on the published page, never here.
         "frame-src 'self' blob: data:",
         "media-src 'self' blob:",
         "object-src 'none'",
