@@ -23,7 +23,7 @@ def _cents(text: str) -> list[int]:
 
 
 def test_changing_an_offer_after_publishing_asks_to_republish(
-    live_server, new_page, screenshot, tripwire, owner
+    live_server, public_url, new_page, screenshot, tripwire, owner
 ):
     """The marketer swaps the order form's product: the live page keeps the old
     one, the app says the change is not published, one click publishes it."""
@@ -40,7 +40,7 @@ def test_changing_an_offer_after_publishing_asks_to_republish(
     prompt.wait_for()
     screenshot(admin, "money-offer-changed")
     visitor = new_page()
-    visitor.goto(f"{live_server.url}/{tripwire.slug}/{order_step.slug}/")
+    visitor.goto(public_url(tripwire.workspace, f"/{tripwire.slug}/{order_step.slug}/"))
     assert "Checklist" in visitor.locator("form.of-order").inner_text()
     prompt.get_by_role("button", name="Publish changes now").click()
     admin.get_by_text("Published!").wait_for()
@@ -51,14 +51,14 @@ def test_changing_an_offer_after_publishing_asks_to_republish(
 
 
 def test_buying_through_the_demo_funnel_charges_what_the_buttons_say(
-    live_server, new_page, screenshot
+    live_server, public_url, new_page, screenshot
 ):
     """The demo funnel: the prices its order form, bump and upsell buttons name
     are exactly what the visitor is charged."""
     call_command("seed_demo")
     funnel = Funnel.objects.get(name="Funnel Fix Tripwire")
     visitor = new_page()
-    visitor.goto(f"{live_server.url}/{funnel.slug}/special-offer/")
+    visitor.goto(public_url(funnel.workspace, f"/{funnel.slug}/special-offer/"))
     form = visitor.locator("form.of-order")
     heading = form.get_by_role("heading").inner_text()
     main_price = _cents(heading)[0]

@@ -37,7 +37,9 @@ def _sell(funnel: Funnel) -> None:
         )
 
 
-def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner):
+def test_build_tripwire_funnel_and_publish(
+    live_server, public_url, page, screenshot, owner
+):
     """A marketer creates a Tripwire funnel, edits and publishes a page, and the
     public URL shows exactly the published page."""
     page.goto(live_server.url + "/login/")
@@ -93,7 +95,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
 
     # Reorder: move the new opt-in form up above the image with the keyboard button.
     page.wait_for_function(
-        "document.querySelectorAll('.pb-block.is-selected').length === 1"
+        "() => document.querySelectorAll('.pb-block.is-selected').length === 1"
         " && document.querySelector('.pb-block.is-selected').dataset.type"
         " === 'optin_form'"
     )
@@ -143,14 +145,14 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert draft.published_version.number == 1
 
     public = page.context.new_page()
-    public.goto(f"{live_server.url}/{funnel.slug}/")
+    public.goto(public_url(funnel.workspace, f"/{funnel.slug}/"))
     public.get_by_role(
         "heading", name="Eat well all week with one hour of Sunday prep"
     ).wait_for()
     assert public.locator("img[srcset]").count() == 1
     assert public.locator("form.of-form input[name=email]").count() == 2
     screenshot(public, "pages-public-optin")
-    public.goto(f"{live_server.url}/{funnel.slug}/special-offer/")
+    public.goto(public_url(funnel.workspace, f"/{funnel.slug}/special-offer/"))
     public.get_by_role("button", name="Complete my order →").wait_for()
     # The template's copy reads the offer through merge fields.
     public.get_by_role(

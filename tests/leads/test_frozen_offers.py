@@ -49,15 +49,15 @@ def shop(workspace, owner):
     return {"funnel": funnel, "order": order, "guide": guide}
 
 
-def _order_page(client) -> str:
-    return client.get("/guide/order/").content.decode()
+def _order_page(visitor) -> str:
+    return visitor.get("/guide/order/").content.decode()
 
 
 def _offer_id(html: str) -> str:
     return re.search(r'name="_offer" value="(\d+)"', html).group(1)
 
 
-def _buy(client, step, offer_id=""):
+def _buy(visitor, step, offer_id=""):
     data = {
         "email": "b@x.io",
         "card": SUCCESS_CARD,
@@ -65,16 +65,16 @@ def _buy(client, step, offer_id=""):
     }
     if offer_id:
         data["_offer"] = offer_id
-    return client.post("/guide/order/order/", data)
+    return visitor.post("/guide/order/order/", data)
 
 
 def test_changing_an_offer_after_publishing_changes_neither_page_nor_charge(
-    client, owner_client, shop, workspace, owner
+    visitor, owner_client, shop, workspace, owner
 ):
     """Publish at $7, then sell a $9 product: the live page still shows $7 and the
     visitor is charged $7 (the issue saw one price shown and another charged)."""
     funnel_publish(funnel=shop["funnel"], user=owner)
-    shown = _order_page(client)
+    shown = _order_page(visitor)
     assert "Guide" in shown and "$7.00" in shown
     pricier = ProductFactory(workspace=workspace, name="Kit", price_minor=900)
     saved = owner_client.post(
@@ -82,10 +82,10 @@ def test_changing_an_offer_after_publishing_changes_neither_page_nor_charge(
         {"form": "offer", "product": pricier.pk},
         follow=True,
     ).content.decode()
-    assert "$7.00" in _order_page(client) and "Kit" not in _order_page(client)
+    assert "$7.00" in _order_page(visitor) and "Kit" not in _order_page(visitor)
     offer = re.search(r'name="_offer" value="(\d+)"', shown)
     assert (
-        _buy(client, shop["order"], offer.group(1) if offer else "").status_code == 302
+        _buy(visitor, shop["order"], offer.group(1) if offer else "").status_code == 302
     )
     assert Order.objects.get().paid_minor == 700
     assert "The live page keeps the offer it was published with" in saved
@@ -93,23 +93,23 @@ def test_changing_an_offer_after_publishing_changes_neither_page_nor_charge(
 
 
 def test_republish_charges_the_new_offer_and_refuses_the_old_page(
-    client, shop, workspace, owner
+    visitor, shop, workspace, owner
 ):
     funnel_publish(funnel=shop["funnel"], user=owner)
-    old = _offer_id(_order_page(client))
+    old = _offer_id(_order_page(visitor))
     StepOffer.objects.filter(step=shop["order"]).update(
         product=ProductFactory(workspace=workspace, name="Kit", price_minor=900)
     )
     funnel_publish(funnel=shop["funnel"], user=owner)
-    new_page = _order_page(client)
+    new_page = _order_page(visitor)
     assert "Kit" in new_page and "$9.00" in new_page
-    refused = _buy(client, shop["order"], old)
+    refused = _buy(visitor, shop["order"], old)
     assert refused.status_code == 409
     body = refused.content.decode()
     assert "The offer on this page changed while you were on it" in body
     assert "$9.00" in body  # the page again, with the offer now live
     assert not Order.objects.exists()
-    assert _buy(client, shop["order"], _offer_id(new_page)).status_code == 302
+    assert _buy(visitor, shop["order"], _offer_id(new_page)).status_code == 302
     assert Order.objects.get().paid_minor == 900
 
 
@@ -144,7 +144,7 @@ def test_publishing_refuses_a_selling_step_without_a_product(
     assert funnel.published_at is None
 
 
-def test_merge_fields_put_the_frozen_offer_into_the_copy(client, shop, owner):
+def test_merge_fields_put_the_frozen_offer_into_the_copy(visitor, shop, owner):
     Product.objects.filter(pk=shop["guide"].pk).update(compare_at_minor=4700)
     _set_page(
         shop["order"],
@@ -154,16 +154,17 @@ def test_merge_fields_put_the_frozen_offer_into_the_copy(client, shop, owner):
         ),
     )
     funnel_publish(funnel=shop["funnel"], user=owner)
-    html = _order_page(client)
+    html = _order_page(visitor)
     assert "Guide for $7.00, normally $47.00 — save $40.00<" in html
     assert "{{" not in html
 
 
-def test_the_demo_funnel_charges_what_its_buttons_say(client):
+def test_the_demo_funnel_charges_what_its_buttons_say(public_client):
     """The demo's copy and prices come from one place: every price a button or
     headline names is a price charged (the issue saw "$37" charge $97)."""
     call_command("seed_demo", stdout=None)
     funnel = Funnel.objects.get(name="Funnel Fix Tripwire")
+    client = public_client(funnel.workspace)
     base = f"/{funnel.slug}/"
     for step in funnel.steps.filter(kind__in=["order", "upsell", "downsell"]):
         html = client.get(f"{base}{step.slug}/").content.decode()

@@ -62,8 +62,8 @@ def _token(step, variant=None):
     return form_token_issue(step_id=step.pk, variant_id=variant, now=time.time() - 10)
 
 
-def _buy(client, step, card=SUCCESS_CARD, variant=None, referer=""):
-    return client.post(
+def _buy(visitor, step, card=SUCCESS_CARD, variant=None, referer=""):
+    return visitor.post(
         "/guide/order/order/",
         {"email": "buyer@x.io", "card": card, "_of": _token(step, variant)},
         HTTP_REFERER=referer,
@@ -71,11 +71,11 @@ def _buy(client, step, card=SUCCESS_CARD, variant=None, referer=""):
 
 
 def test_declined_attempt_is_not_an_order_in_the_default_view(
-    client, owner_client, shop
+    visitor, owner_client, shop
 ):
     """A declined checkout is an attempt: the orders list leaves it out unless
     asked to show attempts (the issue saw it listed as a $0.00 order)."""
-    _buy(client, shop["order"], card=DECLINED_CARD)
+    _buy(visitor, shop["order"], card=DECLINED_CARD)
     attempt = Order.objects.get()
     orders = owner_client.get(reverse("leads:orders")).content.decode()
     assert str(attempt.public_id)[:8] not in orders
@@ -88,51 +88,51 @@ def test_declined_attempt_is_not_an_order_in_the_default_view(
     assert len(list(csv.reader(io.StringIO(csv_text)))) == 1  # the header only
 
 
-def test_order_form_updates_the_lead_without_counting_an_optin(client, shop):
+def test_order_form_updates_the_lead_without_counting_an_optin(visitor, shop):
     """The order form makes or updates the lead, but the dashboard counts no
     opt-in for it (the demo showed a 75 % "opt-in rate" on its order form)."""
-    _buy(client, shop["order"])
+    _buy(visitor, shop["order"])
     analytics.events_flush()
     assert Lead.objects.get().email == "buyer@x.io"
     kinds = sorted(Event.objects.values_list("kind", flat=True))
     assert kinds == ["order"]
 
 
-def test_downsell_events_say_downsell(client, shop):
-    _buy(client, shop["order"])
-    client.post("/guide/upsell/decline/", {})
-    client.post("/guide/downsell/accept/", {})
+def test_downsell_events_say_downsell(visitor, shop):
+    _buy(visitor, shop["order"])
+    visitor.post("/guide/upsell/decline/", {})
+    visitor.post("/guide/downsell/accept/", {})
     analytics.events_flush()
     kinds = sorted(Event.objects.values_list("kind", flat=True))
     assert kinds == ["downsell_accept", "order", "upsell_decline"]
 
 
-def test_last_touch_is_the_last_external_touch(client, shop):
+def test_last_touch_is_the_last_external_touch(visitor, shop):
     """Opt in from a campaign, then buy on the funnel's own order page: the last
     touch stays the campaign (the issue saw it reset to "direct")."""
-    client.post(
+    visitor.post(
         "/guide/optin/optin/",
         {"email": "buyer@x.io", "_of": _token(shop["optin"])},
-        HTTP_REFERER="http://testserver/guide/optin/?utm_source=news&utm_medium=email",
+        HTTP_REFERER="http://acme.localhost/guide/optin/?utm_source=news&utm_medium=email",
     )
     lead = Lead.objects.get()
     assert (lead.last_source, lead.last_medium) == ("news", "email")
-    _buy(client, shop["order"], referer="http://testserver/guide/order/")
+    _buy(visitor, shop["order"], referer="http://acme.localhost/guide/order/")
     lead.refresh_from_db()
     assert (lead.last_source, lead.last_medium) == ("news", "email")
     # A later visit from another campaign is a touch.
     _buy(
-        client,
+        visitor,
         shop["order"],
         card=SUCCESS_CARD,
-        referer="http://testserver/guide/order/?utm_source=ads",
+        referer="http://acme.localhost/guide/order/?utm_source=ads",
     )
     lead.refresh_from_db()
     assert lead.last_source == "ads"
 
 
 def test_order_keeps_attribution_and_variants_on_its_page_and_csv(
-    client, owner_client, shop, workspace
+    visitor, owner_client, shop, workspace
 ):
     variant_a = Page.objects.create(
         workspace=workspace, step=shop["order"], name="Variant A", title="Order"
@@ -145,12 +145,14 @@ def test_order_keeps_attribution_and_variants_on_its_page_and_csv(
     )
     assert variant_a.pk != variant_b.pk
     _buy(
-        client,
+        visitor,
         shop["order"],
         variant=variant_b.pk,
-        referer="http://testserver/guide/order/?utm_source=news&utm_campaign=spring",
+        referer="http://acme.localhost/guide/order/?utm_source=news&utm_campaign=spring",
     )
-    client.post("/guide/upsell/accept/", {"_of": _token(shop["upsell"], up_variant.pk)})
+    visitor.post(
+        "/guide/upsell/accept/", {"_of": _token(shop["upsell"], up_variant.pk)}
+    )
     order = Order.objects.get()
     assert (order.first_source, order.first_campaign) == ("news", "spring")
     assert (order.last_source, order.last_campaign) == ("news", "spring")
@@ -171,8 +173,8 @@ def test_order_keeps_attribution_and_variants_on_its_page_and_csv(
     assert record["Split-test variants"].startswith("Order form: Variant B; ")
 
 
-def test_a_stranger_cannot_open_the_order(client, shop, stranger):
-    _buy(client, shop["order"])
+def test_a_stranger_cannot_open_the_order(client, visitor, shop, stranger):
+    _buy(visitor, shop["order"])
     order = Order.objects.get()
     client.force_login(stranger)
     assert client.get(reverse("leads:order_detail", args=[order.pk])).status_code == 404

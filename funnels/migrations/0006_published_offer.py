@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('funnels', '0004_stepoffer'),
+        ('funnels', '0005_funnel_slug_per_workspace'),
     ]
 
     operations = [
