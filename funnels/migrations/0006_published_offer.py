@@ -5,6 +5,38 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
+def freeze_live_offers(apps, schema_editor):
+    """Funnels published before offers were frozen keep selling what they sold:
+    their current offers become the live ones (what checkout charged until now)."""
+    from funnels.offers import offer_fingerprint
+
+    StepOffer = apps.get_model("funnels", "StepOffer")
+    PublishedOffer = apps.get_model("funnels", "PublishedOffer")
+    Step = apps.get_model("funnels", "Step")
+    offers = StepOffer.objects.filter(
+        step__funnel__published_at__isnull=False
+    ).select_related("product", "bump_product")
+    for offer in offers:
+        bump = offer.bump_product
+        live = PublishedOffer.objects.create(
+            workspace_id=offer.workspace_id,
+            step_id=offer.step_id,
+            product=offer.product,
+            name=offer.product.name,
+            price_minor=offer.product.price_minor,
+            compare_at_minor=None,
+            currency=offer.product.currency,
+            bump_product=bump,
+            bump_name=bump.name if bump else "",
+            bump_price_minor=bump.price_minor if bump else None,
+            bump_compare_at_minor=None,
+            bump_headline=offer.bump_headline,
+            bump_description=offer.bump_description,
+            fingerprint=offer_fingerprint(offer),
+        )
+        Step.objects.filter(pk=offer.step_id).update(live_offer=live)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -47,4 +79,5 @@ class Migration(migrations.Migration):
             name='live_offer',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='funnels.publishedoffer'),
         ),
+        migrations.RunPython(freeze_live_offers, migrations.RunPython.noop),
     ]

@@ -154,8 +154,8 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         "3",
         "60.0 %",
         "2 (40.0 %)",
-        "2",  # the buyers became leads on the order form
-        "66.7 %",
+        "0",  # buying makes a lead but is an order, not an opt-in
+        "0.0 %",
         "2",
         "66.7 %",
         "$23.00",
