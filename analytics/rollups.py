@@ -39,6 +39,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
 
+from funnels import paths
+
 from .models import RollupState
 
 STATE = "events"
@@ -107,13 +109,9 @@ FROM _tail WHERE visitor_id IS NOT NULL;
 _FACTS_SQL = (
     """
 CREATE TEMP TABLE _funnels ON COMMIT DROP AS
-SELECT f.id AS funnel_id,
-       (SELECT s.id FROM funnels_step s WHERE s.funnel_id = f.id
-        ORDER BY s.position, s.id LIMIT 1) AS entry_step_id,
-       CASE WHEN EXISTS (SELECT 1 FROM funnels_step s
-                         WHERE s.funnel_id = f.id AND s.kind = 'order')
-            THEN 'order' ELSE 'optin' END AS goal_kind
-FROM funnels_funnel f WHERE f.id IN (SELECT DISTINCT funnel_id FROM _touched);
+SELECT * FROM unnest(%(p_funnel)s::bigint[], %(p_entry)s::bigint[],
+                     %(p_goal_kind)s::text[], %(p_goal_step)s::bigint[])
+  AS p(funnel_id, entry_step_id, goal_kind, goal_step_id);
 
 INSERT INTO analytics_funnelvisitor AS fv
   (workspace_id, funnel_id, visitor_id, entered_at, entry_day, source, medium,
@@ -124,10 +122,12 @@ SELECT ev.workspace_id, ev.funnel_id, ev.visitor_id, min(ev.occurred_at),
        coalesce(min(v.utm_campaign), ''),
        count(*),
        count(*) = 1 AND bool_and(ev.kind = 'view' AND ev.step_id = f.entry_step_id),
-       bool_or(ev.kind = f.goal_kind),
+       bool_or(ev.kind = f.goal_kind
+               AND (f.goal_step_id IS NULL OR ev.step_id = f.goal_step_id)),
        bool_or(ev.kind = 'order'),
        bool_or(ev.kind = 'optin'),
-       min(ev.occurred_at) FILTER (WHERE ev.kind = f.goal_kind)
+       min(ev.occurred_at) FILTER (WHERE ev.kind = f.goal_kind
+               AND (f.goal_step_id IS NULL OR ev.step_id = f.goal_step_id))
 FROM _ev ev
 JOIN _funnels f ON f.funnel_id = ev.funnel_id
 JOIN accounts_workspace w ON w.id = ev.workspace_id
@@ -459,6 +459,11 @@ def _lock(cursor, wait: bool) -> bool:
     return bool(cursor.fetchone()[0])
 
 
+def _paths_params(cursor) -> dict[str, list]:
+    """Entry step and goal of the funnels just selected (funnels.paths answers)."""
+    return paths.rollup_params(funnel_ids=[row[0] for row in cursor.fetchall()])
+
+
 def _facts_and_contributions(*, ev_sql: str, probes: bool) -> list[str]:
     """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
     statements = [
@@ -490,7 +495,14 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
         # Taken under the lock, so watermarks only move forward.
         new_watermark, read_from, state = _clock_horizon_state(cursor)
         full = state is None
-        # One round trip for the whole run (a dashboard may run it inline).
+        params = {
+            "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
+            "read_from": read_from,
+            "watermark": new_watermark,
+            "state": STATE,
+        }
+        # Three round trips: the tail and its visitors; the funnels they touched;
+        # then, with those funnels' entry step and goal (funnels.paths), the rest.
         sql = [_DROP_SQL]
         if full:
             # No watermark: start from empty rollups and fold every event.
@@ -506,6 +518,11 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             "SELECT DISTINCT workspace_id, funnel_id, visitor_id FROM _tail "
             "WHERE visitor_id IS NOT NULL",
             "ANALYZE _touched",
+        ]
+        cursor.execute(";\n".join(sql), params)
+        cursor.execute("SELECT DISTINCT funnel_id FROM _touched")
+        params.update(_paths_params(cursor))
+        sql = [
             *_facts_and_contributions(
                 ev_sql=_EV_FROM_TAIL_SQL if full else _EV_BY_PROBES_SQL,
                 probes=not full,
@@ -521,15 +538,7 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             "ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark, "
             "read_from = EXCLUDED.read_from, updated_at = EXCLUDED.updated_at",
         ]
-        cursor.execute(
-            ";\n".join(sql),
-            {
-                "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
-                "read_from": read_from,
-                "watermark": new_watermark,
-                "state": STATE,
-            },
-        )
+        cursor.execute(";\n".join(sql), params)
         cursor.execute(
             "SELECT (SELECT count(*) FROM _tail), (SELECT count(*) FROM _touched)"
         )
@@ -574,10 +583,12 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
             params,
         )
         if visitors:
+            cursor.execute("SELECT DISTINCT funnel_id FROM _touched")
+            paths_params = _paths_params(cursor)
             for statement in _facts_and_contributions(
                 ev_sql=_EV_FROM_EVENTS_SQL, probes=False
             ):
-                cursor.execute(statement)
+                cursor.execute(statement, paths_params)
             cursor.execute(_COHORT_RECOMPUTE_SQL)
         # Without a watermark the next incremental run starts over anyway.
         folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)
