@@ -21,5 +21,5 @@ def test_upsell_next_link_skips_the_decline_only_downsell(workspace):
     services.page_create_blank(step=s["up"], document=doc)
     services.funnel_publish(funnel=funnel, user=None)
     html = PageVersion.objects.get(page__step=s["up"]).html
-    assert f'href="{services.public_url(funnel, s["thanks"])}"' in html
-    assert services.public_url(funnel, s["down"]) not in html
+    assert f'href="{services.public_path(funnel, s["thanks"])}"' in html
+    assert services.public_path(funnel, s["down"]) not in html
