@@ -50,6 +50,23 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
+# Revenue rows folded before rollups kept currencies apart carry "": the dashboard
+# showed them as USD then, and still does.
+LEGACY_CURRENCY = "USD"
+
+
+def _add_money(into: dict[str, int], currency: str, amount: int) -> None:
+    if amount:
+        key = currency or LEGACY_CURRENCY
+        into[key] = into.get(key, 0) + amount
+
+
+def _per_currency(
+    amounts: dict[str, int], den: float
+) -> list[tuple[str, float | None]]:
+    return [(cur, _ratio(amt, den)) for cur, amt in sorted(amounts.items())]
+
+
 @dataclass
 class StepReport:
     step: Step
@@ -62,6 +79,8 @@ class StepReport:
     upsell_accepts: int = 0
     upsell_declines: int = 0
     revenue_minor: int = 0
+    # Revenue per currency (never summed across currencies).
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
     previous_unique: int | None = None  # unique views of the comparison parent
     parent: Step | None = None  # the step this one is compared with (funnels.paths)
 
@@ -114,8 +133,39 @@ class FunnelTotals:
     bumps: int = 0
     order_form_orders: int = 0
     revenue_minor: int = 0
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
     seconds_to_goal: int = 0
     median_seconds_to_goal: float | None = None
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted(self.revenue_by_currency)
+
+    @property
+    def mixed_currency(self) -> bool:
+        """Revenue in more than one currency: amounts are shown per currency."""
+        return len(self.revenue_by_currency) > 1
+
+    @property
+    def currency(self) -> str:
+        """The one currency revenue is in (USD when there is none yet)."""
+        return self.currencies[0] if self.currencies else LEGACY_CURRENCY
+
+    @property
+    def revenue_list(self) -> list[tuple[str, int]]:
+        return sorted(self.revenue_by_currency.items())
+
+    @property
+    def epc_list(self) -> list[tuple[str, float | None]]:
+        return _per_currency(self.revenue_by_currency, self.entered)
+
+    @property
+    def aov_list(self) -> list[tuple[str, float | None]]:
+        return _per_currency(self.revenue_by_currency, self.orders)
+
+    @property
+    def cart_list(self) -> list[tuple[str, float | None]]:
+        return _per_currency(self.revenue_by_currency, self.buyers)
 
     @property
     def overall_conversion(self) -> float | None:
@@ -220,7 +270,7 @@ def funnel_report(
             report.buyers = row["b"] or 0
     daily = (
         _filtered(StepDailyRollup.objects, [funnel.pk], filters)
-        .values("step_id")
+        .values("step_id", "currency")
         .annotate(
             views=Sum("views"),
             orders=Sum("orders"),
@@ -231,21 +281,23 @@ def funnel_report(
         )
     )
     totals = FunnelTotals()
-    for row in daily:
+    for row in daily:  # one row per step and currency ("" for counts only)
         report = by_step.get(row["step_id"])
         if report is None:
             continue
-        report.all_views = row["views"] or 0
-        report.orders = row["orders"] or 0
-        report.bumps = row["bumps"] or 0
-        report.upsell_accepts = row["acc"] or 0
-        report.upsell_declines = row["dec"] or 0
-        report.revenue_minor = row["revenue"] or 0
-        totals.orders += report.orders
-        totals.bumps += report.bumps
-        totals.revenue_minor += report.revenue_minor
+        report.all_views += row["views"] or 0
+        report.orders += row["orders"] or 0
+        report.bumps += row["bumps"] or 0
+        report.upsell_accepts += row["acc"] or 0
+        report.upsell_declines += row["dec"] or 0
+        report.revenue_minor += row["revenue"] or 0
+        _add_money(report.revenue_by_currency, row["currency"], row["revenue"] or 0)
+        _add_money(totals.revenue_by_currency, row["currency"], row["revenue"] or 0)
+        totals.orders += row["orders"] or 0
+        totals.bumps += row["bumps"] or 0
+        totals.revenue_minor += row["revenue"] or 0
         if report.step.kind == "order":
-            totals.order_form_orders += report.orders
+            totals.order_form_orders += row["orders"] or 0
     # Each step is compared with its parent in the funnel's graph (funnels.paths):
     # a downsell with its upsell, the step where branches rejoin with where they split.
     answers = paths.funnel_paths(funnel_id=funnel.pk, steps=steps)
@@ -313,6 +365,7 @@ class FunnelSummary:
     orders: int
     revenue_minor: int
     daily_visitors: list[int]
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
 
     @property
     def epc(self) -> float | None:
@@ -340,12 +393,19 @@ def workspace_overview(
         c["n"] += row["n"] or 0
         c["o"] += row["o"] or 0
         daily_visitors.setdefault(row["funnel_id"], {})[row["day"]] = row["n"] or 0
-    events = {
-        row["funnel_id"]: row
-        for row in _filtered(StepDailyRollup.objects, ids, filters)
-        .values("funnel_id")
+    events: dict[int, dict] = {}
+    money: dict[int, dict[str, int]] = {}
+    for row in (
+        _filtered(StepDailyRollup.objects, ids, filters)
+        .values("funnel_id", "currency")
         .annotate(orders=Sum("orders"), revenue=Sum("revenue_minor"))
-    }
+    ):
+        e = events.setdefault(row["funnel_id"], {"orders": 0, "revenue": 0})
+        e["orders"] += row["orders"] or 0
+        e["revenue"] += row["revenue"] or 0
+        _add_money(
+            money.setdefault(row["funnel_id"], {}), row["currency"], row["revenue"] or 0
+        )
     return [
         FunnelSummary(
             funnel=f,
@@ -354,6 +414,7 @@ def workspace_overview(
             orders=(events.get(f.pk) or {}).get("orders") or 0,
             revenue_minor=(events.get(f.pk) or {}).get("revenue") or 0,
             daily_visitors=[daily_visitors.get(f.pk, {}).get(d, 0) for d in days],
+            revenue_by_currency=money.get(f.pk, {}),
         )
         for f in funnels
     ]

@@ -220,8 +220,16 @@ class CohortStepRollup(StepBucket):
 
 
 class StepDailyRollup(StepBucket):
-    """Event counts per step and day (the day the event happened)."""
+    """Event counts per step and day (the day the event happened).
 
+    Money is kept per currency: events with an amount are bucketed by their
+    currency, the others under "" (so counts add up across a step's rows and
+    revenue is summed per currency, never across currencies).
+    """
+
+    KEY = [*StepBucket.KEY, "currency"]
+
+    currency = models.CharField(max_length=3, blank=True, default="")
     views = models.IntegerField()
     optins = models.IntegerField()
     orders = models.IntegerField()
@@ -233,7 +241,9 @@ class StepDailyRollup(StepBucket):
     class Meta:
         indexes = [models.Index(fields=["funnel_id", "day"], name="stepdaily_day")]
         constraints = [
-            models.UniqueConstraint(fields=StepBucket.KEY, name="stepdaily_bucket")
+            models.UniqueConstraint(
+                fields=[*StepBucket.KEY, "currency"], name="stepdaily_bucket"
+            )
         ]
 
 

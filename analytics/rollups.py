@@ -354,11 +354,13 @@ _DAILY_DELTA_SQL = (
     """
 INSERT INTO analytics_stepdailyrollup AS r
   (workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign,
-   views, optins, orders, bumps, upsell_accepts, upsell_declines, revenue_minor)
+   currency, views, optins, orders, bumps, upsell_accepts, upsell_declines,
+   revenue_minor)
 SELECT t.workspace_id, t.funnel_id, t.step_id, t.variant_id,
        (t.occurred_at AT TIME ZONE w.time_zone)::date,
        coalesce(v.utm_source, ''), coalesce(v.utm_medium, ''),
        coalesce(v.utm_campaign, ''),
+       CASE WHEN t.amount_minor IS NULL THEN '' ELSE coalesce(t.currency, '') END,
        count(*) FILTER (WHERE t.kind = 'view'),
        count(*) FILTER (WHERE t.kind = 'optin'),
        count(*) FILTER (WHERE t.kind = 'order'),
@@ -372,8 +374,8 @@ FROM _tail t
 JOIN accounts_workspace w ON w.id = t.workspace_id
 /*visitor:t*/
 WHERE t.step_id IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-ON CONFLICT (funnel_id, step_id, variant_id, day, source, medium, campaign)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+ON CONFLICT (funnel_id, step_id, variant_id, day, source, medium, campaign, currency)
 DO UPDATE SET
   views = r.views + EXCLUDED.views, optins = r.optins + EXCLUDED.optins,
   orders = r.orders + EXCLUDED.orders, bumps = r.bumps + EXCLUDED.bumps,
@@ -444,10 +446,12 @@ WHERE r.funnel_id = d.funnel_id AND r.day = d.day;
 
 INSERT INTO analytics_stepdailyrollup
   (workspace_id, funnel_id, step_id, variant_id, day, source, medium, campaign,
-   views, optins, orders, bumps, upsell_accepts, upsell_declines, revenue_minor)
+   currency, views, optins, orders, bumps, upsell_accepts, upsell_declines,
+   revenue_minor)
 SELECT e.workspace_id, e.funnel_id, e.step_id, coalesce(e.variant_id, 0), d.day,
        coalesce(v.utm_source, ''), coalesce(v.utm_medium, ''),
        coalesce(v.utm_campaign, ''),
+       CASE WHEN e.amount_minor IS NULL THEN '' ELSE coalesce(e.currency, '') END,
        count(*) FILTER (WHERE e.kind = 'view'),
        count(*) FILTER (WHERE e.kind = 'optin'),
        count(*) FILTER (WHERE e.kind = 'order'),
@@ -465,7 +469,7 @@ JOIN analytics_event e
 LEFT JOIN analytics_visitor v
        ON v.workspace_id = e.workspace_id AND v.public_id = e.visitor_id
 WHERE e.step_id IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
 
 -- Events of these buckets that a later incremental run would read again are
 -- counted now: remember them as folded.
@@ -520,7 +524,7 @@ _TAIL_SQL = """
 CREATE TEMP TABLE _tail ON COMMIT DROP AS
 SELECT e.id, e.workspace_id, e.funnel_id, e.step_id, e.visitor_id, e.kind,
        coalesce(e.variant_id, 0) AS variant_id, e.amount_minor, e.occurred_at,
-       e.inserted_at
+       e.inserted_at, e.currency
 FROM analytics_event e
 WHERE e.inserted_at > %(since)s AND e.funnel_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM analytics_rollupfoldedevent f

@@ -52,6 +52,13 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
+def _amounts(by_currency: dict[str, int]) -> str:
+    """Money per currency, never summed across currencies ($0.00 when none)."""
+    if not by_currency:
+        return format_money(0, reports.LEGACY_CURRENCY)
+    return " · ".join(format_money(a, c) for c, a in sorted(by_currency.items()))
+
+
 @workspace_view
 def overview(request: HttpRequest) -> HttpResponse:
     _catch_up()
@@ -66,8 +73,15 @@ def overview(request: HttpRequest) -> HttpResponse:
             {
                 "summary": r,
                 "spark": charts.sparkline_svg(r.daily_visitors),
-                "revenue": format_money(r.revenue_minor, "USD"),
-                "epc": format_money(round(r.epc), "USD") if r.epc is not None else "—",
+                "revenue": _amounts(r.revenue_by_currency),
+                "epc": _amounts(
+                    {
+                        cur: round(amount / r.visitors)
+                        for cur, amount in r.revenue_by_currency.items()
+                    }
+                )
+                if r.visitors
+                else "—",
             }
             for r in rows
         ],
@@ -188,7 +202,8 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "drill_leads": drill_leads,
         "drill_orders": drill_orders,
         "pct": _pct,
-        "currency": "USD",
+        # Amounts are shown in their currency; several currencies are listed apart.
+        "currency": report.totals.currency,
     }
 
 
