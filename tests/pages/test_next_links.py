@@ -6,6 +6,7 @@ import pytest
 
 from pages import documents, services
 from pages.models import PageVersion
+from tests.factories import offers_fill
 from tests.funnels.test_paths import BRANCHED, _build
 
 pytestmark = pytest.mark.django_db
@@ -19,6 +20,7 @@ def test_upsell_next_link_skips_the_decline_only_downsell(workspace):
     column_id = doc["sections"][0]["rows"][0]["columns"][0]["id"]
     doc = documents.add_block(doc, documents.new_block("button"), column_id=column_id)
     services.page_create_blank(step=s["up"], document=doc)
+    offers_fill(funnel)  # selling steps need a product to be published
     services.funnel_publish(funnel=funnel, user=None)
     html = PageVersion.objects.get(page__step=s["up"]).html
     assert f'href="{services.public_path(funnel, s["thanks"])}"' in html
