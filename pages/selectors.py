@@ -14,12 +14,14 @@ from accounts.models import Workspace
 from analytics import experiments
 from funnels.models import Funnel, Step, StepKind
 
+from . import speed
 from .models import (
     Domain,
     FunnelTheme,
     ImageAsset,
     Page,
     PageVersion,
+    SpeedBudget,
     SplitTest,
 )
 
@@ -48,6 +50,19 @@ def theme_for(*, funnel: Funnel) -> FunnelTheme:
         funnel=funnel, defaults={"workspace_id": funnel.workspace_id}
     )
     return theme
+
+
+def speed_budget(*, workspace: Workspace) -> speed.Budget:
+    """The workspace's budget, or the defaults when it never set one."""
+    row = SpeedBudget.objects.filter(workspace=workspace).first()
+    if row is None:
+        return speed.Budget()
+    return speed.Budget(
+        mode=row.mode,
+        max_html_css_kb=row.max_html_css_kb,
+        max_first_view_image_kb=row.max_first_view_image_kb,
+        allow_blocking_scripts=row.allow_blocking_scripts,
+    )
 
 
 def images_for(*, workspace_id: int, ids: set[int]) -> dict[int, ImageAsset]:
