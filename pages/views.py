@@ -16,7 +16,16 @@ from accounts.models import Role
 from accounts.tenancy import workspace_view
 from funnels.models import Funnel
 
-from . import blocks, documents, rendering, selectors, services, speed, styles
+from . import (
+    blocks,
+    documents,
+    rendering,
+    selectors,
+    services,
+    speed,
+    styles,
+    themes,
+)
 from .documents import Doc
 from .forms import (
     ImageUploadForm,
@@ -671,6 +680,15 @@ def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def theme(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     theme_obj = selectors.theme_for(funnel=page.step.funnel)
+    preset_key = request.POST.get("preset")
+    if request.method == "POST" and preset_key is not None:
+        preset = themes.PRESETS.get(preset_key)
+        if preset is None:
+            messages.error(request, "That theme preset does not exist.")
+            return redirect("pages:theme", pk=page.pk)
+        services.theme_update(funnel=page.step.funnel, data=preset.values())
+        messages.success(request, f"{preset.name} theme applied to every page.")
+        return redirect("pages:editor", pk=page.pk)
     form = ThemeForm(request.POST or None, instance=theme_obj)
     if request.method == "POST" and form.is_valid():
         services.theme_update(funnel=page.step.funnel, data=form.cleaned_data)
@@ -679,7 +697,14 @@ def theme(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "pages/theme.html",
-        {"page": page, "form": form, "funnel": page.step.funnel},
+        {
+            "page": page,
+            "form": form,
+            "funnel": page.step.funnel,
+            "presets": themes.PRESETS.values(),
+            "fonts": themes.FONTS.values(),
+            "current": theme_obj,
+        },
     )
 
 

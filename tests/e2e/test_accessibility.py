@@ -39,7 +39,8 @@ def test_admin_pages_have_no_serious_violation(live_server, page, owner, workspa
     page.locator("#style-form").wait_for()
     htmx_idle(page)
     found["editor, block selected"] = violations(page)
-    assert {k: v for k, v in found.items() if v} == {}
+    bad = {k: v for k, v in found.items() if v}
+    assert not bad, "\n".join(f"{k}: {line}" for k, v in bad.items() for line in v)
 
 
 def test_every_template_page_published_has_no_serious_violation(
@@ -54,4 +55,5 @@ def test_every_template_page_published_has_no_serious_violation(
         for step in funnel.steps.order_by("position"):
             page.goto(f"{live_server.url}/{funnel.slug}/{step.slug}/")
             found[f"{key}/{step.slug}"] = violations(page)
-    assert {k: v for k, v in found.items() if v} == {}
+    bad = {k: v for k, v in found.items() if v}
+    assert not bad, "\n".join(f"{k}: {line}" for k, v in bad.items() for line in v)

@@ -239,3 +239,31 @@ def test_published_page_hides_by_device_with_css(owner, workspace):
     html = Page.objects.get(pk=page.pk).published_version.html
     assert '<div class="of-s of-hide-m"><h1' in html
     assert '<body class="of-public">' in html
+
+
+@pytest.mark.django_db
+def test_theme_preset_sets_a_font_pair_served_from_our_static(
+    owner_client, owner, workspace
+):
+    page = page_with_blocks("headline", workspace=workspace)
+    url = reverse("pages:theme", args=[page.pk])
+    assert "Use the Editorial theme" in owner_client.get(url).content.decode()
+    response = owner_client.post(url, {"preset": "editorial"})
+    assert response.status_code == 302
+    theme = page.step.funnel.theme
+    theme.refresh_from_db()
+    assert (theme.font_family, theme.primary_color, theme.button_style) == (
+        "fraunces-inter",
+        "#9a3412",
+        "square",
+    )
+    services.funnel_publish(funnel=page.step.funnel, user=owner)
+    html = Page.objects.get(pk=page.pk).published_version.html
+    assert "@font-face{font-family:'Fraunces'" in html
+    assert "src:url(/static/fonts/fraunces.woff2) format('woff2')" in html
+    assert "--of-font-heading:'Fraunces', Georgia" in html
+    assert "fonts.googleapis" not in html and "https://" not in html.split("<body")[0]
+    bad = owner_client.post(url, {"preset": "nope"})
+    assert bad.status_code == 302
+    theme.refresh_from_db()
+    assert theme.font_family == "fraunces-inter"
