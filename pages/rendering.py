@@ -179,7 +179,7 @@ CHROME = (
     '<input type="hidden" name="block_id" value="{id}">'
     '<button name="action" value="block_up" type="submit" class="pb-icon" title="Move up" aria-label="Move up">↑</button>'  # noqa: E501
     '<button name="action" value="block_down" type="submit" class="pb-icon" title="Move down" aria-label="Move down">↓</button>'  # noqa: E501
-    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate">⧉</button>'  # noqa: E501
+    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate"><svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><rect x="5.5" y="5.5" width="8" height="8" rx="1.5" fill="none" stroke="currentColor" stroke-width="1.6"/><path d="M3 10.5V3.8C3 3.4 3.4 3 3.8 3h6.7" fill="none" stroke="currentColor" stroke-width="1.6"/></svg></button>'  # noqa: E501
     '<button name="action" value="delete_block" type="submit" class="pb-icon pb-danger" title="Delete" aria-label="Delete">✕</button>'  # noqa: E501
     "</form></div>"
     '<div class="pb-block-body" hx-get="{settings_url}" hx-target="#settings-pane" '

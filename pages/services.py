@@ -681,6 +681,29 @@ def _fresh_ids(doc: Doc) -> Doc:
     return {"sections": [documents._reassign_ids(s) for s in doc.get("sections", [])]}
 
 
+def _template_images(workspace: Workspace, doc: Doc, assets: dict[str, int]) -> Doc:
+    """Template images ship as static files (``"asset": name``); a new funnel
+    gets its own copies in the workspace's image library, so marketers can
+    replace them like any upload. ``assets`` remembers what this funnel already
+    imported."""
+    for block in documents.iter_blocks(doc):
+        settings_ = block.get("settings", {})
+        name = settings_.pop("asset", None)
+        if not name:
+            continue
+        if name not in assets:
+            path = selectors.template_asset_path(name)
+            if path is None:
+                continue
+            with open(path, "rb") as fh:
+                upload = ContentFile(fh.read(), name=path.name)
+            assets[name] = image_upload(
+                workspace=workspace, upload=upload, alt_text=settings_.get("alt", "")
+            ).pk
+        settings_["image_id"] = assets[name]
+    return doc
+
+
 @transaction.atomic
 def funnel_create_from_template(
     *, workspace: Workspace, user: User | None, template_key: str, name: str
@@ -696,6 +719,7 @@ def funnel_create_from_template(
         workspace=workspace, funnel=funnel, **template.get("theme", {})
     )
     steps: list[Step] = []
+    assets: dict[str, int] = {}
     for position, spec in enumerate(template["steps"]):
         step = Step.objects.create(
             workspace=workspace,
@@ -706,7 +730,8 @@ def funnel_create_from_template(
             position=position,
         )
         steps.append(step)
-        page = page_create_blank(step=step, document=_fresh_ids(spec["document"]))
+        document = _template_images(workspace, _fresh_ids(spec["document"]), assets)
+        page = page_create_blank(step=step, document=document)
         page.title = spec.get("title", spec["name"])
         page.save(update_fields=["title"])
     by_slug = {step.slug: step for step in steps}

@@ -27,11 +27,17 @@ HEX = re.compile(r"#[0-9a-fA-F]{6}")
 COLOR_TOKENS = {
     "primary": ("Brand", "var(--of-primary)"),
     "accent": ("Accent", "var(--of-accent)"),
-    "text": ("Text", "var(--of-text)"),
+    "text": ("Ink", "var(--of-text)"),
     "muted": ("Soft", "color-mix(in srgb, var(--of-text) 65%, transparent)"),
     "light": ("Light", "color-mix(in srgb, var(--of-primary) 7%, #f8fafc)"),
     "white": ("White", "#ffffff"),
     "dark": ("Night", "#0f172a"),
+}
+# As text, brand and accent colours are deepened so small text stays readable
+# (WCAG AA) on white and on the light section tints.
+TEXT_TOKENS = {
+    "primary": "color-mix(in srgb, var(--of-primary) 78%, #000)",
+    "accent": "color-mix(in srgb, var(--of-accent) 55%, #000)",
 }
 STEPS = {"0": "None", "1": "S", "2": "M", "3": "L", "4": "XL"}
 CHOICES: dict[str, dict[str, str]] = {
@@ -103,7 +109,9 @@ def clean_block_style(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _color_css(value: str) -> str:
+def _color_css(value: str, text: bool = False) -> str:
+    if text and value in TEXT_TOKENS:
+        return TEXT_TOKENS[value]
     if value in COLOR_TOKENS:
         return COLOR_TOKENS[value][1]
     return value if HEX.fullmatch(value) else ""
@@ -136,7 +144,7 @@ def block_classes(style: Mapping[str, Any]) -> str:
 
 def inline_css(style: Mapping[str, Any]) -> str:
     parts = []
-    color = _color_css(str(style.get("color") or ""))
+    color = _color_css(str(style.get("color") or ""), text=True)
     if color:
         parts.append(f"--of-c:{color};color:{color}")
     background = _color_css(str(style.get("background") or ""))
@@ -202,7 +210,7 @@ def section_classes(settings: Mapping[str, Any]) -> str:
 
 def section_css(settings: Mapping[str, Any], image_url: str = "") -> str:
     parts = []
-    color = _color_css(str(settings.get("color") or ""))
+    color = _color_css(str(settings.get("color") or ""), text=True)
     if color:
         parts.append(f"color:{color};--of-c:{color}")
     bg = str(settings.get("bg_color") or "")

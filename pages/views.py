@@ -837,7 +837,8 @@ def template_preview(request: HttpRequest, key: str, index: int = 0) -> HttpResp
         raise Http404
     spec = template["steps"][index]
     theme_obj = services.FunnelTheme(**template.get("theme", {}))
-    body = render_document(spec["document"], RenderContext())
+    doc, images = selectors.template_preview_document(spec["document"])
+    body = render_document(doc, RenderContext(images=images))
     return render(
         request,
         "pages/template_preview.html",

@@ -14,6 +14,13 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path_factory):
+    """Uploads (and template images copied into new funnels) go to a temporary
+    folder, never into the checkout's .data/media."""
+    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
+
+
+@pytest.fixture(autouse=True)
 def _no_events_left_behind(request):
     """The events table is not a Django-managed table, so a transactional test's
     flush does not empty it: do it here so tests never see each other's events."""

@@ -70,6 +70,7 @@ def test_edit_in_place_style_hide_on_mobile_publish(
     page.locator(f"#block-{sub_id} .of-hide-m.of-p-2.of-r-3").wait_for()
     saved = documents.find_block(Page.objects.get(pk=pg.pk).document, sub_id)
     assert saved["style"] == {
+        "font": "body",  # from the template
         "color": "white",
         "background": "dark",
         "padding": "2",
