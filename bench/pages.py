@@ -8,7 +8,8 @@ Run from the repository root with DATABASE_URL and REDIS_URL set:
 1. Creates a scratch workspace and, for each template (or the ones named),
    creates the funnel and publishes it (the page-speed budget is measured too).
 2. Starts gunicorn with production settings (DEBUG off, config/gunicorn.py) on
-   a free loopback port.
+   a free loopback port, uploaded images served in front of the app as a front
+   server would (bench/_media_wsgi.py).
 3. Installs Lighthouse 12.2.3 (the last major that runs on Node 20) with npm into
    a cache folder the first time, and runs it with Debian's Chromium against each
    published page: mobile form factor, simulated slow 4G, performance and
@@ -190,7 +191,9 @@ def main() -> None:
         gunicorn = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
-                "config.wsgi:application",
+                "--pythonpath",
+                "bench",
+                "_media_wsgi:application",
                 "--config",
                 "config/gunicorn.py",
                 "--bind",
