@@ -44,7 +44,7 @@ def test_admin_pages_have_no_serious_violation(live_server, page, owner, workspa
 
 
 def test_every_template_page_published_has_no_serious_violation(
-    live_server, page, owner, workspace
+    live_server, public_url, page, owner, workspace
 ):
     found = {}
     for key in selectors.funnel_templates():
@@ -53,7 +53,7 @@ def test_every_template_page_published_has_no_serious_violation(
         )
         services.funnel_publish(funnel=funnel, user=owner)
         for step in funnel.steps.order_by("position"):
-            page.goto(f"{live_server.url}/{funnel.slug}/{step.slug}/")
+            page.goto(public_url(workspace, f"/{funnel.slug}/{step.slug}/"))
             found[f"{key}/{step.slug}"] = violations(page)
     bad = {k: v for k, v in found.items() if v}
     assert not bad, "\n".join(f"{k}: {line}" for k, v in bad.items() for line in v)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_edit_in_place_style_hide_on_mobile_publish(
-    live_server, page, new_page, owner, screenshot
+    live_server, public_url, page, new_page, owner, workspace, screenshot
 ):
     log_in(page, live_server, owner.email)
     page.goto(live_server.url + "/funnel-templates/")
@@ -102,7 +102,7 @@ def test_edit_in_place_style_hide_on_mobile_publish(
     page.get_by_text("Published!").wait_for()
 
     # 5. The public page: the new headline; the styled line on desktop only.
-    url = f"{live_server.url}/{pg.step.funnel.slug}/{pg.step.slug}/"
+    url = public_url(workspace, f"/{pg.step.funnel.slug}/{pg.step.slug}/")
     desktop = new_page()
     desktop.goto(url)
     desktop.get_by_role(
