@@ -38,11 +38,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MEDIA = Path(tempfile.mkdtemp(prefix="of-bench-pages-media-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+PORT = free_port()
 BENCH_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
     "DEBUG": "false",
     "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnop",
-    "ALLOWED_HOSTS": "127.0.0.1,localhost,.localhost",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    # Pages are served on <workspace>.localhost:PORT (Chromium resolves *.localhost).
+    "PUBLIC_DOMAIN": f"localhost:{PORT}",
+    "PUBLIC_SCHEME": "http",
     "SITE_URL": "http://127.0.0.1",
     # Pages are rendered at publish time by this process: no collected manifest.
     "STATIC_MANIFEST": "false",
@@ -57,7 +69,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from accounts.models import Workspace  # noqa: E402
@@ -70,12 +81,6 @@ CACHE = (
 )
 CHROME = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, host: str, timeout: float = 30.0) -> None:
@@ -109,14 +114,9 @@ def lighthouse_bin() -> Path:
 
 
 def public_base(workspace: Workspace, port: int) -> tuple[str, str]:
-    """The base URL of the workspace's published pages and the Host it needs:
-    its own subdomain of PUBLIC_DOMAIN when the project has public hosts."""
-    domain = getattr(settings, "PUBLIC_DOMAIN", "")
-    slug = getattr(workspace, "slug", "")
-    if domain and slug:
-        host = f"{slug}.{domain}"
-        return f"http://{host}:{port}", host
-    return f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
+    """The base URL of the workspace's published pages and the Host it needs."""
+    host = workspace.public_host
+    return f"http://{host}", host
 
 
 def run_lighthouse(binary: Path, url: str, out: Path) -> dict:
@@ -186,7 +186,7 @@ def main() -> None:
             for step in funnel.steps.order_by("position", "id"):
                 pages.append((key, funnel, step))
         connection.close()
-        port = free_port()
+        port = PORT
         env = {**os.environ, **BENCH_ENV, "GUNICORN_LOG_LEVEL": "warning"}
         gunicorn = subprocess.Popen(
             [

@@ -35,10 +35,14 @@ def public_client(db):
 
 
 @pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path_factory):
+def _media_root(tmp_path_factory):
     """Uploads (and template images copied into new funnels) go to a temporary
-    folder, never into the checkout's .data/media."""
-    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
+    folder, never into the checkout's .data/media. (Not through the ``settings``
+    fixture: some tests name a parameter ``settings``.)"""
+    from django.test import override_settings
+
+    with override_settings(MEDIA_ROOT=tmp_path_factory.getbasetemp() / "media"):
+        yield
 
 
 @pytest.fixture(autouse=True)

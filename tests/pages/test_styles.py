@@ -267,3 +267,36 @@ def test_theme_preset_sets_a_font_pair_served_from_our_static(
     assert bad.status_code == 302
     theme.refresh_from_db()
     assert theme.font_family == "fraunces-inter"
+
+
+@pytest.mark.django_db
+def test_section_background_image_upload_and_remove(owner_client, workspace):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    page = page_with_blocks("headline", workspace=workspace)
+    section_id = page.document["sections"][0]["id"]
+    buf = io.BytesIO()
+    Image.new("RGB", (1800, 900), "#334155").save(buf, "PNG")
+    url = reverse("pages:section_image", args=[page.pk, section_id])
+    response = owner_client.post(
+        url,
+        {"revision": 0, "image": SimpleUploadedFile("bg.png", buf.getvalue())},
+        **HX,
+    )
+    html = response.content.decode()
+    page.refresh_from_db()
+    image_id = page.document["sections"][0]["settings"]["bg_image"]
+    assert "of-has-image" in html and "-1600.webp" in html
+    assert 'id="settings-pane" hx-swap-oob="innerHTML"' in html
+    bad = owner_client.post(
+        url, {"revision": 1, "image": SimpleUploadedFile("x.png", b"nope")}, **HX
+    )
+    assert "That file is not a valid image." in bad.content.decode()
+    page.refresh_from_db()
+    assert page.document["sections"][0]["settings"]["bg_image"] == image_id
+    owner_client.post(url, {"revision": 1, "remove": "1"}, **HX)
+    page.refresh_from_db()
+    assert page.document["sections"][0]["settings"]["bg_image"] is None
