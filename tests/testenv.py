@@ -19,3 +19,4 @@ os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("SITE_URL", "http://testserver")
 os.environ.setdefault("PUBLIC_DOMAIN", "localhost")
 os.environ.setdefault("PUBLIC_SCHEME", "http")
+os.environ.setdefault("EDGE_ENABLED", "false")  # tests/pages/test_edge.py turns it on
