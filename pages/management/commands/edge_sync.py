@@ -23,7 +23,9 @@ class Command(BaseCommand):
                 changed = edge.edge_sync()
             except edge.EdgeError as exc:
                 if not every:
-                    raise CommandError(f"nginx refused the configuration: {exc}")
+                    raise CommandError(
+                        f"nginx refused the configuration: {exc}"
+                    ) from exc
                 self.stderr.write(f"edge_sync: nginx refused the config: {exc}")
                 changed = False
             if not every:
