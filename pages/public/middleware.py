@@ -74,7 +74,6 @@ class HostRoutingMiddleware:
             response["Location"] = location[len(prefix) :]
         return response
 
-
     def process_exception(
         self, request: HttpRequest, exception: Exception
     ) -> HttpResponse | None:
