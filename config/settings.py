@@ -237,6 +237,7 @@ EDGE_ROOT = Path(env_str("EDGE_ROOT", str(BASE_DIR / ".data" / "edge")))
 EDGE_LISTEN = env_str("EDGE_LISTEN", "127.0.0.1:8080")
 EDGE_UPSTREAM = env_str("EDGE_UPSTREAM", "127.0.0.1:8000")
 EDGE_WORKERS = env_str("EDGE_WORKERS", "auto")
+EDGE_NODE = env_str("EDGE_NODE", "")  # this node's name for its logs (host name)
 EDGE_USER = env_str("EDGE_USER", "")  # nginx's "user" (workers) when started as root
 EDGE_NGINX = env_str("EDGE_NGINX", "")  # default: nginx on PATH, if any
 # "signal": SIGHUP the nginx whose pid is in EDGE_ROOT/nginx.pid (same host);

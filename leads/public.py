@@ -29,6 +29,8 @@ from analytics import services as analytics
 from funnels.models import BRANCHING_KINDS, Step
 from funnels.paths import step_next
 from funnels.public_forms import (
+    EDGE_FORM_TOKEN,
+    EDGE_TOKEN_COOKIE_PREFIX,
     FORM_TOKEN_FIELD,
     FORM_TOKEN_PLACEHOLDER,
     FormToken,
@@ -120,7 +122,14 @@ def _error_page(
 def _guard(request: HttpRequest, step: Step, data: dict) -> FormToken:
     """Run the bot and abuse checks; return the form's verified token."""
     spam.check_honeypot(data)
-    token = spam.check_form_token(data.get(FORM_TOKEN_FIELD, ""), step_id=step.pk)
+    value = data.get(FORM_TOKEN_FIELD, "")
+    if value == EDGE_FORM_TOKEN:  # a page nginx served: its logged view
+        token = spam.check_edge_token(
+            request.COOKIES.get(f"{EDGE_TOKEN_COOKIE_PREFIX}{step.pk}"),
+            step_id=step.pk,
+        )
+    else:
+        token = spam.check_form_token(value, step_id=step.pk)
     ip = _client_ip(request)
     if ip:
         spam.rate_limit(f"ip:{ip}", limit=IP_LIMIT[0], window_seconds=IP_LIMIT[1])

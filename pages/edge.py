@@ -46,7 +46,11 @@ from pathlib import Path
 
 from django.conf import settings
 
-from funnels.public_forms import FORM_TOKEN_PLACEHOLDER
+from funnels.public_forms import (
+    EDGE_FORM_TOKEN,
+    EDGE_TOKEN_COOKIE_PREFIX,
+    FORM_TOKEN_PLACEHOLDER,
+)
 
 from .models import Domain, Page
 from .public import csp
@@ -55,9 +59,9 @@ from .selectors import version_html
 
 logger = logging.getLogger(__name__)
 
-EDGE_FORM_TOKEN = "edge"
-VISITOR_COOKIE = "ofv"
-TOKEN_COOKIE_PREFIX = "oft_"
+VISITOR_COOKIE = "ofv"  # analytics.services.EDGE_COOKIE reads it
+TOKEN_COOKIE_PREFIX = EDGE_TOKEN_COOKIE_PREFIX
+__all__ = ["EDGE_FORM_TOKEN", "edge_sync"]
 LOG_FORMAT_NAME = "ofview"
 # The fields of one view line, in the order nginx writes them (JSON keys).
 LOG_FIELDS = {
