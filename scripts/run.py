@@ -1,4 +1,5 @@
-"""`make run`: local servers if needed, migrate, demo data, then web + worker + beat + shipper.
+"""`make run`: local servers if needed, migrate, demo data, then the processes:
+web, worker, beat and the view shipper.
 
 Ctrl-C stops all of them (and the project-local PostgreSQL/Redis it started).
 """

@@ -267,3 +267,55 @@ def test_a_refused_configuration_keeps_the_old_one(nginx_edge, settings):
     with pytest.raises(edge.EdgeError):
         edge.edge_sync()
     assert edge.conf_path().read_text() == before
+
+
+def _cookies(headers) -> str:
+    return "; ".join(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie") or [])
+
+
+def test_an_opt_in_on_a_page_nginx_served_is_checked_against_its_logged_view(
+    nginx_edge, workspace, owner
+):
+    """No Python ran for the view: the form's token is the view's request id (a
+    cookie nginx set), valid once its view is logged and 2 s old, once."""
+    from analytics.models import Event
+    from analytics.services import edge_cookie_read
+    from leads.models import Lead, Submission
+
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Optin"
+    )
+    funnel_publish(funnel=funnel, user=owner)
+    step = funnel.steps.order_by("position").first()
+    host = f"{workspace.slug}.localhost"
+    page_path = f"/{funnel.slug}/"
+    nginx_edge.wait_reloaded(lambda: _from_edge(nginx_edge.get(page_path, host)))
+    status, headers, body = nginx_edge.get(page_path, host)
+    assert b'name="_of" value="edge"' in body
+    cookie = _cookies(headers)
+    form = f"/{funnel.slug}/{step.slug}/optin/"
+    fields = b"email=ann%40example.com&consent=yes&consent_text=ok&_of=edge"
+
+    # Too quick: a person takes longer than 2 s.
+    status, _, body = nginx_edge.get(
+        form, host, cookie=cookie, method="POST", data=fields
+    )
+    assert status == 400 and b"quick" in body
+    time.sleep(2.1)
+    # A made-up request id was never a logged view.
+    forged = cookie.replace(cookie.split(f"oft_{step.pk}=")[1].split(";")[0], "0" * 32)
+    status, _, _ = nginx_edge.get(form, host, cookie=forged, method="POST", data=fields)
+    assert status == 400
+    status, headers, _ = nginx_edge.get(
+        form, host, cookie=cookie, method="POST", data=fields
+    )
+    assert status == 302
+    lead = Lead.objects.get(email="ann@example.com")
+    visitor = edge_cookie_read(cookie.split("ofv=")[1].split(";")[0])
+    optin = Event.objects.get(kind="optin")
+    assert optin.visitor_id == visitor
+    # The view nginx logged, shipped, is this visitor's.
+    assert Event.objects.filter(kind="view", visitor_id=visitor).count() == 1
+    # The same token again: one submission.
+    nginx_edge.get(form, host, cookie=cookie, method="POST", data=fields)
+    assert Submission.objects.filter(lead=lead).count() == 1
