@@ -237,6 +237,8 @@ EDGE_ROOT = Path(env_str("EDGE_ROOT", str(BASE_DIR / ".data" / "edge")))
 EDGE_LISTEN = env_str("EDGE_LISTEN", "127.0.0.1:8080")
 EDGE_UPSTREAM = env_str("EDGE_UPSTREAM", "127.0.0.1:8000")
 EDGE_WORKERS = env_str("EDGE_WORKERS", "auto")
+# Public form posts accepted per client IP per 10 minutes.
+FORM_IP_LIMIT = env_int("FORM_IP_LIMIT", 20)
 EDGE_NODE = env_str("EDGE_NODE", "")  # this node's name for its logs (host name)
 EDGE_USER = env_str("EDGE_USER", "")  # nginx's "user" (workers) when started as root
 EDGE_NGINX = env_str("EDGE_NGINX", "")  # default: nginx on PATH, if any

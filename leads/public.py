@@ -44,7 +44,8 @@ from .models import Order, OrderStatus, Submission
 
 MAX_FIELDS = 40
 MAX_BODY_BYTES = 64 * 1024
-IP_LIMIT = (20, 600)  # submissions per IP per 10 minutes
+# Submissions per IP per 10 minutes (FORM_IP_LIMIT, default 20).
+IP_LIMIT = (settings.FORM_IP_LIMIT, 600)
 EMAIL_LIMIT = (5, 600)  # submissions per e-mail address per 10 minutes
 ORDER_COOKIE = "of_order"
 ORDER_COOKIE_SALT = "leads.order-cookie"
