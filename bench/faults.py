@@ -22,8 +22,10 @@ so that it can restart it; the machine's shared Redis is never touched):
    the end of the logs, and counts what PostgreSQL holds for the workspace.
 
 Last line: ``bench faults: views_sent=… views_stored=… optins_sent=…
-optins_stored=… leads=… lost=… duplicates=…`` (lost counts views and opt-ins the
-clients were answered for that are not stored). Cleans up everything it made.
+optins_stored=… leads=… lost=… duplicates=… ship_p95_s=…`` (lost counts views and
+opt-ins the clients were answered for that are not stored; ship_p95_s is the 95th
+percentile of stored minus served time of the views shipped while the clients ran).
+Cleans up everything it made.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from accounts.models import Workspace  # noqa: E402
 from analytics import services, shipper  # noqa: E402
@@ -343,6 +346,7 @@ def main() -> None:
             faults.append(f"{time.monotonic() - started:.1f}s {what}")
         time.sleep(max(0.0, started + SECONDS - time.monotonic()))
         stop.set()
+        stopped_at = timezone.now()
         for thread in threads:
             thread.join(timeout=30)
         elapsed = time.monotonic() - started
@@ -370,6 +374,16 @@ def main() -> None:
             [ws],
         )
         leads = count("SELECT count(*) FROM leads_lead WHERE workspace_id = %s", [ws])
+        # Shipping latency: stored (received_at) minus served (nginx's $msec), for
+        # the views shipped while the clients ran (not the final drain).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY "
+                "extract(epoch FROM received_at - occurred_at)) FROM analytics_event "
+                "WHERE workspace_id = %s AND kind = 'view' AND received_at < %s",
+                [ws, stopped_at],
+            )
+            p95 = cursor.fetchone()[0] or 0.0
         missing_leads = count(
             "SELECT count(*) FROM unnest(%s::text[]) e WHERE NOT EXISTS "
             "(SELECT 1 FROM leads_lead l WHERE l.workspace_id = %s AND l.email = e)",
@@ -396,7 +410,7 @@ def main() -> None:
     print(
         f"bench faults: views_sent={counts.views} views_stored={views_stored} "
         f"optins_sent={counts.optins} optins_stored={optins_stored} leads={leads} "
-        f"lost={lost} duplicates={total - distinct}"
+        f"lost={lost} duplicates={total - distinct} ship_p95_s={p95:.2f}"
     )
 
 
