@@ -217,10 +217,16 @@ def artifacts_write(snap: Snapshot) -> dict[tuple[int, str, str], str]:
             name = artifact_name(page_id, version_id)
             for kind in sorted(step_kinds):
                 path = sites_dir() / str(step_id) / kind / f"{name}.html"
+                policy_path = path.with_suffix(".csp")
+                if path.exists() and policy_path.exists():
+                    # Immutable: written once, with its policy beside it.
+                    policies[(step_id, kind, name)] = policy_path.read_text()
+                    continue
                 html = artifact_html(version_id, kind, step.funnel_slug)
-                if not path.exists():
-                    _atomic_write(path, html.encode())
-                policies[(step_id, kind, name)] = csp.version_policy(version_id, html)
+                policy = csp.version_policy(version_id, html)
+                _atomic_write(policy_path, policy.encode())
+                _atomic_write(path, html.encode())
+                policies[(step_id, kind, name)] = policy
     return policies
 
 
@@ -240,7 +246,7 @@ def artifacts_prune(snap: Snapshot, *, keep_seconds: float = 300.0) -> int:
     if not base.exists():
         return 0
     cutoff = time.time() - keep_seconds
-    for path in base.glob("*/*/*.html"):
+    for path in [*base.glob("*/*/*.html"), *base.glob("*/*/*.csp")]:
         step_dir = path.parent.parent.name
         if (step_dir, path.stem) in live:
             continue
