@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0005_funnelvisitor_goal_index'),
+        ('analytics', '0006_journey_paths'),
     ]
 
     operations = [
