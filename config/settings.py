@@ -15,6 +15,7 @@ from .env import (
     fail,
     redis_urls,
 )
+from .proxies import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "dev-insecure-openfunnels-secret-key-change-me"
@@ -84,6 +85,14 @@ try:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
     STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (config/proxies.py).
+    TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+    try:
+        parse_networks(TRUSTED_PROXIES)
+    except ValueError as exc:
+        raise EnvError(f"TRUSTED_PROXIES: {exc}") from None
+    # Webhooks may target loopback/private/link-local addresses (self-hosters only).
+    WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 except EnvError as exc:
     fail(str(exc))
 
@@ -95,7 +104,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: X-Forwarded-Proto counts only from TRUSTED_PROXIES,
+# which config.proxies.ProxyMiddleware checks before setting the request's scheme.
 X_FRAME_OPTIONS = "DENY"
 
 # ---------------------------------------------------------------- apps
@@ -119,6 +129,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.ProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

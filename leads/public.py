@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import services as analytics
+from config import proxies
 from funnels.models import Step
 from funnels.public_forms import (
     FORM_TOKEN_FIELD,
@@ -42,15 +43,17 @@ from .models import Order, OrderStatus, Submission
 
 MAX_FIELDS = 40
 MAX_BODY_BYTES = 64 * 1024
-IP_LIMIT = (20, 600)  # submissions per IP per 10 minutes
-EMAIL_LIMIT = (5, 600)  # submissions per e-mail address per 10 minutes
+# Per client IP (config.proxies) and workspace: behind a trusted proxy each visitor
+# has their own budget, so a busy installation takes thousands of posts a minute.
+IP_LIMIT = (20, 600)  # submissions per IP per workspace per 10 minutes
+EMAIL_LIMIT = (5, 600)  # submissions per e-mail address per workspace per 10 minutes
 ORDER_COOKIE = "of_order"
 ORDER_COOKIE_SALT = "leads.order-cookie"
 ORDER_COOKIE_AGE = 60 * 60 * 24
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return proxies.client_ip(request.META)
 
 
 def _published_step(funnel_slug: str, step_slug: str) -> Step | None:
@@ -115,7 +118,11 @@ def _guard(request: HttpRequest, step: Step, data: dict) -> FormToken:
     token = spam.check_form_token(data.get(FORM_TOKEN_FIELD, ""), step_id=step.pk)
     ip = _client_ip(request)
     if ip:
-        spam.rate_limit(f"ip:{ip}", limit=IP_LIMIT[0], window_seconds=IP_LIMIT[1])
+        spam.rate_limit(
+            f"ip:{step.workspace_id}:{ip}",
+            limit=IP_LIMIT[0],
+            window_seconds=IP_LIMIT[1],
+        )
     email = (data.get("email") or "").strip().lower()[:254]
     if email:
         spam.rate_limit(

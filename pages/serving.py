@@ -46,6 +46,7 @@ from django.utils.http import http_date
 
 from analytics import ingest
 from analytics import services as analytics
+from config import proxies
 from funnels.public_forms import FORM_TOKEN_PLACEHOLDER, form_token_issue
 
 from . import selectors
@@ -215,10 +216,7 @@ def variant_pick(
 
 # ------------------------------------------------------------------ responses
 def _is_secure(meta: Mapping[str, Any]) -> bool:
-    header = settings.SECURE_PROXY_SSL_HEADER
-    if header and meta.get(header[0]) is not None:
-        return meta.get(header[0], "").split(",")[0].strip() == header[1]
-    return meta.get("wsgi.url_scheme") == "https"
+    return proxies.is_secure(meta)
 
 
 def _security_headers(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -277,7 +275,7 @@ def page_view(
         },
         query=QueryDict(query) if query else {},
         referrer=meta.get("HTTP_REFERER", ""),
-        ip=meta.get("REMOTE_ADDR"),
+        ip=proxies.client_ip(meta),
     )
     page_id, version_id, _ = variant_pick(
         visitor_id=visitor.public_id if visitor else None,

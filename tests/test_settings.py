@@ -75,3 +75,15 @@ def test_production_settings_turn_on_security():
         timeout=60,
     )
     assert result.stdout.split() == ["True", "True", "31536000", "True", "DENY"]
+
+
+def test_malformed_trusted_proxies_is_one_line():
+    """A TRUSTED_PROXIES entry that is no address or range stops start-up clearly."""
+    result = _start(DEBUG="true", TRUSTED_PROXIES="10.0.0.0/8, proxy.local")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert (
+        "TRUSTED_PROXIES: 'proxy.local' is not an IP address or CIDR range"
+        in (lines[0])
+    )
