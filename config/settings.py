@@ -192,6 +192,7 @@ LOGIN_REDIRECT_URL = "funnels:list"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 INVITATION_MAX_AGE = timedelta(days=7)
+SIGNUP_LINK_MAX_AGE = timedelta(days=3)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
