@@ -40,6 +40,7 @@ from pages import services as pages
 
 from . import checkout, services, spam
 from .models import Order, OrderStatus, Submission
+from .outage import keep_form_when_database_is_down
 
 MAX_FIELDS = 40
 MAX_BODY_BYTES = 64 * 1024
@@ -227,6 +228,7 @@ def _shown_variant(data: dict) -> int | None:
 
 @csrf_exempt
 @require_POST
+@keep_form_when_database_is_down
 def optin_submit(
     request: HttpRequest, funnel_slug: str, step_slug: str
 ) -> HttpResponse:
