@@ -93,6 +93,9 @@ try:
         raise EnvError(f"TRUSTED_PROXIES: {exc}") from None
     # Webhooks may target loopback/private/link-local addresses (self-hosters only).
     WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+    # Image uploads decoded at once per web process, and how long one more may wait.
+    IMAGE_DECODE_CONCURRENCY = max(1, env_int("IMAGE_DECODE_CONCURRENCY", 1))
+    IMAGE_UPLOAD_WAIT_SECONDS = env_int("IMAGE_UPLOAD_WAIT_SECONDS", 10)
 except EnvError as exc:
     fail(str(exc))
 

@@ -111,12 +111,25 @@ def _block_image(page: Page, block: dict[str, Any]) -> ImageAsset | None:
     ).first()
 
 
-def _error(request: HttpRequest, page: Page, message: str) -> HttpResponse:
+def _error(
+    request: HttpRequest, page: Page, message: str, status: int | None = None
+) -> HttpResponse:
+    """The editor's alert says what went wrong; with ``status`` the answer is that
+    4xx (htmx swaps 413/422/429, see _base.html) instead of a redirect."""
     if request.htmx:
-        response = render(request, f"{EDITOR}#alert", {"alert": message, "page": page})
+        response = render(
+            request,
+            f"{EDITOR}#alert",
+            {"alert": message, "page": page},
+            status=status or 200,
+        )
         return reswap(retarget(response, "#editor-alert"), "innerHTML")
     messages.error(request, message)
-    return redirect("pages:editor", pk=page.pk)
+    if status is None:
+        return redirect("pages:editor", pk=page.pk)
+    response = editor(request, pk=page.pk)
+    response.status_code = status
+    return response
 
 
 def _canvas_response(
@@ -407,10 +420,10 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
     form = ImageUploadForm(request.POST, request.FILES)
     block_id = request.POST.get("block_id", "")
     if not form.is_valid():
-        return _error(request, page, "Choose an image file to upload.")
+        return _error(request, page, "Choose an image file to upload.", 422)
     block = documents.find_block(page.document, block_id)
     if block is None or "image_id" not in blocks.get(block["type"]).defaults():
-        return _error(request, page, "Select an image block first.")
+        return _error(request, page, "Select an image block first.", 422)
     try:
         image = services.image_upload(
             workspace=request.workspace,
@@ -426,7 +439,8 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
             label="Uploaded image",
         )
     except ValidationError as exc:
-        return _error(request, page, exc.messages[0])
+        status = exc.status if isinstance(exc, services.ImageRefused) else 422
+        return _error(request, page, exc.messages[0], status)
     return _canvas_response(request, page, selected=block_id)
 
 
