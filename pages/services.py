@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urljoin
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -665,9 +666,9 @@ MAX_SIDE = 12000
 # reduced decode): 50 MP is 200 MB, and at most IMAGE_DECODE_CONCURRENCY decodes run
 # in a process, so a burst of uploads cannot grow a web worker to gigabytes.
 MAX_PIXELS = 50_000_000
-# What is kept: pages show at most 1600 px wide (twice that for sharp screens).
+# What is kept: the largest variant is 2400 px wide; more is never shown.
 MAX_STORED_SIDE = 3200
-VARIANT_WIDTHS = (480, 960, 1600)
+VARIANT_WIDTHS = (480, 960, 1600, 2400)
 ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
 
 
@@ -724,8 +725,22 @@ def _fit(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _decode(upload: Any) -> tuple[Image.Image, str]:
-    """Check the header, then decode no larger than needed (bounded by a slot)."""
+def _load_image(
+    upload: Any, *, max_side: int = MAX_STORED_SIDE
+) -> tuple[Image.Image, str]:
+    """Open an upload with Pillow, refusing what is not a safe, sane image.
+
+    The header is checked first (format, size, pixels); decoding then takes one of
+    the process's decode slots and produces no more than ``max_side`` px on the
+    long side (JPEG decodes at 1/2, 1/4 or 1/8 scale; others are reduced right
+    after decoding). Returns the EXIF-rotated RGB(A) image and its format; raises
+    ImageRefused (a ValidationError) with a message for the editor.
+    """
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ImageRefused(
+            "That image is larger than 10 MB. Please upload a smaller file.",
+            status=413,
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -745,7 +760,7 @@ def _decode(upload: Any) -> tuple[Image.Image, str]:
             with _decode_slots().hold(settings.IMAGE_UPLOAD_WAIT_SECONDS):
                 upload.seek(0)
                 image = Image.open(upload)
-                target = _fit(width, height, MAX_STORED_SIDE)
+                target = _fit(width, height, max_side)
                 if fmt == "JPEG":
                     image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale
                 has_alpha = image.mode in ("RGBA", "LA", "PA") or (
@@ -767,18 +782,13 @@ def _decode(upload: Any) -> tuple[Image.Image, str]:
 def image_upload(
     *, workspace: Workspace, upload: Any, alt_text: str = ""
 ) -> ImageAsset:
-    """Validate with Pillow, strip EXIF, store the image (at most MAX_STORED_SIDE px)
-    plus WebP variants.
+    """Validate with Pillow, strip EXIF, store the image (at most MAX_STORED_SIDE
+    px) plus WebP variants.
 
     Raises ImageRefused (a ValidationError) with a message for the editor; nothing
     is stored then.
     """
-    if upload.size > MAX_UPLOAD_BYTES:
-        raise ImageRefused(
-            "That image is larger than 10 MB. Please upload a smaller file.",
-            status=413,
-        )
-    image, fmt = _decode(upload)
+    image, fmt = _load_image(upload)
     stem = uuid.uuid4().hex
     ext = {"JPEG": "jpg", "PNG": "png", "GIF": "png", "WEBP": "webp"}[fmt]
     # Re-encode without metadata (drops EXIF/GPS).
@@ -795,9 +805,12 @@ def image_upload(
         )
         stored.append(original)
         variants = {}
-        for w in VARIANT_WIDTHS:
-            if w >= image.width and variants:
-                break
+        # Every standard width below the original, then the original's own width
+        # (capped at the largest standard width), so a 1600-px image is offered
+        # at 480, 960 and 1600 and full-width layouts get full resolution.
+        widths = [w for w in VARIANT_WIDTHS if w < image.width]
+        widths.append(min(image.width, VARIANT_WIDTHS[-1]))
+        for w in widths:
             target = (
                 image
                 if w >= image.width
@@ -807,13 +820,12 @@ def image_upload(
                 )
             )
             vbuf = io.BytesIO()
-            target.save(vbuf, "WEBP", quality=82, method=4)
+            target.save(vbuf, "WEBP", quality=80, method=4)
             path = default_storage.save(
-                f"images/{month}/{stem}-{min(w, image.width)}.webp",
-                ContentFile(vbuf.getvalue()),
+                f"images/{month}/{stem}-{w}.webp", ContentFile(vbuf.getvalue())
             )
             stored.append(path)
-            variants[str(min(w, image.width))] = path
+            variants[str(w)] = path
         return ImageAsset.objects.create(
             workspace=workspace,
             original=original,
@@ -826,6 +838,42 @@ def image_upload(
         for path in stored:
             default_storage.delete(path)
         raise
+
+
+FAVICON_SIZE = 64
+
+
+def page_favicon_upload(*, page: Page, upload: Any) -> Page:
+    """Store a square 64-px PNG made from the upload as the page's favicon."""
+    image, _ = _load_image(upload, max_side=FAVICON_SIZE * 4)
+    image = ImageOps.fit(
+        image.convert("RGBA"),
+        (FAVICON_SIZE, FAVICON_SIZE),
+        Image.Resampling.LANCZOS,
+    )
+    buf = io.BytesIO()
+    image.save(buf, "PNG", optimize=True)
+    path = default_storage.save(
+        f"icons/{uuid.uuid4().hex}.png", ContentFile(buf.getvalue())
+    )
+    page.favicon = default_storage.url(path)
+    page.save(update_fields=["favicon", "updated_at"])
+    return page
+
+
+SOCIAL_WIDTH = 1600
+
+
+def page_social_image_upload(*, page: Page, upload: Any, base_url: str) -> Page:
+    """Store the upload as an image and use its largest variant up to 1600 px as
+    the page's social (Open Graph) image; ``base_url`` makes it absolute."""
+    image = image_upload(workspace=page.workspace, upload=upload)
+    widths = sorted((int(w) for w in image.variants), reverse=True)
+    width = next((w for w in widths if w <= SOCIAL_WIDTH), widths[-1])
+    url = default_storage.url(image.variants[str(width)])
+    page.social_image = urljoin(base_url, url)
+    page.save(update_fields=["social_image", "updated_at"])
+    return page
 
 
 def image_update_alt(*, image: ImageAsset, alt_text: str) -> ImageAsset:
