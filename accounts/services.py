@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
@@ -12,9 +15,19 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from . import selectors
-from .models import Invitation, Membership, Role, User, Workspace
+from .models import (
+    RESERVED_WORKSPACE_SLUGS,
+    WORKSPACE_SLUG_RE,
+    Invitation,
+    Membership,
+    Role,
+    User,
+    Workspace,
+    WorkspaceSlugAlias,
+)
 
 
 def _clean_email(email: str) -> str:
@@ -26,12 +39,57 @@ def _clean_email(email: str) -> str:
     return email
 
 
+def _slug_taken(slug: str, *, workspace: Workspace | None = None) -> bool:
+    """Another workspace uses ``slug``, now or as an old address that redirects."""
+    others = Workspace.objects.filter(slug=slug)
+    aliases = WorkspaceSlugAlias.objects.filter(slug=slug)
+    if workspace is not None and workspace.pk:
+        others = others.exclude(pk=workspace.pk)
+        aliases = aliases.exclude(workspace=workspace)
+    return others.exists() or aliases.exists()
+
+
+def workspace_slug_suggest(*, value: str, workspace: Workspace | None = None) -> str:
+    """A free DNS label for ``value``: itself when free, else with ``-2``, ``-3``..."""
+    base = slugify(value or "").replace("_", "-")
+    base = re.sub(r"-{2,}", "-", base)[:40].strip("-")
+    if len(base) < 3 or base in RESERVED_WORKSPACE_SLUGS:
+        base = (base + "-workspace").strip("-")[:40]
+    if WORKSPACE_SLUG_RE.match(base) and not _slug_taken(base, workspace=workspace):
+        return base
+    for n in range(2, 1000):
+        candidate = f"{base}-{n}"
+        if not _slug_taken(candidate, workspace=workspace):
+            return candidate
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def workspace_slug_check(slug: str, *, workspace: Workspace | None = None) -> str:
+    """``slug`` cleaned, or a ValidationError a person can act on."""
+    slug = (slug or "").strip().lower()
+    if not WORKSPACE_SLUG_RE.match(slug) or len(slug) < 3:
+        raise ValidationError(
+            {
+                "slug": "Use 3–63 lower-case letters, digits and hyphens, starting "
+                "and ending with a letter or digit."
+            }
+        )
+    if slug in RESERVED_WORKSPACE_SLUGS:
+        raise ValidationError({"slug": f"“{slug}” is reserved; pick another."})
+    if _slug_taken(slug, workspace=workspace):
+        suggestion = workspace_slug_suggest(value=slug, workspace=workspace)
+        raise ValidationError({"slug": f"{slug} is taken — try {suggestion}."})
+    return slug
+
+
 @transaction.atomic
 def workspace_create(*, name: str, owner: User) -> Workspace:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the workspace a name."})
-    workspace = Workspace.objects.create(name=name[:120])
+    workspace = Workspace.objects.create(
+        name=name[:120], slug=workspace_slug_suggest(value=name)
+    )
     Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
     return workspace
 
@@ -122,6 +180,23 @@ def _require_admin(membership: Membership) -> None:
 
 
 @transaction.atomic
+def workspace_slug_change(*, membership: Membership, slug: str) -> Workspace:
+    """Move the workspace's public host; the old one keeps redirecting to it."""
+    _require_admin(membership)
+    workspace = Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    slug = workspace_slug_check(slug, workspace=workspace)
+    if slug == workspace.slug:
+        return workspace
+    WorkspaceSlugAlias.objects.filter(workspace=workspace, slug=slug).delete()
+    WorkspaceSlugAlias.objects.create(workspace=workspace, slug=workspace.slug)
+    workspace.slug = slug
+    workspace.save(update_fields=["slug"])
+    membership.workspace = workspace
+    # Public serving (pages.serving) keeps a host lookup for at most a few seconds.
+    return workspace
+
+
+@transaction.atomic
 def workspace_update(
     *,
     membership: Membership,
@@ -129,8 +204,11 @@ def workspace_update(
     timezone_name: str,
     drop_ip_addresses: bool,
     event_retention_days: int,
+    slug: str | None = None,
 ) -> Workspace:
     _require_admin(membership)
+    if slug is not None and slug.strip().lower() != membership.workspace.slug:
+        workspace_slug_change(membership=membership, slug=slug)
     workspace = membership.workspace
     workspace.name = name.strip()[:120]
     workspace.time_zone = timezone_name
