@@ -16,12 +16,12 @@ pytestmark = pytest.mark.django_db
 PROXY = "10.0.0.2"
 
 
-def _optin(client, step, n: int, peer: str, xff: str | None = None):
+def _optin(visitor, step, n: int, peer: str, xff: str | None = None):
     token = form_token_issue(step_id=step.pk, now=time.time() - 10)
     extra = {"REMOTE_ADDR": peer}
     if xff is not None:
         extra["HTTP_X_FORWARDED_FOR"] = xff
-    return client.post(
+    return visitor.post(
         f"/{step.funnel.slug}/{step.slug}/optin/",
         {"email": f"visitor{n}@example.com", "_of": token},
         **extra,
@@ -33,13 +33,13 @@ def _client_address(n: int) -> str:
 
 
 def test_500_optins_from_500_clients_through_a_trusted_proxy_are_accepted(
-    client, settings, optin_step, thanks_step
+    visitor, settings, optin_step, thanks_step
 ):
     """Behind a trusted proxy each visitor has their own limit: all 500 get in,
     and each submission records the visitor's address, not the proxy's."""
     settings.TRUSTED_PROXIES = [PROXY]
     codes = [
-        _optin(client, optin_step, n, PROXY, f"{_client_address(n)}").status_code
+        _optin(visitor, optin_step, n, PROXY, f"{_client_address(n)}").status_code
         for n in range(500)
     ]
     assert codes == [302] * 500
@@ -49,13 +49,13 @@ def test_500_optins_from_500_clients_through_a_trusted_proxy_are_accepted(
 
 
 def test_500_optins_through_an_untrusted_peer_are_limited_by_the_peer(
-    client, settings, optin_step, thanks_step
+    visitor, settings, optin_step, thanks_step
 ):
     """A peer that is not a trusted proxy is the client: its forwarded headers are
     ignored and its 20 posts per 10 minutes are all it gets."""
     settings.TRUSTED_PROXIES = []
     codes = [
-        _optin(client, optin_step, n, PROXY, _client_address(n)).status_code
+        _optin(visitor, optin_step, n, PROXY, _client_address(n)).status_code
         for n in range(500)
     ]
     assert codes == [302] * 20 + [429] * 480
@@ -63,7 +63,9 @@ def test_500_optins_through_an_untrusted_peer_are_limited_by_the_peer(
     assert set(Submission.objects.values_list("ip_address", flat=True)) == {PROXY}
 
 
-def test_ip_limit_is_per_workspace(client, optin_step, thanks_step, other_workspace):
+def test_ip_limit_is_per_workspace(
+    visitor, public_client, optin_step, thanks_step, other_workspace
+):
     """One busy visitor on one workspace's funnel is not limited on another's."""
     other_funnel = FunnelFactory(
         workspace=other_workspace,
@@ -73,7 +75,12 @@ def test_ip_limit_is_per_workspace(client, optin_step, thanks_step, other_worksp
     other_step = StepFactory(funnel=other_funnel, slug="join", position=0)
     StepFactory(funnel=other_funnel, slug="done", kind="thankyou", position=1)
     codes = [
-        _optin(client, optin_step, n, "203.0.113.5").status_code for n in range(21)
+        _optin(visitor, optin_step, n, "203.0.113.5").status_code for n in range(21)
     ]
     assert codes == [302] * 20 + [429]
-    assert _optin(client, other_step, 99, "203.0.113.5").status_code == 302
+    assert (
+        _optin(
+            public_client(other_workspace), other_step, 99, "203.0.113.5"
+        ).status_code
+        == 302
+    )
