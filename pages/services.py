@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
+from funnels import paths
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
 from . import documents, selectors, serving
@@ -205,8 +206,7 @@ def _render_public(
 ) -> str:
     step = page.step
     funnel = step.funnel
-    index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
-    next_step = steps[index + 1] if index + 1 < len(steps) else None
+    next_step = paths.funnel_paths(funnel_id=funnel.pk, steps=steps).next(step)
     next_url = public_path(funnel, next_step) if next_step else "#"
     base = public_path(funnel, step)
     query = f"?{action_query}" if action_query else ""
