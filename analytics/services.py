@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import Workspace
-from config import fastsign
+from config import fastsign, proxies
 
 from . import ingest
 from .models import DeviceClass, Visitor
@@ -479,7 +479,7 @@ def _request_primitives(request: HttpRequest, workspace: Workspace) -> dict[str,
         "headers": request.headers,
         "query": request.GET,
         "referrer": meta.get("HTTP_REFERER", ""),
-        "ip": meta.get("REMOTE_ADDR"),
+        "ip": proxies.client_ip(meta),
         "edge_cookie": request.COOKIES.get(EDGE_COOKIE),
     }
 

@@ -302,6 +302,14 @@ def config_render(snap: Snapshot, policies: dict[tuple[int, str, str], str]) -> 
         "  client_max_body_size 25m;",
         "  access_log off;",
         f"  log_format {LOG_FORMAT_NAME} escape=json '{{{log_json}}}';",
+        # The visitor's address behind a trusted proxy (Caddy): realip, as the app's
+        # TRUSTED_PROXIES says.
+        *[f"  set_real_ip_from {net};" for net in settings.TRUSTED_PROXIES],
+        *(
+            ["  real_ip_header X-Forwarded-For;", "  real_ip_recursive on;"]
+            if settings.TRUSTED_PROXIES
+            else []
+        ),
         "  map $http_x_forwarded_proto $edge_proto {",
         '    "" $scheme;',
         "    default $http_x_forwarded_proto;",
