@@ -244,6 +244,22 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / ".data" / "media")))
 # Lead CSV exports: private files, served only through a workspace-scoped view.
 EXPORTS_ROOT = Path(env_str("EXPORTS_ROOT", str(BASE_DIR / ".data" / "exports")))
 EXPORT_TTL_HOURS = 24
+# The edge (pages/edge.py): published pages as files under EDGE_ROOT/sites, served
+# by nginx with the configuration edge_sync writes to EDGE_ROOT/nginx.conf; views
+# are lines in EDGE_ROOT/logs/*.log that the shipper stores (analytics.shipper).
+EDGE_ENABLED = env_bool("EDGE_ENABLED", True)
+EDGE_ROOT = Path(env_str("EDGE_ROOT", str(BASE_DIR / ".data" / "edge")))
+EDGE_LISTEN = env_str("EDGE_LISTEN", "127.0.0.1:8080")
+EDGE_UPSTREAM = env_str("EDGE_UPSTREAM", "127.0.0.1:8000")
+EDGE_WORKERS = env_str("EDGE_WORKERS", "auto")
+# Public form posts accepted per client IP per 10 minutes.
+FORM_IP_LIMIT = env_int("FORM_IP_LIMIT", 20)
+EDGE_NODE = env_str("EDGE_NODE", "")  # this node's name for its logs (host name)
+EDGE_USER = env_str("EDGE_USER", "")  # nginx's "user" (workers) when started as root
+EDGE_NGINX = env_str("EDGE_NGINX", "")  # default: nginx on PATH, if any
+# "signal": SIGHUP the nginx whose pid is in EDGE_ROOT/nginx.pid (same host);
+# "watch": a watcher next to nginx reloads when the file changes (compose).
+EDGE_RELOAD = env_str("EDGE_RELOAD", "signal")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

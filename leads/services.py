@@ -44,9 +44,10 @@ def event_id_for(key: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, key)
 
 
-def record_event_on_commit(**event: object) -> None:
-    """Record an analytics event once the surrounding transaction has committed."""
-    transaction.on_commit(lambda: analytics_services.event_record(**event))
+def record_event(**event: object) -> None:
+    """Store the analytics event of a row in the transaction that writes the row
+    (an outbox: the event commits with the lead, order or refund, or not at all)."""
+    analytics_services.event_store(**event)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def lead_capture(
         analytics_services.visitor_link_lead(
             workspace=workspace, public_id=visitor_id, lead_id=lead.pk
         )
-    record_event_on_commit(
+    record_event(
         workspace_id=workspace_id,
         funnel_id=step.funnel_id,
         step_id=step.pk,

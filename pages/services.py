@@ -24,7 +24,7 @@ from accounts.models import User, Workspace
 from funnels import paths
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
-from . import documents, selectors, serving
+from . import documents, edge, selectors, serving
 from .documents import Doc, DocumentError
 from .models import (
     Domain,
@@ -185,6 +185,8 @@ def _forget_live_pages(funnel: Funnel | None = None) -> None:
     """
     serving.generation_bump()
     transaction.on_commit(serving.generation_bump)
+    # The files nginx serves and its configuration follow (pages.edge).
+    transaction.on_commit(edge.edge_sync_quietly)
 
 
 SECRET_FORM_FIELDS = frozenset({"card", "cvc", "exp", "_of", "website"})
