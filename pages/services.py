@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin
 
@@ -25,7 +27,7 @@ from funnels import services as funnel_services
 from funnels.models import Funnel, PublishedOffer, Step, StepKind
 from funnels.offers import merge_values
 
-from . import documents, selectors, serving
+from . import documents, edge, selectors, serving, speed
 from .documents import Doc, DocumentError
 from .models import (
     Domain,
@@ -34,6 +36,7 @@ from .models import (
     Page,
     PageRevision,
     PageVersion,
+    SpeedBudget,
     SplitTest,
 )
 from .rendering import RenderContext, render_document
@@ -57,11 +60,30 @@ def _lock(page: Page, revision: int | None) -> Page:
     return locked
 
 
-def _store(page: Page, doc: Doc, label: str) -> Page:
-    """Save a new draft and push it onto the undo history (dropping redo)."""
+def _store(page: Page, doc: Doc, label: str, group: str = "") -> Page:
+    """Save a new draft and push it onto the undo history (dropping redo).
+
+    An edit whose ``group`` matches the current revision's (one typing session
+    on the canvas) replaces that revision instead, when nothing was undone."""
+    if group:
+        current = PageRevision.objects.filter(
+            page=page, number=page.history_pointer, group=group
+        ).first()
+        newest = not PageRevision.objects.filter(
+            page=page, number__gt=page.history_pointer
+        ).exists()
+        if current is not None and newest:
+            current.document = doc
+            current.save(update_fields=["document"])
+            page.document = doc
+            page.draft_revision += 1
+            page.save(update_fields=["document", "draft_revision", "updated_at"])
+            return page
     number = page.history_pointer + 1
     PageRevision.objects.filter(page=page, number__gte=number).delete()
-    PageRevision.objects.create(page=page, number=number, document=doc, label=label)
+    PageRevision.objects.create(
+        page=page, number=number, document=doc, label=label, group=group
+    )
     page.document = doc
     page.history_pointer = number
     page.draft_revision += 1
@@ -78,15 +100,17 @@ def page_edit(
     revision: int | None,
     operation: Callable[[Doc], Doc],
     label: str = "Edit",
+    group: str = "",
 ) -> Page:
     """Apply a pure document operation to the draft. ``revision`` is the
-    draft_revision the editor saw; a different one means another tab edited."""
+    draft_revision the editor saw; a different one means another tab edited.
+    Edits sharing a ``group`` fold into one undo step (see ``_store``)."""
     locked = _lock(page, revision)
     try:
         doc = operation(locked.document)
     except DocumentError as exc:
         raise ValidationError(str(exc)) from exc
-    return _store(locked, doc, label)
+    return _store(locked, doc, label, group)
 
 
 @transaction.atomic
@@ -186,6 +210,8 @@ def _forget_live_pages(funnel: Funnel | None = None) -> None:
     """
     serving.generation_bump()
     transaction.on_commit(serving.generation_bump)
+    # The files nginx serves and its configuration follow (pages.edge).
+    transaction.on_commit(edge.edge_sync_quietly)
 
 
 SECRET_FORM_FIELDS = frozenset({"card", "cvc", "exp", "_of", "website"})
@@ -315,6 +341,8 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
         # Freeze what each selling step offers: its page shows it, checkout charges it.
         funnel_services.step_offer_freeze(step=step)
     theme = selectors.theme_for(funnel=funnel)
+    budget = selectors.speed_budget(workspace=funnel.workspace)
+    reports: list[tuple[Page, speed.Report]] = []
     versions = []
     for step in steps:
         page = page_for_step(step=step)
@@ -333,22 +361,60 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
                 .first()
                 or 0
             ) + 1
+            html = _render_public(variant, variant.document, steps, theme)
+            report = speed.measure(html, budget)
+            reports.append((variant, report))
             version = PageVersion.objects.create(
                 workspace_id=variant.workspace_id,
                 page=variant,
                 number=number,
                 document=variant.document,
-                html=_render_public(variant, variant.document, steps, theme),
+                html=html,
                 published_by=user,
+                speed=report.as_dict(),
             )
             variant.published_version = version
             variant.save(update_fields=["published_version"])
             versions.append(version)
         split_test_start_if_needed(step=step)
+    blocked = [(p, r) for p, r in reports if speed.is_blocked(r, budget)]
+    if blocked:
+        page, report = blocked[0]
+        raise ValidationError(
+            f"Not published: {page.step.name} is over the workspace's page-speed "
+            f"budget (score {report.score}/100). {report.fixes[0]}"
+        )
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
     _forget_live_pages(funnel)
     return versions
+
+
+def funnel_speed_check(*, funnel: Funnel) -> list[tuple[Page, speed.Report]]:
+    """Measure every live variant's draft as publishing would render it, without
+    publishing anything (the publish dialog shows this)."""
+    steps = list(funnel.steps.order_by("position", "id"))
+    theme = selectors.theme_for(funnel=funnel)
+    budget = selectors.speed_budget(workspace=funnel.workspace)
+    out = []
+    for step in steps:
+        for variant in (
+            Page.objects.filter(step=step, archived_at__isnull=True)
+            .select_related("step__funnel")
+            .order_by("id")
+        ):
+            html = _render_public(variant, variant.document, steps, theme)
+            out.append((variant, speed.measure(html, budget)))
+    return out
+
+
+@transaction.atomic
+def speed_budget_update(*, workspace: Workspace, data: dict[str, Any]) -> SpeedBudget:
+    budget, _ = SpeedBudget.objects.get_or_create(workspace=workspace)
+    for key, value in data.items():
+        setattr(budget, key, value)
+    budget.save()
+    return budget
 
 
 @transaction.atomic
@@ -643,6 +709,29 @@ def _fresh_ids(doc: Doc) -> Doc:
     return {"sections": [documents._reassign_ids(s) for s in doc.get("sections", [])]}
 
 
+def _template_images(workspace: Workspace, doc: Doc, assets: dict[str, int]) -> Doc:
+    """Template images ship as static files (``"asset": name``); a new funnel
+    gets its own copies in the workspace's image library, so marketers can
+    replace them like any upload. ``assets`` remembers what this funnel already
+    imported."""
+    for block in documents.iter_blocks(doc):
+        settings_ = block.get("settings", {})
+        name = settings_.pop("asset", None)
+        if not name:
+            continue
+        if name not in assets:
+            path = selectors.template_asset_path(name)
+            if path is None:
+                continue
+            with open(path, "rb") as fh:
+                upload = ContentFile(fh.read(), name=path.name)
+            assets[name] = image_upload(
+                workspace=workspace, upload=upload, alt_text=settings_.get("alt", "")
+            ).pk
+        settings_["image_id"] = assets[name]
+    return doc
+
+
 @transaction.atomic
 def funnel_create_from_template(
     *, workspace: Workspace, user: User | None, template_key: str, name: str
@@ -658,6 +747,7 @@ def funnel_create_from_template(
         workspace=workspace, funnel=funnel, **template.get("theme", {})
     )
     steps: list[Step] = []
+    assets: dict[str, int] = {}
     for position, spec in enumerate(template["steps"]):
         step = Step.objects.create(
             workspace=workspace,
@@ -668,7 +758,8 @@ def funnel_create_from_template(
             position=position,
         )
         steps.append(step)
-        page = page_create_blank(step=step, document=_fresh_ids(spec["document"]))
+        document = _template_images(workspace, _fresh_ids(spec["document"]), assets)
+        page = page_create_blank(step=step, document=document)
         page.title = spec.get("title", spec["name"])
         page.save(update_fields=["title"])
     by_slug = {step.slug: step for step in steps}
@@ -684,20 +775,84 @@ def funnel_create_from_template(
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 12000
-MAX_PIXELS = 80_000_000
+# Decoding needs width * height * 4 bytes at once (PNG, WebP and GIF have no
+# reduced decode): 50 MP is 200 MB, and at most IMAGE_DECODE_CONCURRENCY decodes run
+# in a process, so a burst of uploads cannot grow a web worker to gigabytes.
+MAX_PIXELS = 50_000_000
+# What is kept: the largest variant is 2400 px wide; more is never shown.
+MAX_STORED_SIDE = 3200
 VARIANT_WIDTHS = (480, 960, 1600, 2400)
 ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
 
 
-def _load_image(upload: Any) -> tuple[Image.Image, str]:
+class ImageRefused(ValidationError):
+    """An upload refused with a message; ``status`` is the HTTP answer for it."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Slots:
+    """At most ``running`` decodes per process and one upload waiting for a turn;
+    any more are refused at once, so uploads never hold every web thread."""
+
+    def __init__(self, running: int, waiting: int = 1) -> None:
+        self.running = threading.BoundedSemaphore(running)
+        self.admitted = threading.BoundedSemaphore(running + waiting)
+
+    @contextmanager
+    def hold(self, timeout: float) -> Iterator[None]:
+        busy = ImageRefused(
+            "The server is busy processing other images. Please try again in a "
+            "few seconds.",
+            status=429,
+        )
+        if not self.admitted.acquire(blocking=False):
+            raise busy
+        try:
+            if not self.running.acquire(timeout=timeout):
+                raise busy
+            try:
+                yield
+            finally:
+                self.running.release()
+        finally:
+            self.admitted.release()
+
+
+_slots_lock = threading.Lock()
+_slots: _Slots | None = None
+
+
+def _decode_slots() -> _Slots:
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = _Slots(settings.IMAGE_DECODE_CONCURRENCY)
+        return _slots
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _load_image(
+    upload: Any, *, max_side: int = MAX_STORED_SIDE
+) -> tuple[Image.Image, str]:
     """Open an upload with Pillow, refusing what is not a safe, sane image.
 
-    Returns the decoded, EXIF-rotated image and its format; raises
-    ValidationError with a message for the editor.
+    The header is checked first (format, size, pixels); decoding then takes one of
+    the process's decode slots and produces no more than ``max_side`` px on the
+    long side (JPEG decodes at 1/2, 1/4 or 1/8 scale; others are reduced right
+    after decoding). Returns the EXIF-rotated RGB(A) image and its format; raises
+    ImageRefused (a ValidationError) with a message for the editor.
     """
     if upload.size > MAX_UPLOAD_BYTES:
-        raise ValidationError(
-            "That image is larger than 10 MB. Please upload a smaller file."
+        raise ImageRefused(
+            "That image is larger than 10 MB. Please upload a smaller file.",
+            status=413,
         )
     try:
         with warnings.catch_warnings():
@@ -707,39 +862,49 @@ def _load_image(upload: Any) -> tuple[Image.Image, str]:
             fmt = probe.format
             width, height = probe.size
             if fmt not in ALLOWED_FORMATS:
-                raise ValidationError("Upload a JPEG, PNG, GIF or WebP image.")
+                raise ImageRefused("Upload a JPEG, PNG, GIF or WebP image.")
             if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
-                raise ValidationError(
-                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "  # noqa: E501
-                    "on a side and 80 megapixels."
+                raise ImageRefused(
+                    f"That image is {width}×{height} px; images may be at most "
+                    f"{MAX_SIDE} px on a side and {MAX_PIXELS // 1_000_000} "
+                    "megapixels. Please scale it down and upload it again."
                 )
             probe.verify()
-            upload.seek(0)
-            image = Image.open(upload)
-            image.load()
+            with _decode_slots().hold(settings.IMAGE_UPLOAD_WAIT_SECONDS):
+                upload.seek(0)
+                image = Image.open(upload)
+                target = _fit(width, height, max_side)
+                if fmt == "JPEG":
+                    image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale
+                has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+                    image.mode == "P" and "transparency" in image.info
+                )
+                mode = "RGBA" if has_alpha else "RGB"
+                if image.mode != mode:
+                    image = image.convert(mode)
+                image.thumbnail(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+                return ImageOps.exif_transpose(image), fmt
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValidationError("That image is too large to process safely.") from None
+        raise ImageRefused("That image is too large to process safely.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ValidationError("That file is not a valid image.") from None
-
-    return ImageOps.exif_transpose(image), fmt
+        raise ImageRefused("That file is not a valid image.") from None
 
 
 def image_upload(
     *, workspace: Workspace, upload: Any, alt_text: str = ""
 ) -> ImageAsset:
-    """Validate with Pillow, strip EXIF, store the original plus WebP variants.
+    """Validate with Pillow, strip EXIF, store the image (at most MAX_STORED_SIDE
+    px) plus WebP variants.
 
-    Raises ValidationError with a message for the editor; nothing is stored then.
+    Raises ImageRefused (a ValidationError) with a message for the editor; nothing
+    is stored then.
     """
     image, fmt = _load_image(upload)
-    has_alpha = image.mode in ("RGBA", "LA", "P")
-    image = image.convert("RGBA" if has_alpha else "RGB")
     stem = uuid.uuid4().hex
     ext = {"JPEG": "jpg", "PNG": "png", "GIF": "png", "WEBP": "webp"}[fmt]
-    # Re-encode the original without metadata (drops EXIF/GPS).
+    # Re-encode without metadata (drops EXIF/GPS).
     buf = io.BytesIO()
     save_fmt = "JPEG" if ext == "jpg" else ("WEBP" if ext == "webp" else "PNG")
     image.save(buf, save_fmt, quality=90) if save_fmt != "PNG" else image.save(
@@ -793,7 +958,7 @@ FAVICON_SIZE = 64
 
 def page_favicon_upload(*, page: Page, upload: Any) -> Page:
     """Store a square 64-px PNG made from the upload as the page's favicon."""
-    image, _ = _load_image(upload)
+    image, _ = _load_image(upload, max_side=FAVICON_SIZE * 4)
     image = ImageOps.fit(
         image.convert("RGBA"),
         (FAVICON_SIZE, FAVICON_SIZE),

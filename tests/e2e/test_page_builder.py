@@ -133,13 +133,16 @@ def test_build_tripwire_funnel_and_publish(
     # Publishing refuses selling steps without a product, with a link to fix each.
     htmx_idle(page)
     page.locator("#publish-btn").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish funnel").click()
     page.get_by_role("link", name="Set the offer of “Order form”").wait_for()
     page.get_by_role("link", name="Set the offer of “Upsell”").wait_for()
     assert not Page.objects.filter(
         step__funnel=funnel, published_version__isnull=False
     ).exists()
     _sell(funnel)
+    htmx_idle(page)
     page.locator("#publish-btn").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish funnel").click()
     page.get_by_text("Published!").wait_for()
     draft = Page.objects.get(step__funnel=funnel, step__slug="optin")
     assert draft.published_version.number == 1

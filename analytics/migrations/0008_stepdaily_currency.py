@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0006_journey_paths'),
+        ('analytics', '0007_log_offset'),
     ]
 
     operations = [
