@@ -172,7 +172,7 @@ def test_the_demo_funnel_charges_what_its_buttons_say(public_client):
         live = step.live_offer
         price = f"${live.price_minor / 100:.2f}"
         if step.kind == "order":
-            heading = re.search(r'<h3 class="of-order-heading">([^<]*)</h3>', html)
+            heading = re.search(r'class="of-order-heading"[^>]*>([^<]*)<', html)
             assert heading.group(1) == f"Yes! Send me the {live.name} for {price}"
             bump = re.search(r'<label class="of-bump">(.*?)</label>', html, re.S)
             bump_price = f"${live.bump_price_minor / 100:.2f}"
