@@ -286,3 +286,42 @@ def step_flow(jmap: JourneyMap) -> dict[int, dict[str, int]]:
                 out[element.step_id][source] += jp.visitors
             previous = element
     return out
+
+
+PATH_KEY_CHARS = frozenset("0123456789ioad>+")
+
+
+def path_key_valid(key: str) -> bool:
+    return 0 < len(key) <= 400 and set(key) <= PATH_KEY_CHARS
+
+
+def dropped_visitors_sql(
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    step_id: int | None = None,
+    path: str | None = None,
+    variant: int | None = None,
+) -> tuple[str, list]:
+    """SQL (and its parameters) for the visitors of the period's cohort who went no
+    further than ``step_id`` (their path ends there), or who took exactly ``path``:
+    ``workspace_id, visitor_id, last_at, last_step_id, source, medium, campaign,
+    path``. The same visitors the map counts as "left here" / on that path."""
+    where, params = _where(filters, variant)
+    sql = (
+        "SELECT workspace_id, visitor_id, last_at, last_step_id, source, medium, "
+        "campaign, path FROM analytics_funnelvisitorpath "
+        f"WHERE workspace_id = %s AND funnel_id = %s AND {where}"
+    )
+    params = [workspace.pk, funnel.pk, *params]
+    if path:
+        sql += " AND path = %s"
+        params.append(path)
+    elif step_id:
+        # A path cut short has no known end: the map counts no exit for it.
+        sql += " AND last_step_id = %s AND right(path, 1) <> '+'"
+        params.append(step_id)
+    else:
+        raise ValueError("a step or a path")
+    return sql, params

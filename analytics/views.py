@@ -19,7 +19,7 @@ from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
 from . import charts, journeys, reports, rollups
-from .forms import PRESETS, AdSpendForm, RangeForm
+from .forms import PRESETS, AdSpendForm, RangeForm, range_filters
 from .models import AdSpend
 
 TAIL_INLINE_LIMIT = 20_000
@@ -33,19 +33,7 @@ def _catch_up() -> None:
 
 
 def _filters(request: HttpRequest) -> tuple[RangeForm, reports.ReportFilters, list]:
-    form = RangeForm(request.GET or None)
-    if not form.is_bound:
-        form = RangeForm({"range": "30d"})
-    start, end, notes = form.resolve()
-    data = form.cleaned_data  # the valid fields; resolve() named the others
-    filters = reports.ReportFilters(
-        start,
-        end,
-        source=data.get("source") or "",
-        medium=data.get("medium") or "",
-        campaign=data.get("campaign") or "",
-    )
-    return form, filters, notes
+    return range_filters(request.GET)
 
 
 def _pct(value: float | None) -> str:
@@ -517,6 +505,24 @@ def _journey_context(request: HttpRequest, funnel: Funnel) -> dict:
         "jmap": jmap,
         "sankey": sankey,
         "link_rows": link_rows,
+        # The same cohort filters for "dropped here" (the leads app reads them).
+        "filter_query": urlencode(
+            {
+                k: v
+                for k, v in request.GET.items()
+                if k
+                in (
+                    "range",
+                    "date_from",
+                    "date_to",
+                    "source",
+                    "medium",
+                    "campaign",
+                    "variant",
+                )
+                and v
+            }
+        ),
         "updated": rollups.rollup_watermark(),
         "currency": "USD",
     }

@@ -13,6 +13,15 @@ from django.conf import settings
 from django.http import QueryDict, StreamingHttpResponse
 from django.utils import timezone
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a
+    leading apostrophe (OWASP's advice against CSV injection)."""
+    value = value or ""
+    return f"'{value}" if value.startswith(FORMULA_START) else value
+
 
 class _Echo:
     def write(self, value: str) -> str:
