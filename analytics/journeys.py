@@ -21,7 +21,7 @@ from django.db import connection
 
 from accounts.models import Workspace
 from funnels import paths
-from funnels.models import Funnel, Step
+from funnels.models import Funnel, Stage, Step
 
 from .reports import ReportFilters
 
@@ -100,7 +100,6 @@ class JourneyNode:
     visitors: int = 0  # distinct visitors who got there
     visits: int = 0  # arrivals (a visitor coming back arrives again)
     exits: int = 0  # visitors whose path ends here
-    stage: str = ""
 
 
 @dataclass
@@ -115,6 +114,8 @@ class JourneyMap:
     paths: list[JourneyPath] = field(default_factory=list)
     links: list[JourneyLink] = field(default_factory=list)
     nodes: list[JourneyNode] = field(default_factory=list)
+    # (stage label, visitors who reached a step of that stage), in journey order.
+    stages: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def revenue_per_visitor(self) -> float | None:
@@ -250,6 +251,16 @@ def journey_map(
         ),
     )
     jmap.nodes = [nodes[s.pk] for s in steps]
+    stage_of = {s.pk: s.journey_stage for s in steps}
+    reached: dict[str, int] = defaultdict(int)
+    for jp in jmap.paths:
+        for stage in {
+            stage_of[e.step_id] for e in jp.elements if e.step_id in stage_of
+        }:
+            reached[stage] += jp.visitors
+    jmap.stages = [
+        (label, reached[value]) for value, label in Stage.choices if value in reached
+    ]
     return jmap
 
 
