@@ -210,7 +210,16 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         ).first.inner_text()
         for r in paths_table.locator("tbody tr").all()
     }
-    print(rows)
+    # v1 and v4 left at once, v2 at the order form, v3 took the upsell, v5 declined
+    # the upsell and the downsell.
+    assert rows == {
+        "Opt-in": "2",
+        "Opt-in opted in → Order form": "1",
+        "Opt-in opted in → Order form opted in and ordered → Upsell accepted → "
+        "Thank you": "1",
+        "Opt-in opted in → Order form opted in and ordered → Upsell declined → "
+        "Downsell declined → Thank you": "1",
+    }
     screenshot(admin, "journey-map")
     # "Dropped here" at the order form: the lead who opted in and went no further.
     admin.get_by_role("link", name=re.compile("dropped at Order form")).click()
