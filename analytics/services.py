@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import Workspace
-from config import fastsign
+from config import fastsign, proxies
 
 from . import ingest
 from .models import DeviceClass, Visitor
@@ -395,7 +395,7 @@ def _request_primitives(request: HttpRequest, workspace: Workspace) -> dict[str,
         "headers": request.headers,
         "query": request.GET,
         "referrer": meta.get("HTTP_REFERER", ""),
-        "ip": meta.get("REMOTE_ADDR"),
+        "ip": proxies.client_ip(meta),
     }
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.tenancy import workspace_view
+from config import csvsafe
 from funnels import paths
 from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
@@ -237,7 +238,7 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
         workspace=request.workspace, funnel=funnel, filters=filters
     )
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvsafe.writer(out)
     if table == "steps":
         writer.writerow(
             [

@@ -15,6 +15,7 @@ from .env import (
     fail,
     redis_urls,
 )
+from .proxies import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "dev-insecure-openfunnels-secret-key-change-me"
@@ -105,6 +106,17 @@ try:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
     STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (config/proxies.py).
+    TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+    try:
+        parse_networks(TRUSTED_PROXIES)
+    except ValueError as exc:
+        raise EnvError(f"TRUSTED_PROXIES: {exc}") from None
+    # Webhooks may target loopback/private/link-local addresses (self-hosters only).
+    WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+    # Image uploads decoded at once per web process, and how long one more may wait.
+    IMAGE_DECODE_CONCURRENCY = max(1, env_int("IMAGE_DECODE_CONCURRENCY", 1))
+    IMAGE_UPLOAD_WAIT_SECONDS = env_int("IMAGE_UPLOAD_WAIT_SECONDS", 10)
 except EnvError as exc:
     fail(str(exc))
 
@@ -126,7 +138,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: X-Forwarded-Proto counts only from TRUSTED_PROXIES,
+# which config.proxies.ProxyMiddleware checks before setting the request's scheme.
 X_FRAME_OPTIONS = "DENY"
 
 # ---------------------------------------------------------------- apps
@@ -150,6 +163,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.ProxyMiddleware",
     "pages.public.middleware.HostRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "pages.public.middleware.ContentSecurityPolicyMiddleware",
@@ -214,6 +228,7 @@ LOGIN_REDIRECT_URL = "funnels:list"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 INVITATION_MAX_AGE = timedelta(days=7)
+SIGNUP_LINK_MAX_AGE = timedelta(days=3)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -5,7 +5,6 @@ Either way rows are written as they are read, so memory stays flat at any size.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,14 +12,7 @@ from django.conf import settings
 from django.http import QueryDict, StreamingHttpResponse
 from django.utils import timezone
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: str) -> str:
-    """A cell a spreadsheet shows as text: one starting like a formula gets a
-    leading apostrophe (OWASP's advice against CSV injection)."""
-    value = value or ""
-    return f"'{value}" if value.startswith(FORMULA_START) else value
+from config import csvsafe
 
 
 class _Echo:
@@ -31,15 +23,13 @@ class _Echo:
 def csv_response(
     *, header: list[str], rows: Iterable[tuple], name: str
 ) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
+    writer = csvsafe.writer(_Echo())
 
     def lines():
         yield "\ufeff"  # spreadsheet apps then read UTF-8 correctly
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(
-                [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
-            )
+            yield writer.writerow(row)
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
@@ -85,12 +75,10 @@ def lead_export_run(*, export_id: int) -> str:
     try:
         with partial.open("w", newline="", encoding="utf-8") as out:
             out.write("\ufeff")
-            writer = csv.writer(out)
+            writer = csvsafe.writer(out)
             writer.writerow([label for _, label in CSV_COLUMNS])
             for row in lead_export_rows(workspace=workspace, filters=filters):
-                writer.writerow(
-                    [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
-                )
+                writer.writerow(row)
                 done += 1
                 if done % PROGRESS_EVERY == 0:
                     LeadExport.objects.filter(pk=export.pk).update(done=done)

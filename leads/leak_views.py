@@ -22,7 +22,7 @@ from analytics.reports import ReportFilters
 from funnels.models import Funnel, Step
 
 from . import selectors, services
-from .exports import csv_response, csv_safe
+from .exports import csv_response
 
 
 @dataclass
@@ -128,16 +128,17 @@ def dropped_csv(request: HttpRequest) -> HttpResponse:
     leak = _leak(request, request.GET)
     rows = (
         (
-            csv_safe(r.lead.email),
-            csv_safe(r.lead.first_name),
-            csv_safe(r.lead.last_name),
-            csv_safe(r.source),
-            csv_safe(r.medium),
-            csv_safe(r.campaign),
+            r.lead.email,
+            r.lead.first_name,
+            r.lead.last_name,
+            r.source,
+            r.medium,
+            r.campaign,
             r.dropped_at,
         )
         for r in _leads(request, leak, limit=None)
     )
+    # csv_response defuses cells that would start a formula (config.csvsafe).
     return csv_response(
         header=[
             "E-mail",

@@ -19,6 +19,7 @@ from analytics import services as analytics_services
 from config.celery import enqueue_on_commit
 from funnels.models import Step, StepKind
 
+from . import outbound
 from .models import (
     ExportStatus,
     FollowUpEmail,
@@ -398,6 +399,10 @@ def _clean_events(events: list[str]) -> list[str]:
 
 @transaction.atomic
 def webhook_create(*, workspace: Workspace, url: str, events: list[str]) -> Webhook:
+    try:
+        outbound.url_check(url.strip())
+    except ValidationError as exc:
+        raise ValidationError({"url": exc.messages}) from None
     hook = Webhook(workspace=workspace, url=url.strip(), events=_clean_events(events))
     hook.full_clean()
     hook.save()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from django.core import signing
-from django.core.cache import cache
 
+from config import ratelimit
 from funnels.public_forms import HONEYPOT_FIELD, FormToken, form_token_read
 
 MIN_FILL_SECONDS = 2.0
@@ -48,13 +48,7 @@ def check_honeypot(data: dict) -> None:
 
 def rate_limit(key: str, *, limit: int, window_seconds: int) -> None:
     """Allow `limit` hits per window; with Redis down, no limit rather than an error."""
-    cache_key = f"rl:{key}"
-    try:
-        added = cache.add(cache_key, 1, timeout=window_seconds)
-        count = 1 if added else cache.incr(cache_key)
-    except Exception:  # a limiter must never take the form down with it
-        return
-    if count > limit:
+    if not ratelimit.allow(key, limit=limit, window_seconds=window_seconds):
         raise SpamError(
             "Too many submissions. Please wait a few minutes and try again.", status=429
         )

@@ -35,6 +35,7 @@ from django.http import HttpRequest, HttpResponse
 
 from analytics import ingest
 from analytics import services as analytics
+from config import proxies
 from funnels.public_forms import FORM_TOKEN_PLACEHOLDER, form_token_issue
 
 from . import selectors
@@ -281,7 +282,7 @@ def page_response(
         },
         query=request.GET,
         referrer=meta.get("HTTP_REFERER", ""),
-        ip=meta.get("REMOTE_ADDR"),
+        ip=proxies.client_ip(meta),
     )
     page_id, version_id, _ = variant_pick(
         visitor_id=visitor.public_id if visitor else None,

@@ -33,6 +33,10 @@ def main() -> int:
     except devservices.SetupError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
+    # Beat keeps its schedule in .data/ (CELERY_BEAT_SCHEDULE_FILENAME), which only
+    # exists by now if we started local servers: with DATABASE_URL/REDIS_URL set on
+    # a fresh clone beat would stop at once without it.
+    devservices.DATA.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **services_env}
     env.setdefault("DEBUG", "true")
     env.setdefault("SITE_URL", f"http://{HOST}:{PORT}")

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {
     "healthz",
     "accounts:signup",
+    "accounts:signup_sent",
+    "accounts:signup_confirm",
     "accounts:login",
     "accounts:logout",
     "accounts:password_reset",
