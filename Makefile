@@ -34,9 +34,11 @@ run: $(VENV)/.installed ## Run the app, a Celery worker and beat (local Postgres
 test: $(VENV)/.installed chromium ## Run the whole test suite, browser tests included
 	$(PY) scripts/devservices.py exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## Lint and check formatting
+lint: $(VENV)/.installed ## Lint, check formatting, the app layers (import-linter) and types (mypy)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 fmt: $(VENV)/.installed ## Fix lint findings and format the code
 	$(VENV)/bin/ruff check --fix .

@@ -176,8 +176,8 @@ def funnel_duplicate(
     for old in old_steps:
         if old.accept_target_id or old.decline_target_id:
             new = new_by_old[old.pk]
-            new.accept_target_id = mapping.get(old.accept_target_id)
-            new.decline_target_id = mapping.get(old.decline_target_id)
+            new.accept_target_id = mapping.get(old.accept_target_id or 0)
+            new.decline_target_id = mapping.get(old.decline_target_id or 0)
             new.save(update_fields=["accept_target", "decline_target"])
     return copy, mapping
 

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -43,7 +44,7 @@ def event_id_for(key: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, key)
 
 
-def record_event_on_commit(**event: object) -> None:
+def record_event_on_commit(**event: Any) -> None:
     """Record an analytics event once the surrounding transaction has committed."""
     transaction.on_commit(lambda: analytics_services.event_record(**event))
 

@@ -271,6 +271,7 @@ def page_render_refused_form(
     )
     funnel = page.step.funnel
     values = {k: v for k, v in values.items() if k not in SECRET_FORM_FIELDS}
+    assert page.published_version is not None  # checked above
     return _render_public(
         page,
         page.published_version.document,
@@ -483,9 +484,10 @@ def variant_pause(*, page: Page) -> Page:
     """Stop serving a variant (weight 0) without removing it."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was removed.")
+    page = found
     if not any(p.weight > 0 for p in variants if p.pk != page.pk):
         raise ValidationError(
             f"{page.name} is the only variant being served: resume another one first."
@@ -501,9 +503,10 @@ def variant_resume(*, page: Page) -> Page:
     """Serve a paused variant again, with the average weight of the others."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was removed; it cannot be resumed.")
+    page = found
     served = [p.weight for p in variants if p.weight > 0 and p.pk != page.pk]
     page.weight = round(sum(served) / len(served)) if served else 100
     page.save(update_fields=["weight", "updated_at"])
@@ -528,9 +531,10 @@ def variant_remove(*, page: Page) -> Page:
     """Remove a variant, mid-test or not: it stops being served at once."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was already removed.")
+    page = found
     others = [p for p in variants if p.pk != page.pk]
     if not others:
         raise ValidationError("A step needs a page: this is its only variant.")
@@ -579,9 +583,10 @@ def split_test_declare_winner(
             "variants to start one."
         )
     variants = _live_variants(step)
-    winner = next((p for p in variants if p.pk == winner.pk), None)
-    if winner is None:
+    chosen = next((p for p in variants if p.pk == winner.pk), None)
+    if chosen is None:
         raise ValidationError("Pick one of the step's current variants as the winner.")
+    winner = chosen
     if step.funnel.is_published and winner.published_version_id is None:
         raise ValidationError(
             f"{winner.name} has never been published: publish the funnel first, "
@@ -691,7 +696,7 @@ def image_upload(
                 )
             probe.verify()
             upload.seek(0)
-            image = Image.open(upload)
+            image: Image.Image = Image.open(upload)
             image.load()
     except ValidationError:
         raise
@@ -718,7 +723,7 @@ def image_upload(
             f"images/{month}/{stem}.{ext}", ContentFile(buf.getvalue())
         )
         stored.append(original)
-        variants = {}
+        variants: dict[str, str] = {}
         for w in VARIANT_WIDTHS:
             if w >= image.width and variants:
                 break
