@@ -4,11 +4,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from . import api
 from .health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls()),
     path("", include("accounts.urls")),
     path("", include("funnels.urls")),
     path("", include("funnels.product_urls")),

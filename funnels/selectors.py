@@ -203,3 +203,40 @@ def _edge(a: GraphNode, b: GraphNode, kind: str) -> GraphEdge:
         x2, y2 = b.x + NODE_W // 2, b.y + NODE_H
         path = f"M{x1},{y1} C{x2},{y1} {x2},{y1} {x2},{y2 + 4}"
     return GraphEdge(x1=x1, y1=y1, x2=x2, y2=y2, kind=kind, path=path)
+
+
+@dataclass(frozen=True)
+class PathEdge:
+    source: int
+    target: int
+    kind: str  # "next", "accept", "decline"
+
+
+def funnel_paths(*, steps: list[Step]) -> list[PathEdge]:
+    """The funnel's graph as step ids: where a visitor can go from each step (the
+    same edges the funnel page draws)."""
+    branch_only = _branch_only_ids(steps)
+    ids = {s.pk for s in steps}
+    main = [s for s in steps if s.pk not in branch_only]
+    edges: list[PathEdge] = []
+    for a, b in itertools.pairwise(main):
+        if a.kind in BRANCHING_KINDS and a.accept_target_id:
+            continue
+        edges.append(PathEdge(a.pk, b.pk, "next"))
+    for s in steps:
+        if s.kind not in BRANCHING_KINDS:
+            continue
+        if s.accept_target_id in ids:
+            edges.append(PathEdge(s.pk, s.accept_target_id or 0, "accept"))
+        if s.decline_target_id in ids:
+            edges.append(PathEdge(s.pk, s.decline_target_id or 0, "decline"))
+        elif s.pk in branch_only:
+            nxt = step_next_in(steps, s, branch_only)
+            if nxt is not None:
+                edges.append(PathEdge(s.pk, nxt.pk, "next"))
+    return edges
+
+
+def branch_only_steps(*, steps: list[Step]) -> set[int]:
+    """Steps reached only through a decline branch (off the main path)."""
+    return _branch_only_ids(steps)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 
 from .models import BRANCHING_KINDS, Funnel, Product, Step, StepKind
 
@@ -205,6 +206,12 @@ def funnel_delete(*, funnel: Funnel, confirm_name: str) -> None:
         raise ValidationError(
             {"confirm_name": f"Type the funnel name “{funnel.name}” to confirm."}
         )
+    audit_record(
+        workspace=funnel.workspace_id,
+        action="funnel.delete",
+        target=funnel,
+        before={"name": funnel.name, "slug": funnel.slug},
+    )
     funnel.delete()
 
 
@@ -371,6 +378,12 @@ def step_delete(*, step: Step) -> None:
         )
     funnel_id = step.funnel_id
     position = step.position
+    audit_record(
+        workspace=step.workspace_id,
+        action="step.delete",
+        target=step,
+        before={"name": step.name, "slug": step.slug, "kind": step.kind},
+    )
     step.delete()
     Step.objects.filter(funnel_id=funnel_id, position__gt=position).update(
         position=F("position") - 1

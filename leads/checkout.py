@@ -21,6 +21,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 from analytics import selectors as analytics_selectors
 from config.celery import enqueue_on_commit
 from funnels.models import Product, Step, StepKind, StepOffer
@@ -537,6 +538,7 @@ def _refund_book(order: Order, refund: Payment) -> None:
         currency=order.currency,
         event_id=services.event_id_for(f"refund:{refund.pk}"),
     )
+    before = {"status": order.status, "refunded_minor": order.refunded_minor}
     order.refunded_minor += refund.amount_minor
     order.status = (
         OrderStatus.REFUNDED
@@ -544,6 +546,19 @@ def _refund_book(order: Order, refund: Payment) -> None:
         else OrderStatus.PARTIALLY_REFUNDED
     )
     order.save(update_fields=["refunded_minor", "status"])
+    audit_record(
+        workspace=order.workspace_id,
+        action="order.refund",
+        target=order,
+        target_label=f"order {order.public_id}",
+        before=before,
+        after={
+            "status": order.status,
+            "refunded_minor": order.refunded_minor,
+            "refund_minor": refund.amount_minor,
+            "currency": order.currency,
+        },
+    )
 
 
 def order_payload(order: Order) -> dict:

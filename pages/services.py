@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
+from accounts.services import audit_record
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
 from . import documents, selectors, serving
@@ -321,16 +322,37 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
             variant.save(update_fields=["published_version"])
             versions.append(version)
         split_test_start_if_needed(step=step)
+    was_published = funnel.published_at is not None
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
+    audit_record(
+        workspace=funnel.workspace_id,
+        action="funnel.publish",
+        target=funnel,
+        before={"published": was_published},
+        after={
+            "published": True,
+            "versions": {str(v.page_id): v.number for v in versions},
+        },
+    )
     _forget_live_pages(funnel)
     return versions
 
 
 @transaction.atomic
 def funnel_unpublish(*, funnel: Funnel) -> Funnel:
-    Funnel.objects.filter(pk=funnel.pk).update(published_at=None)
+    updated = Funnel.objects.filter(pk=funnel.pk, published_at__isnull=False).update(
+        published_at=None
+    )
     funnel.published_at = None
+    if updated:
+        audit_record(
+            workspace=funnel.workspace_id,
+            action="funnel.unpublish",
+            target=funnel,
+            before={"published": True},
+            after={"published": False},
+        )
     _forget_live_pages(funnel)
     return funnel
 
@@ -344,8 +366,20 @@ def page_rollback(*, page: Page, version: PageVersion) -> Page:
         raise ValidationError(
             "This variant was removed from its split test and cannot go live again."
         )
+    previous = page.published_version_id
     Page.objects.filter(pk=page.pk).update(published_version=version)
     page.published_version = version
+    audit_record(
+        workspace=page.workspace_id,
+        action="page.rollback",
+        target=page,
+        before={
+            "version": PageVersion.objects.filter(pk=previous or 0)
+            .values_list("number", flat=True)
+            .first()
+        },
+        after={"version": version.number},
+    )
     _forget_live_pages(page.step.funnel)
     return page
 
@@ -827,11 +861,25 @@ def domain_add(*, workspace: Workspace, host: str, funnel: Funnel) -> Domain:
             )
     except IntegrityError:  # added by someone else a moment ago
         raise ValidationError(f"{name} is already used.") from None
+    audit_record(
+        workspace=workspace,
+        action="domain.add",
+        target=domain,
+        target_label=name,
+        after={"host": name, "funnel": funnel.name},
+    )
     _forget_live_pages()
     return domain
 
 
 @transaction.atomic
 def domain_delete(*, domain: Domain) -> None:
+    audit_record(
+        workspace=domain.workspace_id,
+        action="domain.delete",
+        target=domain,
+        target_label=domain.host,
+        before={"host": domain.host},
+    )
     domain.delete()
     _forget_live_pages()
