@@ -78,8 +78,20 @@ class StepOut(Schema):
     slug: str
     kind: str
     position: int
-    accept_target: int | None = Field(None, alias="accept_target_id")
-    decline_target: int | None = Field(None, alias="decline_target_id")
+    accept_target: int | None = Field(description="Upsell/downsell: step on accept")
+    decline_target: int | None = Field(description="Upsell/downsell: step on decline")
+
+
+def step_out(step: Step) -> StepOut:
+    return StepOut(
+        id=step.pk,
+        name=step.name,
+        slug=step.slug,
+        kind=step.kind,
+        position=step.position,
+        accept_target=step.accept_target_id,
+        decline_target=step.decline_target_id,
+    )
 
 
 class GraphNode(Schema):
@@ -111,7 +123,7 @@ def funnel_detail(funnel: Funnel) -> FunnelDetailOut:
     main = [s for s in steps if s.pk not in branch]
     return FunnelDetailOut(
         **_funnel_fields(funnel),
-        steps=[StepOut.model_validate(s) for s in steps],
+        steps=[step_out(s) for s in steps],
         graph=FunnelGraph(
             entry_step=main[0].pk if main else None,
             nodes=[GraphNode(step=s.pk, branch=s.pk in branch) for s in steps],

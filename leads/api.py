@@ -553,7 +553,7 @@ def webhook_delete(request: HttpRequest, webhook_id: int) -> Status:
 
 class DeliveryOut(Schema):
     id: int
-    webhook: int = Field(alias="webhook_id")
+    webhook: int
     event: str
     event_id: uuid.UUID
     status: str
@@ -563,6 +563,22 @@ class DeliveryOut(Schema):
     created_at: datetime
     delivered_at: datetime | None
     next_attempt_at: datetime | None
+
+
+def delivery_out(d: WebhookDelivery) -> DeliveryOut:
+    return DeliveryOut(
+        id=d.pk,
+        webhook=d.webhook_id,
+        event=d.event,
+        event_id=d.event_id,
+        status=d.status,
+        attempts=d.attempts,
+        response_status=d.response_status,
+        error=d.error,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+        next_attempt_at=d.next_attempt_at,
+    )
 
 
 class DeliveryPage(Schema):
@@ -586,7 +602,7 @@ def delivery_list(
         limit=query.limit,
     )
     return DeliveryPage(
-        results=[DeliveryOut.model_validate(d) for d in rows], next_cursor=next_cursor
+        results=[delivery_out(d) for d in rows], next_cursor=next_cursor
     )
 
 
@@ -600,4 +616,4 @@ def delivery_resend(request: HttpRequest, webhook_id: int, delivery_id: int) -> 
     hook = webhook_or_404(request, webhook_id)
     delivery = get_object_or_404(WebhookDelivery, webhook=hook, pk=delivery_id)
     copy = services.webhook_delivery_resend(delivery=delivery)
-    return Status(201, DeliveryOut.model_validate(copy))
+    return Status(201, delivery_out(copy))
