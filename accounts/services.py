@@ -305,6 +305,32 @@ AUDIT_RETENTION_MIN = 30
 AUDIT_RETENTION_MAX = 3650
 
 
+@transaction.atomic
+def workspace_set_audit_retention(*, membership: Membership, days: int) -> Workspace:
+    _require_admin(membership)
+    workspace = Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    if not AUDIT_RETENTION_MIN <= days <= AUDIT_RETENTION_MAX:
+        raise ValidationError(
+            {
+                "audit_retention_days": f"Keep the audit log between "
+                f"{AUDIT_RETENTION_MIN} and {AUDIT_RETENTION_MAX} days."
+            }
+        )
+    before = workspace.audit_retention_days
+    if before != days:
+        workspace.audit_retention_days = days
+        workspace.save(update_fields=["audit_retention_days"])
+        audit_record(
+            workspace=workspace,
+            action="settings.update",
+            target=workspace,
+            before={"audit_retention_days": before},
+            after={"audit_retention_days": days},
+        )
+    membership.workspace = workspace
+    return workspace
+
+
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(values), cls=DjangoJSONEncoder, default=str))
 
