@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt bench migrate shell services-stop chromium
+.PHONY: help run test lint fmt bench migrate shell services-stop chromium apitoken
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ migrate: $(VENV)/.installed ## Apply migrations to the configured or local datab
 
 bench: $(VENV)/.installed ## Run every benchmark in bench/ and print their figures
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) scripts/devservices.py exec -- $(PY) $$b || exit 1; done
+
+apitoken: $(VENV)/.installed ## Print a new read-write API token: make apitoken WORKSPACE=<slug> NAME=<name>
+	@test -n "$(WORKSPACE)" -a -n "$(NAME)" || { echo "Usage: make apitoken WORKSPACE=<slug> NAME=<name>"; exit 2; }
+	@$(PY) scripts/devservices.py exec -- $(PY) manage.py apitoken create --workspace "$(WORKSPACE)" --name "$(NAME)"
 
 shell: $(VENV)/.installed ## Django shell against the configured or local database
 	$(PY) scripts/devservices.py exec -- $(PY) manage.py shell
