@@ -52,7 +52,10 @@ def actor_for(request: HttpRequest) -> Actor:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return Actor(label=user.email, user=user, ip_address=ip)
-    return Actor(label="anonymous visitor", ip_address=ip)
+    # Not logged in: a visitor's form, a payment provider's webhook, an invitee.
+    return Actor(
+        label=f"unauthenticated request to {request.path[:120]}", ip_address=ip
+    )
 
 
 def current_actor() -> Actor:

@@ -6,6 +6,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.core.validators import validate_email
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from .actors import current_actor
+from .actors import acting_as, current_actor
 from .models import (
     TOKEN_PREFIX,
     ApiToken,
@@ -212,13 +213,16 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
-    audit_record(
-        workspace=invitation.workspace,
-        action="member.join",
-        target=membership,
-        target_label=user.email,
-        after={"role": membership.role},
-    )
+    # The person joining is the actor, also when they signed up a moment ago.
+    actor = current_actor()
+    with acting_as(replace(actor, label=user.email, user=user, token=None)):
+        audit_record(
+            workspace=invitation.workspace,
+            action="member.join",
+            target=membership,
+            target_label=user.email,
+            after={"role": membership.role},
+        )
     return membership
 
 

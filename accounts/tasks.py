@@ -54,3 +54,11 @@ def audit_purge_task() -> int:
     from .services import audit_purge
 
     return audit_purge()
+
+
+@shared_task(acks_late=True)
+def idempotency_keys_purge_task() -> int:
+    """Forget API idempotency keys older than a day."""
+    from .apikit import idempotency_keys_purge
+
+    return idempotency_keys_purge()

@@ -273,6 +273,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * 60 * 24,
         "options": {"expires": 60 * 60},
     },
+    "api-idempotency-keys-purge": {
+        "task": "accounts.tasks.idempotency_keys_purge_task",
+        "schedule": 60.0 * 60,
+        "options": {"expires": 60 * 30},
+    },
     "invitations-purge": {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": 60.0 * 60,

@@ -423,3 +423,15 @@ def product_archive(*, product: Product, archived: bool = True) -> Product:
     product.archived_at = timezone.now() if archived else None
     product.save(update_fields=["archived_at"])
     return product
+
+
+@transaction.atomic
+def product_delete(*, product: Product) -> None:
+    """Delete a product never sold nor offered (else ProtectedError: archive it)."""
+    audit_record(
+        workspace=product.workspace_id,
+        action="product.delete",
+        target=product,
+        before={"name": product.name, "price_minor": product.price_minor},
+    )
+    product.delete()

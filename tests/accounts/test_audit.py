@@ -203,3 +203,34 @@ def test_admin_sees_the_log_and_a_stranger_sees_only_theirs(
     assert "ours" in client.get(reverse("accounts:audit_log")).content.decode()
     client.force_login(stranger)
     assert "ours" not in client.get(reverse("accounts:audit_log")).content.decode()
+
+
+def test_joining_by_invitation_is_the_new_members_act(client, owner, workspace):
+    """Someone signing up through an invitation is named as who joined."""
+    from accounts.models import Invitation
+
+    invitation = Invitation.objects.create(
+        workspace=workspace,
+        email="newbie@acme.test",
+        role="editor",
+        invited_by=owner,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    client.post(
+        reverse("accounts:invite_accept", args=[invitation.token]),
+        {"full_name": "New Bie", "password": "a-long-secret-phrase"},
+    )
+    entry = AuditEntry.objects.get(workspace=workspace, action="member.join")
+    assert entry.actor_label == "newbie@acme.test"
+    assert entry.actor_user.email == "newbie@acme.test"
+    assert entry.changes == {"after": {"role": "editor"}}
+
+
+def test_product_delete_is_audited(owner_client, workspace):
+    from tests.factories import ProductFactory
+
+    product = ProductFactory(workspace=workspace, name="Old ebook", price_minor=900)
+    owner_client.post(reverse("products:delete", args=[product.pk]))
+    entry = AuditEntry.objects.get(workspace=workspace, action="product.delete")
+    assert entry.target_label == "Old ebook"
+    assert entry.changes == {"before": {"name": "Old ebook", "price_minor": 900}}
