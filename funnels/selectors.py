@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404
 from accounts.models import Workspace
 
 from .models import BRANCHING_KINDS, Funnel, Step
+from .paths import _branch_only_ids
+from .paths import step_next as step_next  # funnels.paths owns it
 
 
 def funnel_list(*, workspace: Workspace, archived: bool = False) -> QuerySet[Funnel]:
@@ -59,44 +61,6 @@ def step_referrers(*, step: Step) -> list[Step]:
         .exclude(pk=step.pk)
         .order_by("position", "id")
     )
-
-
-def step_next(*, step: Step, outcome: str | None = None) -> Step | None:
-    """Where a visitor goes after ``step``.
-
-    For an upsell/downsell, ``outcome="accept"`` or ``"decline"`` follows that
-    branch's target when one is set. Otherwise (or when no target is set) it is the
-    next step by position, skipping downsells that are only reached by a decline
-    branch. ``None`` means the funnel ends here.
-    """
-    if outcome not in (None, "accept", "decline"):
-        raise ValueError(f"Unknown outcome {outcome!r}")
-    if step.kind in BRANCHING_KINDS:
-        target_id = {
-            "accept": step.accept_target_id,
-            "decline": step.decline_target_id,
-        }.get(outcome or "")
-        if target_id:
-            return Step.objects.filter(pk=target_id, funnel_id=step.funnel_id).first()
-    steps = step_list(funnel=step.funnel)
-    ids = [s.pk for s in steps]
-    branch_only = _branch_only_ids(steps)
-    for candidate in steps[ids.index(step.pk) + 1 :]:
-        if candidate.pk in branch_only:
-            continue
-        return candidate
-    return None
-
-
-def _branch_only_ids(steps: list[Step]) -> set[int]:
-    """Downsells reached only as a decline target are off the main path."""
-    declines = {s.decline_target_id for s in steps if s.decline_target_id}
-    accepts = {s.accept_target_id for s in steps if s.accept_target_id}
-    return {
-        s.pk
-        for s in steps
-        if s.pk in declines and s.pk not in accepts and s.kind == "downsell"
-    }
 
 
 @dataclass

@@ -329,12 +329,21 @@ class PaymentStatus(models.TextChoices):
 
 
 class Payment(models.Model):
-    """One call to the gateway, keyed so that it is never made twice."""
+    """One call to the gateway, keyed so that it is never made twice.
+
+    A charge belongs to one (order, step, attempt): the order form's main item and
+    bump, or one upsell/downsell. A retry after a decline is the next attempt of
+    the same step, numbered under the order's row lock.
+    """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payments")
     items = models.ManyToManyField(OrderItem, related_name="payments", blank=True)
     kind = models.CharField(max_length=8, choices=PaymentKind.choices)
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField(default=1)
     idempotency_key = models.CharField(max_length=120, unique=True)
     amount_minor = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
@@ -343,11 +352,21 @@ class Payment(models.Model):
     )
     reference = models.CharField(max_length=100, blank=True)
     message = models.CharField(max_length=300, blank=True)
+    # Set when the gateway was asked and gave no answer (a timeout): the outcome
+    # is unknown until the reconciler or a webhook settles it.
+    sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "step", "attempt"],
+                condition=models.Q(kind="charge"),
+                name="payment_charge_once_per_attempt",
+            ),
+        ]
         indexes = [
             # Gateway webhooks find the payment by the gateway's id for it.
             models.Index(fields=["reference"], name="payment_reference"),

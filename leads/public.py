@@ -26,7 +26,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import services as analytics
-from funnels.models import Step
+from funnels.models import BRANCHING_KINDS, Step
+from funnels.paths import step_next
 from funnels.public_forms import (
     FORM_TOKEN_FIELD,
     FORM_TOKEN_PLACEHOLDER,
@@ -34,7 +35,6 @@ from funnels.public_forms import (
     form_token_issue,
     form_token_read,
 )
-from funnels.selectors import step_next
 from pages import services as pages
 
 from . import checkout, services, spam
@@ -47,6 +47,10 @@ EMAIL_LIMIT = (5, 600)  # submissions per e-mail address per 10 minutes
 ORDER_COOKIE = "of_order"
 ORDER_COOKIE_SALT = "leads.order-cookie"
 ORDER_COOKIE_AGE = 60 * 60 * 24
+NOT_YOUR_OFFER = (
+    "This offer is not part of your order. Nothing was charged; "
+    "please go back to the page you came from."
+)
 
 
 def _client_ip(request: HttpRequest) -> str | None:
@@ -311,6 +315,9 @@ def order_submit(
         )
         response["Cache-Control"] = "no-store"
         return _order_cookie(_with_cookie(response, step, ref), request, result.order)
+    if result.pending:
+        response = _pending_page(request, step)
+        return _order_cookie(_with_cookie(response, step, ref), request, result.order)
     if not result.ok:
         message = result.message or "Payment failed."
         return _error_page(
@@ -318,6 +325,18 @@ def order_submit(
         )
     response = _with_cookie(HttpResponseRedirect(next_url(step)), step, ref)
     return _order_cookie(response, request, result.order)
+
+
+def _pending_page(request: HttpRequest, step: Step) -> HttpResponse:
+    """The gateway has not answered yet: say so, never show the next step."""
+    response = render(
+        request,
+        "leads/order_pending.html",
+        {"step": step, "confirm_url": f"{step_url(step)}order/confirm/"},
+        status=202,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @never_cache
@@ -371,6 +390,8 @@ def order_confirm(
         message = "We could not find your order. Please fill in the order form again."
         return _error_page(request, step, {"form": [message]}, {}, 409)
     result = checkout.order_confirm(order=order)
+    if result.pending:
+        return _pending_page(request, step)
     if not result.ok:
         return _error_page(request, step, {"form": [result.message]}, {}, 402)
     return HttpResponseRedirect(next_url(step))
@@ -398,7 +419,12 @@ def upsell_respond(
     request: HttpRequest, funnel_slug: str, step_slug: str, answer: str
 ) -> HttpResponse:
     step = _published_step(funnel_slug, step_slug)
-    if step is None or answer not in {"accept", "decline"}:
+    if (
+        step is None
+        or answer not in {"accept", "decline"}
+        or step.kind not in BRANCHING_KINDS
+    ):
+        # Only upsells and downsells answer accept/decline (never an order form).
         return HttpResponse("This page is not published.", status=404)
     data = _read_post(request)
     if isinstance(data, HttpResponse):
@@ -406,9 +432,10 @@ def upsell_respond(
     order = _visitor_order(request, step)
     if answer == "decline":
         ref = None if order else _visitor(request, step)
-        checkout.upsell_decline(
+        if not checkout.upsell_decline(
             order=order, step=step, visitor_id=ref.public_id if ref else None
-        )
+        ):
+            return _error_page(request, step, {"form": [NOT_YOUR_OFFER]}, {}, 409)
         return HttpResponseRedirect(next_url(step, "decline"))
     if order is None:
         return _error_page(
@@ -423,6 +450,8 @@ def upsell_respond(
             409,
         )
     result = checkout.upsell_accept(order=order, step=step)
+    if result.off_path:
+        return _error_page(request, step, {"form": [NOT_YOUR_OFFER]}, {}, 409)
     if not result.ok:
         return _error_page(request, step, {"form": [result.message]}, {}, 402)
     return HttpResponseRedirect(next_url(step, "accept"))

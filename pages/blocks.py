@@ -168,7 +168,8 @@ register(
                 "url",
                 "url",
                 "YouTube, Vimeo or MP4 URL",
-                "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+                "",
+                help="Nothing loads from the video's host until a visitor clicks play.",
             ),
             Field("caption", "text", "Button text", "Watch the video"),
         ),
@@ -372,6 +373,26 @@ def groups() -> list[tuple[str, list[BlockType]]]:
     for block in REGISTRY.values():
         out.setdefault(block.group, []).append(block)
     return list(out.items())
+
+
+def summary(block: dict[str, Any], limit: int = 60) -> str:
+    """A block's accessible name on the canvas: its type and first words."""
+    bt = REGISTRY.get(block.get("type", ""))
+    if bt is None:
+        return "Block"
+    settings = settings_with_defaults(block)
+    for f in bt.fields:
+        if f.kind not in ("text", "rich", "textarea", "lines"):
+            continue
+        value = settings.get(f.name)
+        if isinstance(value, list):
+            value = value[0] if value else ""
+        text = " ".join(clean_text(str(value or "")).split())
+        if text:
+            if len(text) > limit:
+                text = text[: limit - 1].rstrip() + "…"
+            return f"{bt.label}: {text}"
+    return bt.label
 
 
 def settings_with_defaults(block: dict[str, Any]) -> dict[str, Any]:

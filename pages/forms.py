@@ -5,13 +5,41 @@ from django import forms
 from accounts.models import Workspace
 from funnels.models import Funnel
 
-from .models import FunnelTheme, Page
+from .models import ButtonStyle, FunnelTheme, Page
 from .sanitize import clean_text
+
+MAX_RADIUS = 60
+
+
+IMAGE_ACCEPT = "image/png,image/jpeg,image/gif,image/webp"
 
 
 class PageSettingsForm(forms.ModelForm):
-    social_image = forms.URLField(max_length=500, required=False, assume_scheme="https")
-    favicon = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    social_image = forms.URLField(
+        label="Social image URL",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        help_text="Shown when the page is shared; or upload one below.",
+    )
+    social_image_upload = forms.FileField(
+        label="Upload a social image",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}),
+        help_text="1200 × 630 px works best on every network.",
+    )
+    favicon = forms.CharField(
+        label="Favicon URL",
+        max_length=500,
+        required=False,
+        help_text="The small icon in the browser tab; or upload one below.",
+    )
+    favicon_upload = forms.FileField(
+        label="Upload a favicon",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}),
+        help_text="Any square image; it is resized to 64 × 64 px.",
+    )
 
     class Meta:
         model = Page
@@ -20,7 +48,9 @@ class PageSettingsForm(forms.ModelForm):
             "title",
             "meta_description",
             "social_image",
+            "social_image_upload",
             "favicon",
+            "favicon_upload",
             "noindex",
             "head_code",
             "footer_code",
@@ -34,6 +64,14 @@ class PageSettingsForm(forms.ModelForm):
             "head_code": "Added to <head> of the published page only, never in the editor.",  # noqa: E501
             "footer_code": "Added before </body> of the published page only.",
         }
+
+    def clean_favicon(self) -> str:
+        """An uploaded favicon is stored as a path on this site (/media/...);
+        a typed one must be an http(s) address."""
+        value = (self.cleaned_data.get("favicon") or "").strip()
+        if not value or (value.startswith("/") and not value.startswith("//")):
+            return value
+        return forms.URLField(assume_scheme="https").clean(value)
 
     def clean_title(self) -> str:
         return clean_text(self.cleaned_data["title"])
@@ -71,8 +109,16 @@ class ThemeForm(forms.ModelForm):
             if value and not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
                 self.add_error(key, "Use a colour like #4f46e5.")
         radius = data.get("button_radius")
-        if radius is not None and radius > 60:
-            self.add_error("button_radius", "At most 60 px.")
+        if data.get("button_style") != ButtonStyle.ROUNDED and radius is not None:
+            # Pill and square buttons ignore the radius: an old out-of-range value
+            # must not stop a colour-only change from saving.
+            data["button_radius"] = max(0, min(radius, MAX_RADIUS))
+        elif radius is not None and radius > MAX_RADIUS:
+            self.add_error("button_radius", f"At most {MAX_RADIUS} px.")
+        if self.errors:
+            self.add_error(
+                None, "The theme was not saved: fix the fields marked below."
+            )
         return data
 
 

@@ -29,7 +29,8 @@ class Page(models.Model):
     meta_description = models.CharField(max_length=300, blank=True)
     social_image = models.URLField(max_length=500, blank=True)
     noindex = models.BooleanField(default=False)
-    favicon = models.URLField(max_length=500, blank=True)
+    # An http(s) URL, or the /media/ path of an uploaded icon.
+    favicon = models.CharField(max_length=500, blank=True)
     head_code = models.TextField(blank=True)
     footer_code = models.TextField(blank=True)
     published_version = models.ForeignKey(

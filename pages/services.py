@@ -6,6 +6,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urljoin
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -699,16 +700,15 @@ def funnel_create_from_template(
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 12000
 MAX_PIXELS = 80_000_000
-VARIANT_WIDTHS = (480, 960, 1600)
+VARIANT_WIDTHS = (480, 960, 1600, 2400)
 ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
 
 
-def image_upload(
-    *, workspace: Workspace, upload: Any, alt_text: str = ""
-) -> ImageAsset:
-    """Validate with Pillow, strip EXIF, store the original plus WebP variants.
+def _load_image(upload: Any) -> tuple[Image.Image, str]:
+    """Open an upload with Pillow, refusing what is not a safe, sane image.
 
-    Raises ValidationError with a message for the editor; nothing is stored then.
+    Returns the decoded, EXIF-rotated image and its format; raises
+    ValidationError with a message for the editor.
     """
     if upload.size > MAX_UPLOAD_BYTES:
         raise ValidationError(
@@ -739,7 +739,17 @@ def image_upload(
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationError("That file is not a valid image.") from None
 
-    image = ImageOps.exif_transpose(image)
+    return ImageOps.exif_transpose(image), fmt
+
+
+def image_upload(
+    *, workspace: Workspace, upload: Any, alt_text: str = ""
+) -> ImageAsset:
+    """Validate with Pillow, strip EXIF, store the original plus WebP variants.
+
+    Raises ValidationError with a message for the editor; nothing is stored then.
+    """
+    image, fmt = _load_image(upload)
     has_alpha = image.mode in ("RGBA", "LA", "P")
     image = image.convert("RGBA" if has_alpha else "RGB")
     stem = uuid.uuid4().hex
@@ -758,9 +768,12 @@ def image_upload(
         )
         stored.append(original)
         variants: dict[str, str] = {}
-        for w in VARIANT_WIDTHS:
-            if w >= image.width and variants:
-                break
+        # Every standard width below the original, then the original's own width
+        # (capped at the largest standard width), so a 1600-px image is offered
+        # at 480, 960 and 1600 and full-width layouts get full resolution.
+        widths = [w for w in VARIANT_WIDTHS if w < image.width]
+        widths.append(min(image.width, VARIANT_WIDTHS[-1]))
+        for w in widths:
             target = (
                 image
                 if w >= image.width
@@ -770,13 +783,12 @@ def image_upload(
                 )
             )
             vbuf = io.BytesIO()
-            target.save(vbuf, "WEBP", quality=82, method=4)
+            target.save(vbuf, "WEBP", quality=80, method=4)
             path = default_storage.save(
-                f"images/{month}/{stem}-{min(w, image.width)}.webp",
-                ContentFile(vbuf.getvalue()),
+                f"images/{month}/{stem}-{w}.webp", ContentFile(vbuf.getvalue())
             )
             stored.append(path)
-            variants[str(min(w, image.width))] = path
+            variants[str(w)] = path
         return ImageAsset.objects.create(
             workspace=workspace,
             original=original,
@@ -789,6 +801,42 @@ def image_upload(
         for path in stored:
             default_storage.delete(path)
         raise
+
+
+FAVICON_SIZE = 64
+
+
+def page_favicon_upload(*, page: Page, upload: Any) -> Page:
+    """Store a square 64-px PNG made from the upload as the page's favicon."""
+    image, _ = _load_image(upload)
+    image = ImageOps.fit(
+        image.convert("RGBA"),
+        (FAVICON_SIZE, FAVICON_SIZE),
+        Image.Resampling.LANCZOS,
+    )
+    buf = io.BytesIO()
+    image.save(buf, "PNG", optimize=True)
+    path = default_storage.save(
+        f"icons/{uuid.uuid4().hex}.png", ContentFile(buf.getvalue())
+    )
+    page.favicon = default_storage.url(path)
+    page.save(update_fields=["favicon", "updated_at"])
+    return page
+
+
+SOCIAL_WIDTH = 1600
+
+
+def page_social_image_upload(*, page: Page, upload: Any, base_url: str) -> Page:
+    """Store the upload as an image and use its largest variant up to 1600 px as
+    the page's social (Open Graph) image; ``base_url`` makes it absolute."""
+    image = image_upload(workspace=page.workspace, upload=upload)
+    widths = sorted((int(w) for w in image.variants), reverse=True)
+    width = next((w for w in widths if w <= SOCIAL_WIDTH), widths[-1])
+    url = default_storage.url(image.variants[str(width)])
+    page.social_image = urljoin(base_url, url)
+    page.save(update_fields=["social_image", "updated_at"])
+    return page
 
 
 def image_update_alt(*, image: ImageAsset, alt_text: str) -> ImageAsset:

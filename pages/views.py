@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -74,22 +75,25 @@ def _editor_context(
     request: HttpRequest | None = None,
     with_canvas: bool = True,
 ) -> dict[str, Any]:
+    membership = getattr(request, "membership", None)
+    can_edit = membership is None or membership.can_edit
+    render_ctx = _render_ctx(page, page.document, selected, request)
+    if not can_edit:
+        # A viewer gets the page as visitors see it, without the editing chrome.
+        render_ctx.editor = False
     ctx: dict[str, Any] = {
         "page": page,
         "step": page.step,
         "funnel": page.step.funnel,
-        "canvas": render_document(
-            page.document, _render_ctx(page, page.document, selected, request)
-        )
-        if with_canvas
-        else "",
+        "can_edit": can_edit,
+        "canvas": render_document(page.document, render_ctx) if with_canvas else "",
         "palette": blocks.groups(),
         "can_undo": page.history_pointer > 0,
         "can_redo": page.revisions.filter(number__gt=page.history_pointer).exists(),
         "selected": None,
         "theme": selectors.theme_for(funnel=page.step.funnel),
     }
-    if selected:
+    if selected and can_edit:
         block = documents.find_block(page.document, selected)
         if block is not None:
             bt, form = _settings_form(page, block)
@@ -437,11 +441,29 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_view
 def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
-    form = PageSettingsForm(request.POST or None, instance=page)
+    form = PageSettingsForm(request.POST or None, request.FILES or None, instance=page)
     if request.method == "POST" and form.is_valid():
-        services.page_update_settings(page=page, data=form.cleaned_data)
-        messages.success(request, "Page settings saved.")
-        return redirect("pages:editor", pk=page.pk)
+        data = dict(form.cleaned_data)
+        favicon = data.pop("favicon_upload", None)
+        social = data.pop("social_image_upload", None)
+        try:
+            with transaction.atomic():
+                page = services.page_update_settings(page=page, data=data)
+                if favicon:
+                    page = services.page_favicon_upload(page=page, upload=favicon)
+                if social:
+                    page = services.page_social_image_upload(
+                        page=page,
+                        upload=social,
+                        base_url=request.build_absolute_uri("/"),
+                    )
+        except ValidationError as exc:
+            form.add_error(
+                "favicon_upload" if favicon else "social_image_upload", exc.messages[0]
+            )
+        else:
+            messages.success(request, "Page settings saved.")
+            return redirect("pages:editor", pk=page.pk)
     return render(
         request,
         "pages/page_settings.html",

@@ -81,7 +81,7 @@ def test_dashboard_fragment_and_filters(owner_client, tracked_funnel):
     )
     body = fragment.content.decode()
     assert body.lstrip().startswith('<div id="dashboard-live"') and "<html" not in body
-    assert "<span>Visitors</span><strong>2</strong>" in body
+    assert "<dt>Visitors</dt><dd><strong>2</strong>" in body
     reversed_range = owner_client.get(
         url, {"range": "custom", "date_from": "2026-05-10", "date_to": "2026-05-01"}
     )

@@ -41,7 +41,7 @@ def _cells(admin, index: int) -> list[str]:
 def _kpis(admin) -> dict[str, str]:
     out = {}
     for kpi in admin.locator("#dashboard-live .kpi").all():
-        label = kpi.locator("span").first.inner_text().strip().lower()
+        label = kpi.get_by_role("term").inner_text().strip().lower()
         out[label] = kpi.locator("strong").inner_text().strip()
     return out
 

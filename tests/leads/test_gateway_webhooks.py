@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from leads import checkout
+from leads import checkout, gateways
 from leads.gateways import get_gateway
 from leads.gateways.testgateway import TIMEOUT_CARD
 from leads.models import (
@@ -200,7 +200,7 @@ def test_dashboard_refund_is_recorded_once(client, workspace):
         workspace=workspace, url="http://127.0.0.1:9/", events=["order.refunded"]
     )
     order, payment = _order(workspace, reference="pi_paid")
-    checkout._payment_settle(
+    checkout.payment_settle(
         payment=payment,
         result=checkout.ChargeResult("succeeded", reference="pi_paid"),
     )
@@ -222,8 +222,8 @@ def test_our_own_refund_is_not_counted_twice(client, workspace, monkeypatch):
     """Stripe also sends charge.refunded for refunds made from our admin."""
     order, payment = _order(workspace)
     gateway, _ = stripe_replay([(200, "refund")])
-    monkeypatch.setattr(checkout, "get_gateway", lambda name=None: gateway)
-    checkout._payment_settle(
+    monkeypatch.setattr(gateways, "get_gateway", lambda name=None: gateway)
+    checkout.payment_settle(
         payment=payment,
         result=checkout.ChargeResult("succeeded", reference="pi_3Rk2dA2eZvKYlo2C0"),
     )
@@ -254,7 +254,7 @@ def test_our_own_refund_is_not_counted_twice(client, workspace, monkeypatch):
 def test_refund_events_out_of_order(client, workspace):
     """The later total arriving first wins; the earlier one then adds nothing."""
     order, payment = _order(workspace, reference="pi_ooo")
-    checkout._payment_settle(
+    checkout.payment_settle(
         payment=payment, result=checkout.ChargeResult("succeeded", reference="pi_ooo")
     )
     second = _event("evt_2", "charge.refunded", _charge_obj("pi_ooo", refunded=1600))

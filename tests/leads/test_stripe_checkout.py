@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from funnels.models import StepOffer
 from funnels.public_forms import form_token_issue
-from leads import checkout
+from leads import checkout, gateways
 from leads.models import Order
 from pages.services import funnel_create_from_template, funnel_publish
 from tests.factories import ProductFactory, StepFactory
@@ -31,7 +31,7 @@ def stripe_mode(settings, monkeypatch):
 
     def use(responses):
         gateway, client = stripe_replay(responses)
-        monkeypatch.setattr(checkout, "get_gateway", lambda name=None: gateway)
+        monkeypatch.setattr(gateways, "get_gateway", lambda name=None: gateway)
         return client
 
     return use

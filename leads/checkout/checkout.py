@@ -1,0 +1,351 @@
+"""The order form: lead, order and items, then one charge per attempt."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from funnels.models import Product, Step, StepOffer
+
+from .. import gateways, services
+from ..gateways import GatewayError
+from ..models import (
+    ItemKind,
+    ItemStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+)
+from .settlement import charge_once, payment_ask_gateway, payment_settle
+
+CONFIRMING = (
+    "We are confirming your payment with the payment provider. You have not been "
+    "charged twice; this page tells you once it is confirmed."
+)
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    order: Order
+    ok: bool
+    message: str = ""
+    replayed: bool = False
+    # The bank wants the visitor to confirm (3-D Secure): the browser finishes it
+    # with this secret, then order_confirm checks the outcome with the gateway.
+    action_secret: str = ""
+    # The gateway has not said yet (a timeout): never shown or treated as paid.
+    pending: bool = False
+
+
+# Stripe.js turns the card into a PaymentMethod in the browser: only its id reaches us.
+STRIPE_PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{6,120}")
+
+
+def _payment_token_check(token: str, gateway: str) -> None:
+    if gateway == "stripe" and not STRIPE_PAYMENT_METHOD.fullmatch(token):
+        # A raw card number must never be sent on to Stripe (or kept): refuse it.
+        raise ValidationError(
+            {
+                "card": "Enter your card in the secure card field. If you do not "
+                "see it, allow this page to load Stripe's script and reload."
+            }
+        )
+
+
+def step_offer(step: Step) -> StepOffer:
+    offer = (
+        StepOffer.objects.select_related("product", "bump_product")
+        .filter(step=step)
+        .first()
+    )
+    if offer is None or offer.product.archived_at is not None:
+        raise ValidationError("This product is not available any more.")
+    return offer
+
+
+def _offer_items(offer: StepOffer, with_bump: bool) -> list[tuple[str, Product]]:
+    items = [(ItemKind.MAIN, offer.product)]
+    if with_bump and offer.bump_product and offer.bump_product.archived_at is None:
+        if offer.bump_product.currency != offer.product.currency:
+            raise ValidationError(
+                "This offer is misconfigured (the bump is priced in another currency). "
+                "You have not been charged."
+            )
+        items.append((ItemKind.BUMP, offer.bump_product))
+    return items
+
+
+def order_totals(*, step: Step, with_bump: bool) -> tuple[int, str]:
+    """The server's price for the order form: never trust a posted amount."""
+    offer = step_offer(step)
+    items = _offer_items(offer, with_bump)
+    return sum(p.price_minor for _, p in items), offer.product.currency
+
+
+def _checkout_key(order: Order, attempt: int) -> str:
+    # The first attempt keeps the key orders always had.
+    suffix = "" if attempt == 1 else f":{attempt}"
+    return f"{order.public_id}:checkout{suffix}"
+
+
+def _order_open(
+    *,
+    step: Step,
+    data: Mapping[str, str],
+    nonce: str,
+    with_bump: bool,
+    visitor_id: uuid.UUID | None,
+    touch: Mapping[str, str] | None,
+    ip_address: str | None,
+    user_agent: str,
+) -> tuple[Order, bool]:
+    """The form's order: found by its one-time token, else created with its items
+    and first payment. Two posts of one form racing here make one order."""
+    if nonce:
+        existing = Order.objects.filter(
+            workspace_id=step.workspace_id, form_token=nonce
+        ).first()
+        if existing is not None:
+            return existing, False
+    offer = step_offer(step)
+    items = _offer_items(offer, with_bump)
+    try:
+        with transaction.atomic():
+            capture = services.lead_capture(
+                step=step,
+                data=data,
+                nonce=f"order:{nonce}" if nonce else None,
+                visitor_id=visitor_id,
+                touch=touch,
+                ip_address=ip_address,
+                user_agent=user_agent,
+            )
+            order = Order.objects.create(
+                workspace_id=step.workspace_id,
+                lead=capture.lead,
+                funnel_id=step.funnel_id,
+                step=step,
+                visitor_id=visitor_id,
+                currency=offer.product.currency,
+                gateway=gateways.get_gateway().name,
+                form_token=nonce or None,
+            )
+            rows = [
+                OrderItem.objects.create(
+                    workspace_id=step.workspace_id,
+                    order=order,
+                    product=product,
+                    step=step,
+                    kind=kind,
+                    name=product.name,
+                    amount_minor=product.price_minor,
+                )
+                for kind, product in items
+            ]
+            payment = Payment.objects.create(
+                workspace_id=step.workspace_id,
+                order=order,
+                kind=PaymentKind.CHARGE,
+                step=step,
+                attempt=1,
+                idempotency_key=_checkout_key(order, 1),
+                amount_minor=sum(r.amount_minor for r in rows),
+                currency=order.currency,
+            )
+            payment.items.set(rows)
+    except IntegrityError:
+        # The same form is being submitted by another request that got here
+        # first (its insert held ours until it committed): that is our order.
+        if not nonce:
+            raise
+        return Order.objects.get(
+            workspace_id=step.workspace_id, form_token=nonce
+        ), False
+    return order, True
+
+
+def _checkout_payments(order: Order):
+    return Payment.objects.filter(
+        order=order, kind=PaymentKind.CHARGE, step_id=order.step_id
+    ).order_by("-attempt", "-id")
+
+
+@transaction.atomic
+def _attempt(order: Order) -> Payment:
+    """The order form's payment to act on, decided under the order's row lock:
+    the attempt in progress, a settled one, or, after a decline, the next attempt
+    (numbered here, so concurrent retries cannot both make one)."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    latest = _checkout_payments(order).first()
+    retry = latest is not None and latest.status in {
+        PaymentStatus.DECLINED,
+        PaymentStatus.FAILED,
+        PaymentStatus.REQUIRES_ACTION,
+    }
+    if latest is not None and not retry:
+        return latest
+    items = list(order.items.filter(kind__in=[ItemKind.MAIN, ItemKind.BUMP]))
+    OrderItem.objects.filter(pk__in=[i.pk for i in items]).update(
+        status=ItemStatus.PENDING
+    )
+    attempt = latest.attempt + 1 if latest is not None else 1
+    payment = Payment.objects.create(
+        workspace_id=order.workspace_id,
+        order=order,
+        kind=PaymentKind.CHARGE,
+        step_id=order.step_id,
+        attempt=attempt,
+        idempotency_key=_checkout_key(order, attempt),
+        amount_minor=sum(i.amount_minor for i in items),
+        currency=order.currency,
+    )
+    payment.items.set(items)
+    if order.status == OrderStatus.FAILED:
+        order.status = OrderStatus.PENDING
+        order.save(update_fields=["status"])
+    return payment
+
+
+def _result(
+    order: Order,
+    payment: Payment,
+    *,
+    replayed: bool,
+    message: str = "",
+    action_secret: str = "",
+) -> CheckoutResult:
+    order.refresh_from_db()
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return CheckoutResult(order, True, "", replayed)
+    if payment.status == PaymentStatus.PENDING:
+        return CheckoutResult(order, False, CONFIRMING, replayed, pending=True)
+    return CheckoutResult(
+        order,
+        False,
+        message or payment.message or "Payment failed.",
+        replayed,
+        action_secret=action_secret
+        if payment.status == PaymentStatus.REQUIRES_ACTION
+        else "",
+    )
+
+
+def order_checkout(
+    *,
+    step: Step,
+    data: Mapping[str, str],
+    payment_token: str,
+    with_bump: bool,
+    nonce: str = "",
+    visitor_id: uuid.UUID | None = None,
+    touch: Mapping[str, str] | None = None,
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> CheckoutResult:
+    """Create the lead, order and items, then charge; safe to call many times at
+    once: every call for one form returns the outcome of its one charge."""
+    payment_token = (payment_token or "").strip()
+    if not payment_token:
+        raise ValidationError({"card": "Enter your card number."})
+    _payment_token_check(payment_token, gateways.get_gateway().name)
+    order, created = _order_open(
+        step=step,
+        data=data,
+        nonce=nonce,
+        with_bump=with_bump,
+        visitor_id=visitor_id,
+        touch=touch,
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
+    payment = _attempt(order)
+    gateway = gateways.get_gateway(order.gateway)
+    email = order.lead.email
+
+    def call(p: Payment):
+        return gateway.charge(
+            amount_minor=p.amount_minor,
+            currency=p.currency,
+            payment_token=payment_token,
+            email=email,
+            description=f"Order {order.public_id}",
+            idempotency_key=p.idempotency_key,
+            save_for_later=True,
+        )
+
+    payment, result = charge_once(payment=payment, call=call)
+    return _result(
+        order,
+        payment,
+        replayed=not created or result is None,
+        message=result.message if result else "",
+        action_secret=result.action_secret if result else "",
+    )
+
+
+def order_confirm(*, order: Order) -> CheckoutResult:
+    """Ask the gateway, never the browser, how the order form's payment ended:
+    after the bank's check (3-D Secure), or when the gateway did not answer.
+
+    Only the gateway's own answer can mark the order paid; a reload finds it
+    settled and changes nothing.
+    """
+    payment = _checkout_payments(order).select_related("order").first()
+    if payment is None:
+        return CheckoutResult(order, False, "There is no payment to confirm.")
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return _result(order, payment, replayed=True)
+    if payment.status == PaymentStatus.PENDING:
+        if payment.sent_at is None:
+            return _result(order, payment, replayed=True)  # being charged right now
+        try:
+            result = payment_ask_gateway(payment)
+        except GatewayError:
+            return _result(order, payment, replayed=True)
+        if result.status == "requires_action":
+            return _result(order, payment, replayed=True)
+        return _result(
+            order, payment_settle(payment=payment, result=result), replayed=True
+        )
+    if payment.status != PaymentStatus.REQUIRES_ACTION or not payment.reference:
+        return CheckoutResult(
+            order, False, payment.message or "This payment cannot be confirmed."
+        )
+    try:
+        result = gateways.get_gateway(order.gateway).retrieve(
+            reference=payment.reference
+        )
+    except GatewayError:
+        return CheckoutResult(
+            order,
+            False,
+            "We could not reach the payment provider. Your bank's answer is kept; "
+            "reload this page in a minute.",
+        )
+    if result.status == "requires_action":
+        return CheckoutResult(
+            order,
+            False,
+            "Your bank has not confirmed this payment yet.",
+            action_secret=result.action_secret,
+        )
+    if result.succeeded and result.raw.get("amount") not in (
+        None,
+        payment.amount_minor,
+    ):
+        return CheckoutResult(order, False, "The payment does not match this order.")
+    payment = payment_settle(payment=payment, result=result)
+    order.refresh_from_db()
+    return CheckoutResult(
+        order,
+        payment.status == PaymentStatus.SUCCEEDED,
+        result.message or ("" if result.succeeded else "The payment failed."),
+    )
