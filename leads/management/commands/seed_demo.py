@@ -14,6 +14,8 @@ from pages.services import funnel_create_from_template, funnel_publish
 DEMO_EMAIL = "demo@openfunnels.local"
 DEMO_PASSWORD = "demo-funnels-2024"
 DEMO_WORKSPACE = "Demo Co."
+# A fixed id, so the README's API example can name the demo workspace.
+DEMO_WORKSPACE_ID = "demo-co"
 # Product name, price in cents, for the Tripwire template's selling steps.
 OFFERS = {
     "order": ("The Funnel Fix Checklist", 700, ("Swipe-file pack", 900)),
@@ -34,7 +36,11 @@ class Command(BaseCommand):
             )
         membership = user.memberships.select_related("workspace").first()
         if membership is None:
-            workspace = Workspace.objects.create(name=DEMO_WORKSPACE)
+            taken = Workspace.objects.filter(public_id=DEMO_WORKSPACE_ID).exists()
+            workspace = Workspace.objects.create(
+                name=DEMO_WORKSPACE,
+                **({} if taken else {"public_id": DEMO_WORKSPACE_ID}),
+            )
             membership = Membership.objects.create(
                 user=user, workspace=workspace, role=Role.OWNER
             )
