@@ -20,12 +20,18 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-chromium: ## Install Debian's Chromium for the browser tests (when missing)
+chromium: ## Install Debian's Chromium (browser tests) and caddy (proxy test) when missing
 	@test -x $(CHROMIUM) || { \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else \
 			echo "Chromium is needed for the browser tests. Run: sudo apt-get install -y chromium"; exit 1; \
+		fi; }
+	@command -v caddy >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy || true; \
+		else \
+			echo "Optional: sudo apt-get install -y caddy (runs the proxy test)"; \
 		fi; }
 
 run: $(VENV)/.installed ## Run the app, a Celery worker and beat (local Postgres/Redis if no URLs set)

@@ -20,6 +20,7 @@ class TokenInfo(Schema):
 
 class WorkspaceOut(Schema):
     id: str
+    slug: str
     name: str
     time_zone: str
     token: TokenInfo
@@ -35,6 +36,7 @@ def workspace_get(request: HttpRequest) -> WorkspaceOut:
     workspace = token.workspace
     return WorkspaceOut(
         id=workspace.public_id,
+        slug=workspace.slug,
         name=workspace.name,
         time_zone=workspace.time_zone,
         token=TokenInfo(name=token.name, role=token.role, expires_at=token.expires_at),

@@ -60,6 +60,12 @@ class WorkspaceCreateForm(forms.Form):
 
 class WorkspaceSettingsForm(forms.Form):
     name = forms.CharField(label="Workspace name", max_length=120)
+    slug = forms.CharField(
+        label="Public address",
+        max_length=63,
+        help_text="Your published funnels live at this subdomain. If you change it, "
+        "the old address keeps redirecting to the new one.",
+    )
     timezone = forms.ChoiceField(
         label="Time zone", choices=[(tz, tz) for tz in TIMEZONES]
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
@@ -73,11 +74,56 @@ def _public_id() -> str:
     return secrets.token_urlsafe(9)
 
 
+# A workspace's published funnels live at http://<slug>.<PUBLIC_DOMAIN>/, so a slug
+# is one DNS label: lower-case letters, digits and inner hyphens, at most 63
+# characters, and not an IDNA-reserved "xx--" label.
+WORKSPACE_SLUG_MAX = 63
+WORKSPACE_SLUG_RE = re.compile(r"^(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Host labels an operator is likely to use for something else under PUBLIC_DOMAIN.
+RESERVED_WORKSPACE_SLUGS = frozenset(
+    {
+        "admin",
+        "api",
+        "app",
+        "assets",
+        "blog",
+        "cdn",
+        "dashboard",
+        "docs",
+        "ftp",
+        "help",
+        "imap",
+        "localhost",
+        "mail",
+        "media",
+        "ns1",
+        "ns2",
+        "pop",
+        "smtp",
+        "static",
+        "status",
+        "support",
+        "www",
+    }
+)
+
+
+def _workspace_slug() -> str:
+    """A placeholder slug for rows created without one (services pick a real one)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "ws-" + "".join(secrets.choice(alphabet) for _ in range(10))
+
+
 class Workspace(models.Model):
     """The tenant: every customer-owned row belongs to exactly one workspace."""
 
     name = models.CharField(max_length=120)
     public_id = models.CharField(max_length=16, unique=True, default=_public_id)
+    # The workspace's public host label: <slug>.<PUBLIC_DOMAIN> (accounts.services
+    # workspace_slug_change keeps the old one as a redirect).
+    slug = models.CharField(
+        max_length=WORKSPACE_SLUG_MAX, unique=True, default=_workspace_slug
+    )
     time_zone = models.CharField(max_length=64, default="UTC")
     drop_ip_addresses = models.BooleanField(
         default=False, help_text="Do not store visitors' IP addresses."
@@ -92,6 +138,29 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def public_host(self) -> str:
+        """Host (and port, if PUBLIC_DOMAIN names one) of the workspace's pages."""
+        return f"{self.slug}.{settings.PUBLIC_DOMAIN}"
+
+    @property
+    def public_base_url(self) -> str:
+        """Origin of the workspace's published funnels, e.g. https://acme.example.page"""
+        return f"{settings.PUBLIC_SCHEME}://{self.public_host}"
+
+
+class WorkspaceSlugAlias(models.Model):
+    """A slug the workspace used before: its host redirects to the current one."""
+
+    slug = models.CharField(max_length=WORKSPACE_SLUG_MAX, unique=True)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="slug_aliases"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.slug} → {self.workspace.slug}"
 
 
 class Membership(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,10 +18,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import validate_email
 from django.db import connection, models, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from .actors import acting_as, current_actor
 from .models import (
+    RESERVED_WORKSPACE_SLUGS,
     TOKEN_PREFIX,
+    WORKSPACE_SLUG_RE,
     ApiToken,
     AuditEntry,
     Invitation,
@@ -29,6 +33,7 @@ from .models import (
     TokenRole,
     User,
     Workspace,
+    WorkspaceSlugAlias,
     token_hash,
 )
 
@@ -42,12 +47,57 @@ def _clean_email(email: str) -> str:
     return email
 
 
+def _slug_taken(slug: str, *, workspace: Workspace | None = None) -> bool:
+    """Another workspace uses ``slug``, now or as an old address that redirects."""
+    others = Workspace.objects.filter(slug=slug)
+    aliases = WorkspaceSlugAlias.objects.filter(slug=slug)
+    if workspace is not None and workspace.pk:
+        others = others.exclude(pk=workspace.pk)
+        aliases = aliases.exclude(workspace=workspace)
+    return others.exists() or aliases.exists()
+
+
+def workspace_slug_suggest(*, value: str, workspace: Workspace | None = None) -> str:
+    """A free DNS label for ``value``: itself when free, else with ``-2``, ``-3``..."""
+    base = slugify(value or "").replace("_", "-")
+    base = re.sub(r"-{2,}", "-", base)[:40].strip("-")
+    if len(base) < 3 or base in RESERVED_WORKSPACE_SLUGS:
+        base = (base + "-workspace").strip("-")[:40]
+    if WORKSPACE_SLUG_RE.match(base) and not _slug_taken(base, workspace=workspace):
+        return base
+    for n in range(2, 1000):
+        candidate = f"{base}-{n}"
+        if not _slug_taken(candidate, workspace=workspace):
+            return candidate
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def workspace_slug_check(slug: str, *, workspace: Workspace | None = None) -> str:
+    """``slug`` cleaned, or a ValidationError a person can act on."""
+    slug = (slug or "").strip().lower()
+    if not WORKSPACE_SLUG_RE.match(slug) or len(slug) < 3:
+        raise ValidationError(
+            {
+                "slug": "Use 3–63 lower-case letters, digits and hyphens, starting "
+                "and ending with a letter or digit."
+            }
+        )
+    if slug in RESERVED_WORKSPACE_SLUGS:
+        raise ValidationError({"slug": f"“{slug}” is reserved; pick another."})
+    if _slug_taken(slug, workspace=workspace):
+        suggestion = workspace_slug_suggest(value=slug, workspace=workspace)
+        raise ValidationError({"slug": f"{slug} is taken — try {suggestion}."})
+    return slug
+
+
 @transaction.atomic
 def workspace_create(*, name: str, owner: User) -> Workspace:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the workspace a name."})
-    workspace = Workspace.objects.create(name=name[:120])
+    workspace = Workspace.objects.create(
+        name=name[:120], slug=workspace_slug_suggest(value=name)
+    )
     Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
     return workspace
 
@@ -82,11 +132,29 @@ def _require_admin(membership: Membership) -> None:
 
 SETTINGS_FIELDS = (
     "name",
+    "slug",
     "time_zone",
     "drop_ip_addresses",
     "event_retention_days",
     "audit_retention_days",
 )
+
+
+@transaction.atomic
+def workspace_slug_change(*, membership: Membership, slug: str) -> Workspace:
+    """Move the workspace's public host; the old one keeps redirecting to it."""
+    _require_admin(membership)
+    workspace = Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    slug = workspace_slug_check(slug, workspace=workspace)
+    if slug == workspace.slug:
+        return workspace
+    WorkspaceSlugAlias.objects.filter(workspace=workspace, slug=slug).delete()
+    WorkspaceSlugAlias.objects.create(workspace=workspace, slug=workspace.slug)
+    workspace.slug = slug
+    workspace.save(update_fields=["slug"])
+    membership.workspace = workspace
+    # Public serving (pages.serving) keeps a host lookup for at most a few seconds.
+    return workspace
 
 
 @transaction.atomic
@@ -97,11 +165,14 @@ def workspace_update(
     timezone_name: str,
     drop_ip_addresses: bool,
     event_retention_days: int,
+    slug: str | None = None,
     audit_retention_days: int | None = None,
 ) -> Workspace:
     _require_admin(membership)
     workspace = Workspace.objects.select_for_update().get(pk=membership.workspace_id)
     before = {f: getattr(workspace, f) for f in SETTINGS_FIELDS}
+    if slug is not None and slug.strip().lower() != workspace.slug:
+        workspace = workspace_slug_change(membership=membership, slug=slug)
     workspace.name = name.strip()[:120]
     workspace.time_zone = timezone_name
     workspace.drop_ip_addresses = drop_ip_addresses

@@ -5,6 +5,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -105,6 +106,7 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace
     initial = {
         "name": workspace.name,
+        "slug": workspace.slug,
         "timezone": workspace.time_zone,
         "drop_ip_addresses": workspace.drop_ip_addresses,
         "event_retention_days": workspace.event_retention_days,
@@ -119,13 +121,23 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
                 timezone_name=data["timezone"],
                 drop_ip_addresses=data["drop_ip_addresses"],
                 event_retention_days=data["event_retention_days"],
+                slug=data["slug"],
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
             messages.success(request, "Settings saved.")
             return redirect("accounts:settings")
-    return render(request, "accounts/settings.html", {"form": form, "tab": "general"})
+    return render(
+        request,
+        "accounts/settings.html",
+        {
+            "form": form,
+            "tab": "general",
+            "public_domain": settings.PUBLIC_DOMAIN,
+        },
+        status=422 if form.errors else 200,
+    )
 
 
 def _members_context(request: HttpRequest, invite_form: InviteForm) -> dict:

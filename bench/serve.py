@@ -44,6 +44,8 @@ BENCH_ENV = {
     "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnop",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SITE_URL": "http://127.0.0.1",
+    # Pages are served on <workspace>.localhost: wrk sends that Host to 127.0.0.1.
+    "PUBLIC_DOMAIN": "localhost",
     # Pages are rendered at publish time by this process: no collected manifest here.
     "STATIC_MANIFEST": "false",
     "LOG_LEVEL": "WARNING",
@@ -88,7 +90,8 @@ function setup(thread) table.insert(threads, thread) end
 function init(args)
   phase = tonumber(args[1]); got = 0; bad = 0; t0 = 0; last = 0
   page = wrk.format("GET", wrk.path)
-  bot = wrk.format("GET", wrk.path, {["User-Agent"] = "bench-bot/1.0"})
+  bot = wrk.format("GET", wrk.path,
+    {["User-Agent"] = "bench-bot/1.0", ["Host"] = wrk.headers["Host"]})
 end
 function request()
   local t = now()
@@ -120,11 +123,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float = 20.0) -> None:
+def wait_for(url: str, timeout: float = 20.0, host: str | None = None) -> None:
     deadline = time.monotonic() + timeout
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:
                 response.read()
                 return
         except Exception:
@@ -268,7 +272,10 @@ def main() -> None:
     services.event_partitions_ensure()
     ingest.redis_client().ping()
     flush_all()  # leftovers of earlier runs are not ours to count
-    workspace = Workspace.objects.create(name="bench-serve (scratch)")
+    workspace = Workspace.objects.create(
+        name="bench-serve (scratch)", slug=f"bench-serve-{os.getpid()}"
+    )
+    host = ["-H", f"Host: {workspace.slug}.localhost"]
     gunicorn = nginx = floor = None
     tmp = Path(tempfile.mkdtemp(prefix="of-bench-serve-"))
     try:
@@ -283,8 +290,9 @@ def main() -> None:
         app_port, nginx_port = free_port(), free_port()
         gunicorn = start_gunicorn(app_port)
         page_url = f"http://127.0.0.1:{app_port}/{funnel.slug}/"
-        wait_for(page_url)
-        with urllib.request.urlopen(page_url) as response:
+        wait_for(page_url, host=host[1][6:])
+        request = urllib.request.Request(page_url, headers={"Host": host[1][6:]})
+        with urllib.request.urlopen(request) as response:
             html = response.read()
             assert response.status == 200 and b"<form" in html, "no opt-in page"
         nginx = start_nginx(tmp, nginx_port, html)
@@ -303,7 +311,7 @@ def main() -> None:
         bare = wrk(floor_url, f"-d{SECONDS}s")
         stop(floor)
 
-        wrk(page_url, "-d2s")  # warm-up: imports, caches, connections
+        wrk(page_url, "-d2s", *host)  # warm-up: imports, caches, connections
         wrk(nginx_url, "-d2s")
         flush_all()
         before = views_stored(workspace.pk)
@@ -314,6 +322,7 @@ def main() -> None:
         app = wrk(
             page_url,
             f"-d{SECONDS + TAIL_SECONDS}s",
+            *host,
             "-s",
             str(lua),
             script_args=(str(SECONDS),),

@@ -30,9 +30,30 @@ try:
             "SECRET_KEY must be set to a random string of 32+ characters when DEBUG "
             "is off (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
         )
-    ALLOWED_HOSTS = env_list(
-        "ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else ""
-    )
+    # The app's own (admin) hosts. Published funnels are never served on them: they
+    # live on public hosts, <workspace-slug>.<PUBLIC_DOMAIN> and custom domains
+    # (pages.public.hosts decides which is which, per request).
+    APP_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+    # Host[:port] under which every workspace gets its own subdomain. Use a domain
+    # of its own (like github.io for GitHub), not a sibling of the app's host.
+    PUBLIC_DOMAIN = env_str("PUBLIC_DOMAIN", "localhost" if DEBUG else "")
+    PUBLIC_DOMAIN = PUBLIC_DOMAIN.strip().strip(".").lower()
+    if not PUBLIC_DOMAIN:
+        raise EnvError(
+            "PUBLIC_DOMAIN must be set when DEBUG is off: the domain whose "
+            "subdomains serve the published funnels (e.g. pages.example.com, "
+            "with a wildcard DNS record *.pages.example.com)"
+        )
+    if "/" in PUBLIC_DOMAIN or "://" in PUBLIC_DOMAIN:
+        raise EnvError(
+            f"PUBLIC_DOMAIN is a host name (optionally :port), got {PUBLIC_DOMAIN!r}"
+        )
+    PUBLIC_SCHEME = env_str("PUBLIC_SCHEME", "http" if DEBUG else "https")
+    if PUBLIC_SCHEME not in {"http", "https"}:
+        raise EnvError(f"PUBLIC_SCHEME must be http or https, got {PUBLIC_SCHEME!r}")
+    # Uploaded images from the app itself (make run); compose's proxy serves them
+    # from the shared volume before a request reaches the app.
+    SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
     SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
@@ -96,8 +117,18 @@ try:
 except EnvError as exc:
     fail(str(exc))
 
+# Django's own Host check cannot know custom domains, so it lets every host through
+# and pages.public.middleware.HostRoutingMiddleware (first in MIDDLEWARE) answers 404
+# to any host that is not an app host, a workspace subdomain or a custom domain.
+ALLOWED_HOSTS = ["*"]
+
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
+# "__Host-" cookies cannot be set or overwritten by a sibling host, so a public page
+# under the same parent domain cannot plant a session or CSRF cookie for the admin.
+if SECURE_COOKIES:
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_INCLUDE_SUBDOMAINS = False
@@ -129,7 +160,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pages.public.middleware.HostRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "pages.public.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -26,8 +26,11 @@ class FunnelCreateForm(forms.Form):
         max_length=80,
         required=False,
         label="URL",
-        help_text="Where visitors find it: /<url>/. Leave blank to use the name.",
-        widget=forms.TextInput(attrs={"placeholder": "free-guide"}),
+        help_text="Where visitors find it on your workspace's address. Leave blank "
+        "to use the name.",
+        widget=forms.TextInput(
+            attrs={"placeholder": "free-guide", "data-slug-from": "#id_name"}
+        ),
     )
 
 

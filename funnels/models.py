@@ -19,8 +19,8 @@ class Funnel(models.Model):
         Workspace, on_delete=models.CASCADE, related_name="funnels"
     )
     name = models.CharField(max_length=120)
-    # Globally unique: published funnels are served at /<slug>/ on the app host.
-    slug = models.SlugField(max_length=80, unique=True)
+    # Unique in its workspace: served at <workspace public host>/<slug>/.
+    slug = models.SlugField(max_length=80)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -30,6 +30,11 @@ class Funnel(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "slug"], name="funnel_slug_unique_in_workspace"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -37,6 +42,11 @@ class Funnel(models.Model):
     @property
     def is_published(self) -> bool:
         return self.published_at is not None
+
+    def public_url(self, step: Step | None = None) -> str:
+        """Absolute URL of the funnel (or one of its steps) on its workspace's host."""
+        base = f"{self.workspace.public_base_url}/{self.slug}/"
+        return f"{base}{step.slug}/" if step is not None else base
 
 
 class StepKind(models.TextChoices):

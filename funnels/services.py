@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max, Q
@@ -15,51 +16,18 @@ from accounts.services import audit_record
 
 from .models import BRANCHING_KINDS, Funnel, Product, Step, StepKind
 
-# Funnels are served at /<funnel-slug>/<step-slug>/ on the app host, so a funnel slug
-# must never shadow an app route (or a file a crawler asks for at the root).
-RESERVED_SLUGS = frozenset(
-    {
-        "admin",
-        "login",
-        "logout",
-        "signup",
-        "settings",
-        "funnels",
-        "leads",
-        "analytics",
-        "static",
-        "media",
-        "healthz",
-        "invite",
-        "reset",
-        "password-reset",
-        "workspaces",
-        "pages",
-        "api",
-        "t",
-        "p",
-        "robots-txt",
-        "robots.txt",
-        "sitemap-xml",
-        "sitemap.xml",
-        "favicon-ico",
-        "favicon.ico",
-        "account",
-        "accounts",
-        "app",
-        "assets",
-        "dashboard",
-        "help",
-        "new",
-        "public",
-        "track",
-        "www",
-        "orders",
-        "products",
-        "steps",
-        "webhooks",
-    }
-)
+
+# The public route table answers these first path segments itself (uploaded images
+# and static files), so no funnel may take them. Everything else is free: funnels
+# live on their workspace's own host, never beside the app's routes.
+def _reserved_slugs() -> frozenset[str]:
+    return frozenset(
+        url.strip("/").split("/", 1)[0]
+        for url in (settings.STATIC_URL, settings.MEDIA_URL)
+        if url and url.strip("/")
+    )
+
+
 SLUG_MAX = 80
 
 
@@ -79,31 +47,39 @@ def _suggest(base: str, is_free: Callable[[str], bool]) -> str:
     raise ValidationError("No free address could be found; pick another one.")
 
 
-def _funnel_slug_free(slug: str, *, exclude_pk: int | None = None) -> bool:
-    if slug in RESERVED_SLUGS:
+def _funnel_slug_free(
+    slug: str, *, workspace: Workspace, exclude_pk: int | None = None
+) -> bool:
+    if slug in _reserved_slugs():
         return False
-    qs = Funnel.objects.filter(slug=slug)
+    qs = Funnel.objects.filter(workspace=workspace, slug=slug)
     if exclude_pk is not None:
         qs = qs.exclude(pk=exclude_pk)
     return not qs.exists()
 
 
-def funnel_slug_suggest(*, value: str, exclude: Funnel | None = None) -> str:
+def funnel_slug_suggest(
+    *, workspace: Workspace, value: str, exclude: Funnel | None = None
+) -> str:
     """The slug to use for ``value``: itself when free, else the first free ``-n``."""
     slug = slugify(value or "")[:SLUG_MAX].strip("-") or "funnel"
     exclude_pk = exclude.pk if exclude else None
-    if _funnel_slug_free(slug, exclude_pk=exclude_pk):
-        return slug
-    return _suggest(slug, lambda s: _funnel_slug_free(s, exclude_pk=exclude_pk))
+
+    def free(candidate: str) -> bool:
+        return _funnel_slug_free(candidate, workspace=workspace, exclude_pk=exclude_pk)
+
+    return slug if free(slug) else _suggest(slug, free)
 
 
-def _check_funnel_slug(slug: str, *, exclude: Funnel | None = None) -> None:
+def _check_funnel_slug(
+    slug: str, *, workspace: Workspace, exclude: Funnel | None = None
+) -> None:
     exclude_pk = exclude.pk if exclude else None
-    if _funnel_slug_free(slug, exclude_pk=exclude_pk):
+    if _funnel_slug_free(slug, workspace=workspace, exclude_pk=exclude_pk):
         return
-    suggestion = funnel_slug_suggest(value=slug, exclude=exclude)
-    if slug in RESERVED_SLUGS:
-        msg = f"“{slug}” is reserved by the app — try {suggestion}."
+    suggestion = funnel_slug_suggest(workspace=workspace, value=slug, exclude=exclude)
+    if slug in _reserved_slugs():
+        msg = f"“{slug}” is reserved for files — try {suggestion}."
     else:
         msg = f"{slug} is taken — try {suggestion}."
     raise ValidationError({"slug": msg}, code="slug_taken")
@@ -123,9 +99,9 @@ def funnel_create(*, workspace: Workspace, name: str, slug: str = "") -> Funnel:
     name = _clean_name(name)
     if slug:
         slug = _clean_slug(slug, field="slug")
-        _check_funnel_slug(slug)
+        _check_funnel_slug(slug, workspace=workspace)
     else:
-        slug = funnel_slug_suggest(value=name)
+        slug = funnel_slug_suggest(workspace=workspace, value=name)
     return Funnel.objects.create(workspace=workspace, name=name, slug=slug)
 
 
@@ -139,7 +115,7 @@ def funnel_rename(*, funnel: Funnel, name: str) -> Funnel:
 @transaction.atomic
 def funnel_set_slug(*, funnel: Funnel, slug: str) -> Funnel:
     slug = _clean_slug(slug, field="slug")
-    _check_funnel_slug(slug, exclude=funnel)
+    _check_funnel_slug(slug, workspace=funnel.workspace, exclude=funnel)
     funnel.slug = slug
     funnel.save(update_fields=["slug", "updated_at"])
     return funnel
@@ -158,7 +134,9 @@ def funnel_duplicate(
     copy = Funnel.objects.create(
         workspace=funnel.workspace,
         name=new_name,
-        slug=funnel_slug_suggest(value=f"{funnel.slug}-copy"),
+        slug=funnel_slug_suggest(
+            workspace=funnel.workspace, value=f"{funnel.slug}-copy"
+        ),
     )
     old_steps = list(funnel.steps.order_by("position", "id"))
     mapping: dict[int, int] = {}

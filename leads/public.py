@@ -57,10 +57,14 @@ def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _published_step(funnel_slug: str, step_slug: str) -> Step | None:
+def _published_step(
+    request: HttpRequest, funnel_slug: str, step_slug: str
+) -> Step | None:
+    """A live step of the workspace whose public host this is (else None)."""
     return (
         Step.objects.select_related("funnel", "workspace")
         .filter(
+            workspace_id=request.public.workspace_id,  # type: ignore[attr-defined]
             funnel__slug=funnel_slug,
             funnel__published_at__isnull=False,
             funnel__archived_at__isnull=True,
@@ -190,7 +194,7 @@ def _accept_form(
 ) -> tuple[Step, dict, FormToken] | HttpResponse:
     """The checks every public form post passes: (step, fields, verified token) or
     a refusal."""
-    step = _published_step(funnel_slug, step_slug)
+    step = _published_step(request, funnel_slug, step_slug)
     if step is None:
         return HttpResponse("This page is not published.", status=404)
     data = _read_post(request)
@@ -349,7 +353,7 @@ def order_contact(
     Only this browser's own visitor cookie finds them (the details it sent itself);
     the page's script reads this same-origin, no other site can.
     """
-    step = _published_step(funnel_slug, step_slug)
+    step = _published_step(request, funnel_slug, step_slug)
     if step is None:
         return HttpResponse(status=404)
     known = analytics.visitor_cookie_read(
@@ -382,7 +386,7 @@ def order_confirm(
     request: HttpRequest, funnel_slug: str, step_slug: str
 ) -> HttpResponse:
     """Back from the bank's check: the gateway says whether the order is paid."""
-    step = _published_step(funnel_slug, step_slug)
+    step = _published_step(request, funnel_slug, step_slug)
     if step is None:
         return HttpResponse("This page is not published.", status=404)
     order = _visitor_order(request, step)
@@ -418,7 +422,7 @@ def _visitor_order(request: HttpRequest, step: Step) -> Order | None:
 def upsell_respond(
     request: HttpRequest, funnel_slug: str, step_slug: str, answer: str
 ) -> HttpResponse:
-    step = _published_step(funnel_slug, step_slug)
+    step = _published_step(request, funnel_slug, step_slug)
     if (
         step is None
         or answer not in {"accept", "decline"}
@@ -462,7 +466,7 @@ def upsell_respond(
 @require_GET
 def receipt(request: HttpRequest, funnel_slug: str, step_slug: str) -> HttpResponse:
     """The visitor's order summary, for the thank-you page (or opened on its own)."""
-    step = _published_step(funnel_slug, step_slug)
+    step = _published_step(request, funnel_slug, step_slug)
     order = _visitor_order(request, step) if step else None
     if order is None or order.status == OrderStatus.PENDING:
         return render(request, "leads/receipt.html", {"order": None}, status=404)

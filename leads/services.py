@@ -210,7 +210,9 @@ def lead_capture(
     )
     event = WebhookEvent.LEAD_CREATED if created else WebhookEvent.LEAD_UPDATED
     webhooks_dispatch(
-        workspace_id=workspace_id, event=event, payload=lead_payload(lead)
+        workspace_id=workspace_id,
+        event=event,
+        payload={**lead_payload(lead), "page_url": step.funnel.public_url(step)},
     )
     # An order step's e-mail goes to those who leave without paying (see
     # checkout.checkouts_mark_abandoned), not to those who submit it.

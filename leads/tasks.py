@@ -99,9 +99,12 @@ def webhook_deliver_task(delivery_id: int) -> str:
 _PLACEHOLDER = re.compile(r"{{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*}}")
 
 
-def render_merge_fields(text: str, lead: Lead) -> str:
-    """Replace {{ first_name }}-style fields; unknown fields become empty."""
+def render_merge_fields(text: str, lead: Lead, *, funnel_url: str = "") -> str:
+    """Replace {{ first_name }}-style fields; unknown fields become empty.
+
+    ``{{ funnel_url }}`` is the public address of the e-mail's funnel."""
     values = {
+        "funnel_url": funnel_url,
         "first_name": lead.first_name,
         "last_name": lead.last_name,
         "name": lead.name,
@@ -125,9 +128,11 @@ def follow_up_send_task(follow_up_id: int, lead_id: int) -> None:
     lead = Lead.objects.filter(pk=lead_id, erased_at__isnull=True).first()
     if follow_up is None or lead is None:
         return
+    step = follow_up.step
+    url = step.funnel.public_url() if step is not None else ""
     send_mail(
         subject=render_merge_fields(follow_up.subject, lead).replace("\n", " "),
-        message=render_merge_fields(follow_up.body, lead),
+        message=render_merge_fields(follow_up.body, lead, funnel_url=url),
         from_email=None,
         recipient_list=[lead.email],
     )

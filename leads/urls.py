@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import order_views, payment_webhooks, public, views
+from . import order_views, payment_webhooks, views
 
 app_name = "leads"
 
@@ -35,43 +35,6 @@ urlpatterns = [
         "settings/webhooks/<int:pk>/delete/",
         views.webhook_delete,
         name="webhook_delete",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/optin/",
-        public.optin_submit,
-        name="optin",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/order/",
-        public.order_submit,
-        name="order",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/contact/",
-        public.order_contact,
-        name="order_contact",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/order/confirm/",
-        public.order_confirm,
-        name="order_confirm",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/accept/",
-        public.upsell_respond,
-        {"answer": "accept"},
-        name="upsell_accept",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/decline/",
-        public.upsell_respond,
-        {"answer": "decline"},
-        name="upsell_decline",
-    ),
-    path(
-        "<slug:funnel_slug>/<slug:step_slug>/receipt/",
-        public.receipt,
-        name="receipt",
     ),
     path(
         "settings/webhooks/deliveries/<int:pk>/resend/",

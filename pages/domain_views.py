@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Role
 from accounts.tenancy import workspace_view
@@ -16,10 +16,9 @@ from .forms import DomainForm
 
 
 def _dns_target(request: HttpRequest) -> str:
-    """What a custom domain's CNAME points at: the app's own host name."""
-    exact = sorted(services.app_hosts() - {"localhost"})
-    site = services.serving._app_hosts()[2].split(":")[0]
-    return site if site in exact else (exact[0] if exact else request.get_host())
+    """What a custom domain's CNAME points at: the workspace's own public host,
+    which the wildcard record of PUBLIC_DOMAIN already sends here."""
+    return request.workspace.public_host.split(":", 1)[0]
 
 
 @workspace_view(write_role=Role.ADMIN)
@@ -63,3 +62,31 @@ def domain_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.domain_delete(domain=domain)
     messages.success(request, f"{host} was disconnected.")
     return redirect("domains:list")
+
+
+@require_GET
+def domain_check(request: HttpRequest) -> HttpResponse:
+    """Caddy's on-demand TLS ``ask``: 200 for a public host this app serves.
+
+    A workspace subdomain or a connected custom domain gets a certificate; any other
+    name a 404, so nobody can make the proxy fetch certificates for random names.
+    """
+    from .public.hosts import public_domain_name
+
+    raw = request.GET.get("domain", "")
+    try:
+        host = services.domain_normalise(raw)
+    except ValidationError:
+        host = ""
+    # An old workspace slug gets one too: its redirect must work over HTTPS.
+    known = bool(host) and (
+        selectors.public_host_lookup(host=host, public_domain=public_domain_name())
+        is not None
+    )
+    response = HttpResponse(
+        "ok" if known else "unknown domain",
+        status=200 if known else 404,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from accounts.models import Workspace
+from accounts.models import Workspace, WorkspaceSlugAlias
 from analytics import experiments
 from funnels.models import Funnel, Step, StepKind
 
@@ -187,13 +187,17 @@ def _servable_pages() -> QuerySet[Page]:
     )
 
 
-def live_page_ref(*, funnel_slug: str, step_slug: str | None) -> dict | None:
-    """What serving needs to know about a live step, in one query.
+def live_page_ref(
+    *, workspace_id: int, funnel_slug: str, step_slug: str | None
+) -> dict | None:
+    """What serving needs to know about a live step of a workspace, in one query.
 
     The first step (by position) that has a servable variant when ``step_slug`` is
-    None. ``variants`` lists (page id, published version id, weight) by page id.
+    None. ``variants`` lists [page id, published version id, weight] by page id.
     """
-    qs = _servable_pages().filter(step__funnel__slug=funnel_slug)
+    qs = _servable_pages().filter(
+        workspace_id=workspace_id, step__funnel__slug=funnel_slug
+    )
     if step_slug:
         qs = qs.filter(step__slug=step_slug)
     rows = list(
@@ -218,15 +222,52 @@ def live_page_ref(*, funnel_slug: str, step_slug: str | None) -> dict | None:
         "funnel_id": first[4],
         "funnel_slug": funnel_slug,
         "step_id": first[3],
-        "variants": [(r[0], r[1], r[2]) for r in rows if r[3] == first[3]],
+        "variants": [[r[0], r[1], r[2]] for r in rows if r[3] == first[3]],
     }
 
 
-def domain_funnel_slug(*, host: str) -> str | None:
-    """The slug of the funnel a custom domain serves (None: not a custom domain)."""
-    return (
-        Domain.objects.filter(host=host).values_list("funnel__slug", flat=True).first()
+def public_host_lookup(*, host: str, public_domain: str) -> dict | None:
+    """Who serves a public host name (lower-case, no port), in one or two queries.
+
+    ``{"kind": "subdomain", "workspace_id", "slug"}`` for <slug>.<public_domain>,
+    with ``"redirect"`` set to the current slug when it is an old slug;
+    ``{"kind": "domain", "workspace_id", "funnel_slug", "slug"}`` for a custom
+    domain; None for anything else.
+    """
+    suffix = "." + public_domain
+    if host.endswith(suffix):
+        label = host[: -len(suffix)]
+        if not label or "." in label:
+            return None
+        found = Workspace.objects.filter(slug=label).values_list("pk", "slug").first()
+        if found is not None:
+            return {"kind": "subdomain", "workspace_id": found[0], "slug": found[1]}
+        alias = (
+            WorkspaceSlugAlias.objects.filter(slug=label)
+            .values_list("workspace_id", "workspace__slug")
+            .first()
+        )
+        if alias is not None:
+            return {
+                "kind": "subdomain",
+                "workspace_id": alias[0],
+                "slug": alias[1],
+                "redirect": alias[1],
+            }
+        return None
+    domain = (
+        Domain.objects.filter(host=host)
+        .values_list("workspace_id", "funnel__slug", "workspace__slug")
+        .first()
     )
+    if domain is None:
+        return None
+    return {
+        "kind": "domain",
+        "workspace_id": domain[0],
+        "funnel_slug": domain[1],
+        "slug": domain[2],
+    }
 
 
 def domains_for(*, workspace: Workspace) -> QuerySet[Domain]:
@@ -244,7 +285,7 @@ def domain_exists(*, host: str) -> bool:
 MID_FUNNEL_KINDS = frozenset({StepKind.UPSELL, StepKind.DOWNSELL, StepKind.THANKYOU})
 
 
-def sitemap_steps(*, funnel_slug: str | None = None) -> list[dict]:
+def sitemap_steps(*, workspace_id: int, funnel_slug: str | None = None) -> list[dict]:
     """Published steps for robots.txt / sitemap.xml, in funnel and step order.
 
     One dict per step with a servable variant: funnel and step slug, whether it is
@@ -253,7 +294,7 @@ def sitemap_steps(*, funnel_slug: str | None = None) -> list[dict]:
     before them, so they count as noindex unless a funnel starts with one.
     ``funnel_slug`` limits it to one funnel (a custom domain).
     """
-    qs = _servable_pages()
+    qs = _servable_pages().filter(workspace_id=workspace_id)
     if funnel_slug is not None:
         qs = qs.filter(step__funnel__slug=funnel_slug)
     rows = qs.order_by(

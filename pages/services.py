@@ -188,7 +188,7 @@ def _forget_live_pages(funnel: Funnel | None = None) -> None:
 SECRET_FORM_FIELDS = frozenset({"card", "cvc", "exp", "_of", "website"})
 
 
-def public_url(funnel: Funnel, step: Step) -> str:
+def public_path(funnel: Funnel, step: Step) -> str:
     return f"/{funnel.slug}/{step.slug}/"
 
 
@@ -206,8 +206,8 @@ def _render_public(
     funnel = step.funnel
     index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
     next_step = steps[index + 1] if index + 1 < len(steps) else None
-    next_url = public_url(funnel, next_step) if next_step else "#"
-    base = public_url(funnel, step)
+    next_url = public_path(funnel, next_step) if next_step else "#"
+    base = public_path(funnel, step)
     query = f"?{action_query}" if action_query else ""
     ctx = RenderContext(
         editor=False,
@@ -223,7 +223,7 @@ def _render_public(
         offer=StepOffer.objects.select_related("product", "bump_product")
         .filter(step=step)
         .first(),
-        step_urls={str(s.pk): public_url(funnel, s) for s in steps},
+        step_urls={str(s.pk): public_path(funnel, s) for s in steps},
         images=selectors.images_for(
             workspace_id=page.workspace_id, ids=documents.image_ids(doc)
         ),
@@ -882,8 +882,13 @@ def domain_normalise(host: str) -> str:
 
 def app_hosts() -> set[str]:
     """The app's own host names, which no funnel may claim."""
-    exact, _, _ = serving._app_hosts()
-    return exact | {"localhost"}
+    from urllib.parse import urlsplit
+
+    exact = {
+        h.lower() for h in settings.APP_HOSTS if not h.startswith(".") and h != "*"
+    }
+    site = urlsplit(settings.SITE_URL).hostname
+    return exact | ({site.lower()} if site else set()) | {"localhost"}
 
 
 @transaction.atomic
@@ -894,6 +899,12 @@ def domain_add(*, workspace: Workspace, host: str, funnel: Funnel) -> Domain:
     if name in app_hosts():
         raise ValidationError(
             f"{name} is this app's own address; use a domain of your own."
+        )
+    public = settings.PUBLIC_DOMAIN.split(":", 1)[0]
+    if name == public or name.endswith("." + public):
+        raise ValidationError(
+            f"{name} is under {public}, where every workspace already has its own "
+            "address; use a domain of your own."
         )
     existing = Domain.objects.filter(host=name).first()
     if existing is not None:

@@ -537,9 +537,8 @@ def publish(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Funnel unpublished. Its pages now return 404.")
         else:
             services.funnel_publish(funnel=funnel, user=request.user)
-            url = services.public_url(funnel, page.step)
             messages.success(
-                request, f"Published! Live at {request.build_absolute_uri(url)}"
+                request, f"Published! Live at {funnel.public_url(page.step)}"
             )
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
@@ -607,8 +606,7 @@ def funnel_publish(request: HttpRequest, funnel_pk: int) -> HttpResponse:
         else:
             services.funnel_publish(funnel=funnel, user=request.user)
             first = funnel.steps.order_by("position", "id").first()
-            url = request.build_absolute_uri(services.public_url(funnel, first))
-            messages.success(request, f"Published! Live at {url}")
+            messages.success(request, f"Published! Live at {funnel.public_url(first)}")
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     return redirect("funnels:detail", pk=funnel.pk)

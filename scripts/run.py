@@ -36,6 +36,9 @@ def main() -> int:
     env = {**os.environ, **services_env}
     env.setdefault("DEBUG", "true")
     env.setdefault("SITE_URL", f"http://{HOST}:{PORT}")
+    # Published funnels: http://<workspace>.localhost:PORT/ (browsers resolve
+    # every *.localhost name to this machine).
+    env.setdefault("PUBLIC_DOMAIN", f"localhost:{PORT}")
     manage = [PY, str(ROOT / "manage.py")]
     try:
         subprocess.run([*manage, "migrate", "--no-input"], env=env, check=True)

@@ -8,9 +8,30 @@ from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Each test starts with an empty cache (sessions, rate limits) in real Redis."""
+    """Each test starts with an empty cache (sessions, rate limits) in real Redis,
+    and public serving forgets the hosts and pages earlier tests published."""
+    from pages import serving
+
     cache.clear()
+    serving.local_caches_clear()
     yield
+
+
+def public_host(workspace) -> str:
+    """The Host header of a workspace's published funnels (PUBLIC_DOMAIN=localhost
+    in tests; Python's resolver does not know *.localhost, so tests send it)."""
+    return f"{workspace.slug}.localhost"
+
+
+@pytest.fixture
+def public_client(db):
+    """``public_client(workspace)``: a test client on that workspace's public host."""
+    from django.test import Client
+
+    def make(workspace, **defaults):
+        return Client(HTTP_HOST=public_host(workspace), **defaults)
+
+    return make
 
 
 @pytest.fixture(autouse=True)

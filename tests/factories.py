@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import factory
+from django.utils.text import slugify
 
 from accounts.models import Membership, User, Workspace
 from funnels.models import Funnel, Step
@@ -28,6 +29,8 @@ class WorkspaceFactory(factory.django.DjangoModelFactory):
         model = Workspace
 
     name = factory.Sequence(lambda n: f"Workspace {n}")
+    # A readable public host label: acme.localhost, globex.localhost, ...
+    slug = factory.LazyAttribute(lambda o: slugify(o.name))
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

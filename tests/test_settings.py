@@ -54,7 +54,8 @@ def test_production_settings_turn_on_security():
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
-        "s.SECURE_CONTENT_TYPE_NOSNIFF, s.X_FRAME_OPTIONS)"
+        "s.SECURE_CONTENT_TYPE_NOSNIFF, s.X_FRAME_OPTIONS, s.SESSION_COOKIE_NAME, "
+        "s.CSRF_COOKIE_NAME)"
     )
     base = {
         k: v
@@ -74,4 +75,32 @@ def test_production_settings_turn_on_security():
         text=True,
         timeout=60,
     )
-    assert result.stdout.split() == ["True", "True", "31536000", "True", "DENY"]
+    assert result.stdout.split() == [
+        "True",
+        "True",
+        "31536000",
+        "True",
+        "DENY",
+        "__Host-sessionid",
+        "__Host-csrftoken",
+    ]
+
+
+def test_public_domain_is_required_with_debug_off():
+    """Without PUBLIC_DOMAIN the app would not know where funnels live: one line."""
+    base = {k: v for k, v in os.environ.items() if k != "PUBLIC_DOMAIN"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={
+            **base,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "x" * 50,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "PUBLIC_DOMAIN must be set when DEBUG is off" in result.stderr

@@ -28,20 +28,14 @@ PUBLIC = {
     "accounts:password_reset_confirm",
     "accounts:password_reset_complete",
     "accounts:invite_accept",
-    "leads:optin",
-    "public:funnel",
-    "public:step",
-    "leads:order",
-    "leads:upsell_accept",
-    "leads:upsell_decline",
-    "leads:receipt",
     "leads:gateway_webhook",
-    "leads:order_confirm",
-    "leads:order_contact",
-    "public:robots",
-    "public:sitemap",
-    "public:domain_check",
+    # The TLS proxy's question and uploaded images (content-addressed names).
+    "domain_check",
+    "media",
+    "robots",
 }
+# Funnel pages and their endpoints live on public hosts only (pages.public.urls);
+# tests/pages/test_public_routes.py walks them on both kinds of public host.
 # Personal actions any logged-in user may take on their own account.
 SELF_SERVICE = {"accounts:workspace_create", "accounts:workspace_switch"}
 

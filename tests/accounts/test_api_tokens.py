@@ -102,7 +102,7 @@ def test_apitoken_command(workspace):
         "apitoken",
         "create",
         "--workspace",
-        workspace.public_id,
+        workspace.slug,
         "--name",
         "Backup script",
         "--read-only",
@@ -121,13 +121,13 @@ def test_apitoken_command(workspace):
     assert client.get("/workspace").json()["token"]["role"] == "read"
     assert client.post("/leads", {"email": "a@b.co"}).status_code == 403
     out = io.StringIO()
-    call_command("apitoken", "list", "--workspace", workspace.public_id, stdout=out)
+    call_command("apitoken", "list", "--workspace", workspace.slug, stdout=out)
     assert "Backup script\tread\tactive\tlast used" in out.getvalue()
     call_command(
         "apitoken",
         "revoke",
         "--workspace",
-        workspace.public_id,
+        workspace.slug,
         str(token.pk),
         stdout=io.StringIO(),
     )
@@ -135,6 +135,4 @@ def test_apitoken_command(workspace):
     with pytest.raises(CommandError, match="No workspace"):
         call_command("apitoken", "create", "--workspace", "nope", "--name", "X")
     with pytest.raises(CommandError, match="Give the token a name"):
-        call_command(
-            "apitoken", "create", "--workspace", workspace.public_id, "--name", " "
-        )
+        call_command("apitoken", "create", "--workspace", workspace.slug, "--name", " ")

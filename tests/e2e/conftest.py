@@ -78,12 +78,30 @@ def screenshot():
     return take
 
 
+@pytest.fixture
+def public_url(live_server, settings):
+    """``public_url(workspace, path)``: the address of a workspace's published page
+    on the live server (http://<slug>.localhost:<port>/...; Chromium resolves every
+    *.localhost name to this machine). Sets PUBLIC_DOMAIN to match, so links the
+    app renders (View live, sitemap) point there too."""
+    port = live_server.url.rsplit(":", 1)[1]
+    settings.PUBLIC_DOMAIN = f"localhost:{port}"
+
+    def make(workspace, path: str = "/") -> str:
+        return f"http://{workspace.slug}.localhost:{port}{path}"
+
+    return make
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
 
 
+# wait_for_function predicates are written as functions ("() => ..."): Playwright
+# compiles a function once, but evals a bare expression on every poll, which the
+# pages' Content-Security-Policy (no 'unsafe-eval') refuses.
 def htmx_idle(page) -> None:
     """Wait until htmx has no request, swap or settle in flight (and has bound the
     new content), so the next click or keystroke is not lost."""

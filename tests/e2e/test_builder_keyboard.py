@@ -105,7 +105,7 @@ def test_custom_html_block_selects_on_click(live_server, page, owner, workspace)
 
 
 def test_video_loads_nothing_from_outside_before_the_click(
-    live_server, page, owner, workspace
+    live_server, public_url, page, owner, workspace
 ):
     from pages import services
 
@@ -120,17 +120,18 @@ def test_video_loads_nothing_from_outside_before_the_click(
     )
     services.funnel_publish(funnel=pg.step.funnel, user=owner)
     outside = []
+    own = public_url(workspace, "/")
     page.route(
         "**/*",
         lambda route: (
             route.continue_()
-            if route.request.url.startswith(live_server.url)
+            if route.request.url.startswith(own)
             or route.request.url.startswith("data:")
             else (outside.append(route.request.url), route.abort())
         ),
     )
     funnel = pg.step.funnel
-    page.goto(f"{live_server.url}/{funnel.slug}/{pg.step.slug}/")
+    page.goto(public_url(workspace, f"/{funnel.slug}/{pg.step.slug}/"))
     button = page.get_by_role("button", name="Watch")
     button.wait_for()
     page.wait_for_load_state("networkidle")

@@ -1,7 +1,6 @@
 """An admin connects a custom domain; a visitor opens it and opts in there.
 
-Runs the production WSGI application (config/wsgi.py: the lean dispatcher in front
-of Django) in a thread, because Django's live server bypasses it. The browser maps
+Runs the production WSGI application (config/wsgi.py) in a thread. The browser maps
 the custom host name to that server with Chromium's --host-resolver-rules.
 """
 

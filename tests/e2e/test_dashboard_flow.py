@@ -47,9 +47,9 @@ def _kpis(admin) -> dict[str, str]:
 
 
 def test_visits_optins_orders_show_exactly_on_the_dashboard(
-    live_server, new_page, screenshot, tripwire, owner
+    live_server, public_url, new_page, screenshot, tripwire, owner
 ):
-    base = f"{live_server.url}/{tripwire.slug}/"
+    base = public_url(tripwire.workspace, f"/{tripwire.slug}/")
     # Five visitors land on the opt-in page: two from Facebook, two from Google,
     # one direct.
     utm = "?utm_source={}&utm_medium=cpc&utm_campaign=spring"

@@ -26,7 +26,9 @@ def _names(page):
     return page.locator("#step-list .fn-step-name").all_inner_texts()
 
 
-def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot):
+def test_build_a_funnel_in_the_steps_editor(
+    live_server, page, owner, workspace, screenshot
+):
     """A marketer builds a branching funnel, reorders, duplicates, archives, deletes."""
     _login(page, live_server, owner.email)
     page.get_by_role("heading", name="No funnels yet").wait_for()
@@ -80,18 +82,19 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Move Lite bundle down").wait_for()
     page.wait_for_function(
-        "document.querySelectorAll('#step-list .fn-step-name')[2].innerText"
+        "() => document.querySelectorAll('#step-list .fn-step-name')[2].innerText"
         " === 'Lite bundle'"
     )
     page.wait_for_function(
-        "document.activeElement.getAttribute('aria-label') === 'Move Lite bundle up'"
+        "() => document.activeElement.getAttribute('aria-label')"
+        " === 'Move Lite bundle up'"
     )
     htmx_idle(page)
     page.get_by_role("button", name="Move Lite bundle down").focus()
     htmx_idle(page)
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "document.querySelectorAll('#step-list .fn-step-name')[3].innerText"
+        "() => document.querySelectorAll('#step-list .fn-step-name')[3].innerText"
         " === 'Lite bundle'"
     )
 
@@ -125,7 +128,7 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     for index in (2, 3, 4):
         page.get_by_role("button", name="Move Thanks down").click()
         page.wait_for_function(
-            "document.querySelectorAll('#step-list .fn-step-name')"
+            "() => document.querySelectorAll('#step-list .fn-step-name')"
             f"[{index}].innerText === 'Thanks'"
         )
 
@@ -164,7 +167,10 @@ def test_build_a_funnel_in_the_steps_editor(live_server, page, owner, screenshot
     page.get_by_role("link", name="Archived").click()
     page.get_by_role("heading", name="Spring Tripwire (copy)").wait_for()
     page.get_by_role("link", name="Active").click()
-    page.get_by_role("link", name="Spring Tripwire /spring-tripwire/").click()
+    # The list shows each funnel's address on the workspace's public host.
+    page.get_by_role(
+        "link", name=f"Spring Tripwire {workspace.public_host}/spring-tripwire/"
+    ).click()
     page.get_by_role("link", name="Delete", exact=True).click()
     page.get_by_label("Type Spring Tripwire to confirm").fill("spring")
     page.get_by_role("button", name="Delete funnel forever").click()

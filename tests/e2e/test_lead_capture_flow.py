@@ -41,12 +41,14 @@ def _opt_in(visitor, email: str) -> None:
 
 
 def test_visitor_opts_in_admin_exports_and_erases(
-    live_server, new_page, screenshot, guide, owner
+    live_server, public_url, new_page, screenshot, guide, owner
 ):
     visitor = new_page()
     visitor.goto(
-        f"{live_server.url}/{guide.slug}/"
-        "?utm_source=newsletter&utm_medium=email&utm_campaign=launch"
+        public_url(
+            guide.workspace,
+            f"/{guide.slug}/?utm_source=newsletter&utm_medium=email&utm_campaign=launch",
+        )
     )
     headline = visitor.locator("h1").first.inner_text()
     _opt_in(visitor, "vera@example")  # a typo the browser lets through

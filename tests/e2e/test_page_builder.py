@@ -23,7 +23,9 @@ def _png_bytes() -> bytes:
     return buf.getvalue()
 
 
-def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner):
+def test_build_tripwire_funnel_and_publish(
+    live_server, public_url, page, screenshot, owner
+):
     """A marketer creates a Tripwire funnel, edits and publishes a page, and the
     public URL shows exactly the published page."""
     page.goto(live_server.url + "/login/")
@@ -79,7 +81,7 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
 
     # Reorder: move the new opt-in form up above the image with the keyboard button.
     page.wait_for_function(
-        "document.querySelectorAll('.pb-block.is-selected').length === 1"
+        "() => document.querySelectorAll('.pb-block.is-selected').length === 1"
         " && document.querySelector('.pb-block.is-selected').dataset.type"
         " === 'optin_form'"
     )
@@ -121,14 +123,14 @@ def test_build_tripwire_funnel_and_publish(live_server, page, screenshot, owner)
     assert draft.published_version.number == 1
 
     public = page.context.new_page()
-    public.goto(f"{live_server.url}/{funnel.slug}/")
+    public.goto(public_url(funnel.workspace, f"/{funnel.slug}/"))
     public.get_by_role(
         "heading", name="Eat well all week with one hour of Sunday prep"
     ).wait_for()
     assert public.locator("img[srcset]").count() == 1
     assert public.locator("form.of-form input[name=email]").count() == 2
     screenshot(public, "pages-public-optin")
-    public.goto(f"{live_server.url}/{funnel.slug}/special-offer/")
+    public.goto(public_url(funnel.workspace, f"/{funnel.slug}/special-offer/"))
     public.get_by_role("button", name="Complete my order →").wait_for()
     screenshot(public, "pages-public-order")
     public.goto(f"{live_server.url}/funnel-templates/webinar/0/")

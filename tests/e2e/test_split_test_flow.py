@@ -28,15 +28,26 @@ NEW_HEADLINE = "Get the 7-day meal plan that saves 5 hours a week"
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 
 
-def _land(base: str, slug: str) -> tuple[str, str]:
+def _request(server: str, origin: str, path: str, **kwargs) -> urllib.request.Request:
+    """A request for ``origin + path`` (the workspace's public host), sent to the
+    live server: Python's resolver does not know *.localhost, so the host goes in
+    the Host header."""
+    headers = {"User-Agent": UA, "Host": urllib.parse.urlsplit(origin).netloc}
+    headers.update(kwargs.pop("headers", {}))
+    return urllib.request.Request(server + path, headers=headers, **kwargs)
+
+
+def _land(server: str, origin: str, slug: str) -> tuple[str, str]:
     """A new visitor opens the funnel: (their visitor cookie, the page served)."""
-    request = urllib.request.Request(f"{base}/{slug}/", headers={"User-Agent": UA})
+    request = _request(server, origin, f"/{slug}/")
     with urllib.request.urlopen(request) as response:
         cookie = response.headers["Set-Cookie"].split(";")[0]
         return cookie, response.read().decode()
 
 
-def _opt_in(base: str, slug: str, step_slug: str, cookie: str, html: str) -> None:
+def _opt_in(
+    server: str, origin: str, slug: str, step_slug: str, cookie: str, html: str
+) -> None:
     token = re.search(r'name="_of" value="([^"]+)"', html).group(1)
     body = urllib.parse.urlencode(
         {
@@ -45,10 +56,12 @@ def _opt_in(base: str, slug: str, step_slug: str, cookie: str, html: str) -> Non
             "_of": token,
         }
     ).encode()
-    request = urllib.request.Request(
-        f"{base}/{slug}/{step_slug}/optin/",
+    request = _request(
+        server,
+        origin,
+        f"/{slug}/{step_slug}/optin/",
         data=body,
-        headers={"User-Agent": UA, "Cookie": cookie, "Referer": f"{base}/{slug}/"},
+        headers={"Cookie": cookie, "Referer": f"{origin}/{slug}/"},
     )
     opener = urllib.request.build_opener(_NoRedirect)
     try:
@@ -63,7 +76,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def test_split_test_from_builder_to_winner(
-    live_server, page, screenshot, owner, workspace, monkeypatch
+    live_server, public_url, page, screenshot, owner, workspace, monkeypatch
 ):
     """Add variant B in the builder, change its headline, split 50/50, publish;
     visits are tracked per variant; the results show both variants with their
@@ -127,14 +140,15 @@ def test_split_test_from_builder_to_winner(
     # path; serving picks their variant. More of B's visitors opt in.
     monkeypatch.setattr(public, "IP_LIMIT", (1000, 600))  # all come from 127.0.0.1
     rng = random.Random(6)
-    landed = [_land(live_server.url, funnel.slug) for _ in range(300)]
+    origin = public_url(workspace, "")
+    landed = [_land(live_server.url, origin, funnel.slug) for _ in range(300)]
     expected = {a.pk: [0, 0], b.pk: [0, 0]}
     time.sleep(2.1)  # the forms refuse posts faster than a person types
     for cookie, html in landed:
         variant = b.pk if NEW_HEADLINE in html else a.pk
         converts = rng.random() < (0.50 if variant == b.pk else 0.20)
         if converts:
-            _opt_in(live_server.url, funnel.slug, optin.slug, cookie, html)
+            _opt_in(live_server.url, origin, funnel.slug, optin.slug, cookie, html)
         expected[variant][0] += 1
         expected[variant][1] += int(converts)
     assert min(n for n, _ in expected.values()) > 100  # both variants served

@@ -20,8 +20,8 @@ def _buy(page, card, email="vera@example.com", name="Vera Visitor"):
     page.wait_for_timeout(2100)  # the form refuses posts faster than a human
 
 
-def _optin(visitor, live_server, funnel, email, query=""):
-    visitor.goto(f"{live_server.url}/{funnel.slug}/{query}")
+def _optin(visitor, public_url, funnel, email, query=""):
+    visitor.goto(public_url(funnel.workspace, f"/{funnel.slug}/{query}"))
     visitor.get_by_label("Email").first.fill(email)
     consent = visitor.locator("input[name=consent]")
     if consent.count():
@@ -62,11 +62,14 @@ def _check_order_in_admin(admin, live_server, email, total, items, status):
 
 
 def test_visitor_buys_with_bump_and_upsell_admin_sees_it(
-    live_server, new_page, screenshot, tripwire, owner
+    live_server, public_url, new_page, screenshot, tripwire, owner
 ):
     visitor = new_page()
     visitor.goto(
-        f"{live_server.url}/{tripwire.slug}/?utm_source=facebook&utm_campaign=spring"
+        public_url(
+            tripwire.workspace,
+            f"/{tripwire.slug}/?utm_source=facebook&utm_campaign=spring",
+        )
     )
     screenshot(visitor, "visitor-optin")
     visitor.get_by_label("Email").first.fill("vera@example.com")
@@ -118,12 +121,12 @@ def test_visitor_buys_with_bump_and_upsell_admin_sees_it(
 
 
 def test_second_run_declines_upsell_accepts_downsell_then_partial_refund(
-    live_server, new_page, screenshot, tripwire, owner
+    live_server, public_url, new_page, screenshot, tripwire, owner
 ):
     """Opt in, the order form knows the e-mail, pay without the bump, decline the
     upsell, accept the downsell (twice: charged once); admin refunds part of it."""
     visitor = new_page()
-    _optin(visitor, live_server, tripwire, "wes@example.com")
+    _optin(visitor, public_url, tripwire, "wes@example.com")
     email = visitor.get_by_label("Email")
     visitor.wait_for_function(
         "() => document.querySelector('form.of-order input[name=email]').value"
@@ -191,10 +194,11 @@ def test_second_run_declines_upsell_accepts_downsell_then_partial_refund(
 
 
 def test_declined_card_shows_the_message(
-    live_server, new_page, screenshot, tripwire, owner
+    live_server, public_url, new_page, screenshot, tripwire, owner
 ):
+    offer = public_url(tripwire.workspace, f"/{tripwire.slug}/special-offer/")
     visitor = new_page()
-    visitor.goto(f"{live_server.url}/{tripwire.slug}/special-offer/")
+    visitor.goto(offer)
     _buy(visitor, "4000 0000 0000 0002", email="dora@example.com")
     visitor.locator("form.of-order button[type=submit]").click()
     visitor.get_by_text("Your card was declined. Please use another card.").wait_for()
@@ -204,7 +208,7 @@ def test_declined_card_shows_the_message(
     assert visitor.get_by_label("Email").input_value() == "dora@example.com"
     assert visitor.get_by_label("Card number").input_value() == ""
     # Opened afresh, the form knows the visitor from the failed attempt.
-    visitor.goto(f"{live_server.url}/{tripwire.slug}/special-offer/")
+    visitor.goto(offer)
     visitor.wait_for_function(
         "() => document.querySelector('form.of-order input[name=email]').value"
     )

@@ -24,9 +24,11 @@ def test_funnel_create_suggests_slug_from_name(workspace):
     )
 
 
-def test_funnel_create_name_clash_gets_next_free_slug(workspace, other_workspace):
-    """Slugs are global: a name used in another workspace gets -2, then -3."""
+def test_funnel_slugs_are_per_workspace(workspace, other_workspace):
+    """Each workspace has its own host, so another workspace's slug is free; a
+    clash in the same workspace gets -2, then -3."""
     FunnelFactory(workspace=other_workspace, slug="guide")
+    assert services.funnel_create(workspace=workspace, name="Guide").slug == "guide"
     assert services.funnel_create(workspace=workspace, name="Guide").slug == "guide-2"
     assert services.funnel_create(workspace=workspace, name="Guide").slug == "guide-3"
 
@@ -40,15 +42,21 @@ def test_funnel_create_explicit_taken_slug_is_refused_with_suggestion(workspace)
     assert Funnel.objects.count() == 1
 
 
-@pytest.mark.parametrize("slug", ["admin", "login", "funnels", "static", "t", "api"])
-def test_reserved_slug_is_refused(workspace, slug):
-    """A slug that would shadow an app route is refused with a suggestion."""
+@pytest.mark.parametrize("slug", ["static", "media"])
+def test_file_route_slug_is_refused(workspace, slug):
+    """The public route table serves files at /static/ and /media/: refused."""
     with pytest.raises(ValidationError) as exc:
         services.funnel_create(workspace=workspace, name="X", slug=slug)
     assert exc.value.message_dict == {
-        "slug": [f"“{slug}” is reserved by the app — try {slug}-2."]
+        "slug": [f"“{slug}” is reserved for files — try {slug}-2."]
     }
     assert services.funnel_create(workspace=workspace, name=slug).slug == f"{slug}-2"
+
+
+@pytest.mark.parametrize("slug", ["admin", "login", "funnels", "t", "api", "leads"])
+def test_app_route_names_are_free_slugs(workspace, slug):
+    """Funnels no longer share the app's origin, so app route names are fine."""
+    assert services.funnel_create(workspace=workspace, name="X", slug=slug).slug == slug
 
 
 def test_funnel_set_slug_and_rename(workspace):

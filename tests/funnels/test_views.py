@@ -85,8 +85,8 @@ def test_create_funnel_and_slug_clash_suggestion(client, owner, workspace, funne
     response = client.post(reverse("funnels:create"), {"name": "Other", "slug": "trip"})
     assert response.status_code == 200
     assert "trip is taken — try trip-2." in response.content.decode()
-    response = client.post(reverse("funnels:create"), {"name": "A", "slug": "admin"})
-    assert "“admin” is reserved by the app — try admin-2." in response.content.decode()
+    response = client.post(reverse("funnels:create"), {"name": "A", "slug": "media"})
+    assert "“media” is reserved for files — try media-2." in response.content.decode()
     assert Funnel.objects.count() == 2
 
 

@@ -38,9 +38,12 @@ def concurrently(n: int, fn: Callable[[int], Any]) -> list[Any]:
     return results
 
 
-def public_client(cookies: dict[str, str] | None = None) -> Client:
-    """A visitor's browser: a 500 comes back as a response, not an exception."""
-    client = Client(raise_request_exception=False)
+def public_client(
+    cookies: dict[str, str] | None = None, host: str = "acme.localhost"
+) -> Client:
+    """A visitor's browser on the workspace's public host (the ``workspace``
+    fixture's, by default): a 500 comes back as a response, not an exception."""
+    client = Client(raise_request_exception=False, HTTP_HOST=host)
     for key, value in (cookies or {}).items():
         client.cookies[key] = value
     return client

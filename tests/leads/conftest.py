@@ -23,3 +23,10 @@ def thanks_step(funnel):
     return StepFactory(
         funnel=funnel, name="Thanks", slug="thanks", kind="thankyou", position=1
     )
+
+
+@pytest.fixture
+def visitor(public_client, workspace):
+    """A visitor's browser on the workspace's public host, where its funnels and
+    their form endpoints live (the app host answers 404 for them)."""
+    return public_client(workspace)

@@ -48,11 +48,11 @@ def _token(step) -> str:
     return form_token_issue(step_id=step.pk, now=time.time() - 10)
 
 
-def test_bad_email_shows_the_funnel_page_with_the_error(client, tripwire):
+def test_bad_email_shows_the_funnel_page_with_the_error(visitor, tripwire):
     """The visitor stays on the opt-in page they saw, with the message and values."""
     step = tripwire.steps.order_by("position").first()
-    live = client.get(f"/{tripwire.slug}/").content.decode()
-    response = client.post(
+    live = visitor.get(f"/{tripwire.slug}/").content.decode()
+    response = visitor.post(
         f"/{tripwire.slug}/{step.slug}/optin/",
         {"email": "vera@", "first_name": "Vera", "_of": _token(step)},
     )
@@ -69,12 +69,12 @@ def test_bad_email_shows_the_funnel_page_with_the_error(client, tripwire):
     assert Lead.objects.count() == 0
 
 
-def test_retry_from_the_error_page_succeeds(client, tripwire):
+def test_retry_from_the_error_page_succeeds(visitor, tripwire):
     step = tripwire.steps.order_by("position").first()
-    client.post(
+    visitor.post(
         f"/{tripwire.slug}/{step.slug}/optin/", {"email": "x", "_of": _token(step)}
     )
-    response = client.post(
+    response = visitor.post(
         f"/{tripwire.slug}/{step.slug}/optin/",
         {"email": "vera@example.com", "_of": _token(step)},
     )
@@ -82,9 +82,9 @@ def test_retry_from_the_error_page_succeeds(client, tripwire):
     assert Lead.objects.get().email == "vera@example.com"
 
 
-def test_declined_card_keeps_contact_and_bump_never_the_card(client, tripwire):
+def test_declined_card_keeps_contact_and_bump_never_the_card(visitor, tripwire):
     step = tripwire.steps.get(kind="order")
-    response = client.post(
+    response = visitor.post(
         f"/{tripwire.slug}/{step.slug}/order/",
         {
             "name": "Vera Visitor",
@@ -105,9 +105,9 @@ def test_declined_card_keeps_contact_and_bump_never_the_card(client, tripwire):
     assert Order.objects.get().status == "failed"
 
 
-def test_unticked_consent_is_refused_when_the_form_asked_for_it(client, tripwire):
+def test_unticked_consent_is_refused_when_the_form_asked_for_it(visitor, tripwire):
     step = tripwire.steps.order_by("position").first()
-    response = client.post(
+    response = visitor.post(
         f"/{tripwire.slug}/{step.slug}/optin/",
         {
             "email": "vera@example.com",
@@ -120,9 +120,9 @@ def test_unticked_consent_is_refused_when_the_form_asked_for_it(client, tripwire
     assert Lead.objects.count() == 0
 
 
-def test_upsell_without_an_order_explains_on_the_upsell_page(client, tripwire):
+def test_upsell_without_an_order_explains_on_the_upsell_page(visitor, tripwire):
     step = tripwire.steps.get(kind="upsell")
-    response = client.post(f"/{tripwire.slug}/{step.slug}/accept/", {})
+    response = visitor.post(f"/{tripwire.slug}/{step.slug}/accept/", {})
     assert response.status_code == 409
     body = response.content.decode()
     assert "We could not find your order" in body
@@ -130,12 +130,12 @@ def test_upsell_without_an_order_explains_on_the_upsell_page(client, tripwire):
 
 
 @pytest.mark.parametrize("field", ["email", "first_name", "custom_city", "_of"])
-def test_nul_bytes_anywhere_never_500(client, tripwire, field):
+def test_nul_bytes_anywhere_never_500(visitor, tripwire, field):
     """PostgreSQL cannot store NUL; a bot that sends one gets an answer, not a 500."""
     step = tripwire.steps.order_by("position").first()
     data = {"email": "nul@example.com", "first_name": "Nu", "_of": _token(step)}
     data[field] = data.get(field, "x") + "\x00evil"
-    response = client.post(
+    response = visitor.post(
         f"/{tripwire.slug}/{step.slug}/optin/?utm_source=a%00b",
         data,
         HTTP_REFERER="http://elsewhere.test/?utm_source=\x00",
@@ -143,7 +143,7 @@ def test_nul_bytes_anywhere_never_500(client, tripwire, field):
     )
     assert response.status_code in {302, 400, 422}
     order = tripwire.steps.get(kind="order")
-    response = client.post(
+    response = visitor.post(
         f"/{tripwire.slug}/{order.slug}/order/",
         {"email": "nul@example.com", "name": "A\x00B", "card": "4242424242424242"}
         | {"_of": _token(order)},
@@ -152,7 +152,7 @@ def test_nul_bytes_anywhere_never_500(client, tripwire, field):
 
 
 @pytest.mark.parametrize("email", ["vera@", "vera@example.com"])
-def test_refused_form_shows_the_variant_the_visitor_saw(client, tripwire, email):
+def test_refused_form_shows_the_variant_the_visitor_saw(visitor, tripwire, email):
     """Bad input, or a post too fast to be a person: the same variant comes back."""
     step = tripwire.steps.order_by("position").first()
     a = Page.objects.get(step=step)
@@ -162,7 +162,7 @@ def test_refused_form_shows_the_variant_the_visitor_saw(client, tripwire, email)
     b.refresh_from_db()
     age = 10 if email == "vera@" else 0  # 0: refused as too fast
     token = form_token_issue(step_id=step.pk, variant_id=b.pk, now=time.time() - age)
-    response = client.post(
+    response = visitor.post(
         f"/{tripwire.slug}/{step.slug}/optin/", {"email": email, "_of": token}
     )
     assert response.status_code in {400, 422}

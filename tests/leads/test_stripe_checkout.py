@@ -113,10 +113,10 @@ def _token(step):
 
 
 def test_3d_secure_is_confirmed_with_stripe_before_the_order_is_paid(
-    client, stripe_mode, steps
+    visitor, stripe_mode, steps
 ):
     http = stripe_mode([(200, "customer"), (200, "intent_requires_action_1600")])
-    response = client.post(
+    response = visitor.post(
         "/guide/order/order/",
         {
             "email": "ann@example.com",
@@ -134,7 +134,7 @@ def test_3d_secure_is_confirmed_with_stripe_before_the_order_is_paid(
 
     # The browser tells us it is done; only Stripe's answer counts.
     http.responses.append((200, "intent_authenticated"))
-    confirm = client.post("/guide/order/order/confirm/")
+    confirm = visitor.post("/guide/order/order/confirm/")
     assert (confirm.status_code, confirm["Location"]) == (302, "/guide/upsell/")
     method, url, _, _ = http.calls[-1]
     assert method == "get" and url.endswith("/v1/payment_intents/pi_3Rk2dB2eZvKYlo2C1")
@@ -142,14 +142,14 @@ def test_3d_secure_is_confirmed_with_stripe_before_the_order_is_paid(
     assert (order.status, order.paid_minor) == ("paid", 1600)
     # A reload of the confirmation asks Stripe nothing more and charges nothing.
     calls = len(http.calls)
-    again = client.post("/guide/order/order/confirm/")
+    again = visitor.post("/guide/order/order/confirm/")
     assert again.status_code == 302 and len(http.calls) == calls
     assert Order.objects.get().paid_minor == 1600
 
 
-def test_3d_secure_still_pending_is_not_paid(client, stripe_mode, steps):
+def test_3d_secure_still_pending_is_not_paid(visitor, stripe_mode, steps):
     http = stripe_mode([(200, "customer"), (200, "intent_requires_action_1600")])
-    client.post(
+    visitor.post(
         "/guide/order/order/",
         {
             "email": "ann@example.com",
@@ -159,24 +159,24 @@ def test_3d_secure_still_pending_is_not_paid(client, stripe_mode, steps):
         },
     )
     http.responses.append((200, "intent_requires_action_1600"))
-    confirm = client.post("/guide/order/order/confirm/")
+    confirm = visitor.post("/guide/order/order/confirm/")
     assert confirm.status_code == 402
     assert "Your bank has not confirmed this payment yet." in confirm.content.decode()
     assert Order.objects.get().paid_minor == 0
 
 
-def test_confirm_without_an_order_cookie_is_refused(client, stripe_mode, steps):
+def test_confirm_without_an_order_cookie_is_refused(visitor, stripe_mode, steps):
     stripe_mode([])
-    response = client.post("/guide/order/order/confirm/")
+    response = visitor.post("/guide/order/order/confirm/")
     assert response.status_code == 409
     assert "could not find your order" in response.content.decode()
 
 
 def test_public_post_of_a_raw_card_in_stripe_mode_is_refused(
-    client, stripe_mode, steps
+    visitor, stripe_mode, steps
 ):
     stripe_mode([])
-    response = client.post(
+    response = visitor.post(
         "/guide/order/order/",
         {
             "email": "ann@example.com",
@@ -191,7 +191,7 @@ def test_public_post_of_a_raw_card_in_stripe_mode_is_refused(
 
 @pytest.mark.parametrize("gateway", ["test", "stripe"])
 def test_published_order_form_collects_the_card_the_right_way(
-    client, settings, owner, workspace, gateway
+    visitor, settings, owner, workspace, gateway
 ):
     """Stripe: Stripe's card iframe and no card input of ours. Test: fully offline."""
     settings.PAYMENT_GATEWAY = gateway
@@ -206,7 +206,7 @@ def test_published_order_form_collects_the_card_the_right_way(
         product=ProductFactory(workspace=workspace, price_minor=700),
     )
     funnel_publish(funnel=funnel, user=owner)
-    html = client.get(f"/{funnel.slug}/{order_step.slug}/").content.decode()
+    html = visitor.get(f"/{funnel.slug}/{order_step.slug}/").content.decode()
     if gateway == "stripe":
         assert 'data-stripe-key="pk_test_51Replay"' in html
         assert "https://js.stripe.com/v3/" in html and "stripe-checkout.js" in html

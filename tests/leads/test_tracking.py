@@ -31,12 +31,14 @@ def _token(step):
     return form_token_issue(step_id=step.pk, now=time.time() - 10)
 
 
-def test_optin_records_event_links_visitor_and_touches(client, optin_step, thanks_step):
+def test_optin_records_event_links_visitor_and_touches(
+    visitor, optin_step, thanks_step
+):
     """The opt-in event carries the visitor; the lead gets the page's UTM touch."""
-    response = client.post(
+    response = visitor.post(
         "/guide/optin/optin/",
         {"email": "t@x.io", "_of": _token(optin_step)},
-        HTTP_REFERER="http://testserver/guide/optin/?utm_source=facebook&utm_campaign=may",
+        HTTP_REFERER="http://acme.localhost/guide/optin/?utm_source=facebook&utm_campaign=may",
         HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Chrome/120",
     )
     assert response.status_code == 302
@@ -53,7 +55,7 @@ def test_optin_records_event_links_visitor_and_touches(client, optin_step, thank
     assert lead.visitor_id == event.visitor_id
 
 
-def test_sale_events_carry_amounts(client, funnel, workspace):
+def test_sale_events_carry_amounts(visitor, funnel, workspace):
     order = StepFactory(funnel=funnel, slug="order", kind="order", position=1)
     StepFactory(funnel=funnel, slug="thanks", kind="thankyou", position=2)
     StepOffer.objects.create(
@@ -62,7 +64,7 @@ def test_sale_events_carry_amounts(client, funnel, workspace):
         product=ProductFactory(workspace=workspace, price_minor=700),
         bump_product=ProductFactory(workspace=workspace, price_minor=900),
     )
-    client.post(
+    visitor.post(
         "/guide/order/order/",
         {"email": "b@x.io", "card": SUCCESS_CARD, "bump": "on", "_of": _token(order)},
     )
@@ -75,8 +77,8 @@ def test_sale_events_carry_amounts(client, funnel, workspace):
     assert rows == [("bump", 900, "USD"), ("order", 700, "USD")]
 
 
-def test_lead_page_shows_journey(client, owner, optin_step, thanks_step):
-    client.post(
+def test_lead_page_shows_journey(client, visitor, owner, optin_step, thanks_step):
+    visitor.post(
         "/guide/optin/optin/",
         {"email": "j@x.io", "_of": _token(optin_step)},
         HTTP_USER_AGENT="Mozilla/5.0 Chrome/120",

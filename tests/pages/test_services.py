@@ -6,7 +6,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from PIL import Image
 
 from funnels.models import Funnel
@@ -76,7 +75,7 @@ def test_undo_and_redo_walk_history_and_new_edit_drops_redo(workspace):
 
 
 def test_publish_freezes_draft_and_public_never_shows_drafts(
-    workspace, owner, django_capture_on_commit_callbacks
+    workspace, owner, public_client, django_capture_on_commit_callbacks
 ):
     """Publishing renders each page once; later draft edits stay private."""
     page = page_with_blocks("headline", workspace=workspace, slug="start")
@@ -88,7 +87,7 @@ def test_publish_freezes_draft_and_public_never_shows_drafts(
     assert "Published text" in version.html
     _set_text(Page.objects.get(pk=page.pk), "Secret draft")
 
-    client = Client()
+    client = public_client(workspace)
     response = client.get(f"/{funnel.slug}/")
     assert response.status_code == 200
     assert "Published text" in response.content.decode()
@@ -104,7 +103,7 @@ def test_publish_freezes_draft_and_public_never_shows_drafts(
     assert client.get(f"/{funnel.slug}/").status_code == 404
 
 
-def test_rollback_serves_an_earlier_version(workspace, owner):
+def test_rollback_serves_an_earlier_version(workspace, owner, public_client):
     page = page_with_blocks("headline", workspace=workspace)
     funnel = page.step.funnel
     page = _set_text(page, "Version one")
@@ -112,9 +111,10 @@ def test_rollback_serves_an_earlier_version(workspace, owner):
     _set_text(Page.objects.get(pk=page.pk), "Version two")
     services.funnel_publish(funnel=funnel, user=owner)
     v1 = PageVersion.objects.get(page=page, number=1)
-    assert "Version two" in Client().get(f"/{funnel.slug}/").content.decode()
+    visitor = public_client(workspace)
+    assert "Version two" in visitor.get(f"/{funnel.slug}/").content.decode()
     services.page_rollback(page=page, version=v1)
-    assert "Version one" in Client().get(f"/{funnel.slug}/").content.decode()
+    assert "Version one" in visitor.get(f"/{funnel.slug}/").content.decode()
     # Restoring into the draft is an undoable edit.
     page = services.page_restore_version(
         page=Page.objects.get(pk=page.pk), version=v1, revision=None
@@ -280,11 +280,11 @@ def test_decompression_bomb_is_refused(workspace, settings, tmp_path):
     assert list(tmp_path.rglob("*.*")) == []
 
 
-def test_public_form_post_redirects_to_the_page(workspace, owner):
+def test_public_form_post_redirects_to_the_page(workspace, owner, public_client):
     """An opt-in post to a published step lands on that step (no 403/405)."""
     page = page_with_blocks("optin_form", workspace=workspace, slug="thanks")
     services.funnel_publish(funnel=page.step.funnel, user=owner)
-    client = Client(enforce_csrf_checks=True)
+    client = public_client(workspace, enforce_csrf_checks=True)
     url = f"/{page.step.funnel.slug}/thanks/"
     response = client.post(url, {"email": "a@b.test"})
     assert response.status_code == 303

@@ -1,5 +1,6 @@
-"""The lean serving path (config/wsgi.py → pages.serving), custom domains,
-robots.txt / sitemap.xml and the split-test variant pick."""
+"""Public serving through the production WSGI application (config/wsgi.py): pages
+on workspace hosts and custom domains, robots.txt / sitemap.xml and the split-test
+variant pick."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class Reply:
 def wsgi(
     path: str,
     *,
-    host: str = "testserver",
+    host: str = "acme.localhost",
     method: str = "GET",
     headers: dict | None = None,
     data: bytes = b"",
@@ -123,38 +124,30 @@ def _views(**filters) -> list[Event]:
 # Lean path ------------------------------------------------------------------
 
 
-def test_lean_path_matches_django_view(funnel, workspace):
-    """The dispatcher sends the same headers and cookie as the Django view and
-    records the same view event."""
+def test_public_page_response_headers_cookie_and_view(funnel, workspace):
+    """A published page gets Django's security headers, its own CSP, the visitor
+    cookie (Django's formatting), no session cookie, and one view per request."""
     first = _steps(funnel)[0]
-    lean = wsgi(f"/{funnel.slug}/")
-    django = Client(HTTP_USER_AGENT=BROWSER).get(f"/{funnel.slug}/")
-    assert lean.status_code == django.status_code == 200
-    cookie = f"ofv_{workspace.public_id}"
-    django_headers = {k.lower(): v for k, v in django.items()}
-    lean_headers = dict(lean.headers)
-    lean_cookie = lean_headers.pop("set-cookie")
-    for name in ("content-type", "cache-control", "x-content-type-options"):
-        assert lean_headers[name] == django_headers[name]
-    assert lean_headers["referrer-policy"] == "strict-origin-when-cross-origin"
-    assert lean_headers["referrer-policy"] == django_headers["referrer-policy"]
-    assert lean_headers["x-frame-options"] == django_headers["x-frame-options"]
-    assert (
-        lean_headers["cross-origin-opener-policy"]
-        == django_headers["cross-origin-opener-policy"]
-    )
-    assert int(lean_headers["content-length"]) == len(lean.body)
-    assert "vary" not in lean_headers and "sessionid" not in lean_cookie
-    # The same cookie attributes (Django's own formatting).
-    morsel = django.cookies[cookie]
-    expected = morsel.OutputString().split("; ")
-    got = lean_cookie.split("; ")
-    assert [p.split("=")[0] for p in got] == [p.split("=")[0] for p in expected]
-    assert set(got) - set(expected) <= {got[0], got[1]}  # value and expires differ
-    assert set(django.cookies) == {cookie}
+    reply = wsgi(f"/{funnel.slug}/")
+    assert reply.status_code == 200
+    headers = dict(reply.headers)
+    cookie = headers.pop("set-cookie").strip()
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["cache-control"] == "private, no-cache"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["cross-origin-opener-policy"] == "same-origin"
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert int(headers["content-length"]) == len(reply.body)
+    assert cookie.startswith(f"ofv_{workspace.public_id}=")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert "sessionid" not in cookie and "csrftoken" not in cookie
     # Forms carry a fresh signed token, never the placeholder.
-    assert "__OF_FORM_TOKEN__" not in lean.text
-    assert re.search(r'name="_of" value="[^"]+:[^"]+"', lean.text)
+    assert "__OF_FORM_TOKEN__" not in reply.text
+    assert re.search(r'name="_of" value="[^"]+:[^"]+"', reply.text)
+    again = Client(HTTP_USER_AGENT=BROWSER, HTTP_HOST="acme.localhost")
+    assert again.get(f"/{funnel.slug}/").status_code == 200
     views = _views(workspace_id=workspace.pk)
     page = first.pages.get()
     assert [(e.step_id, e.variant_id, e.page_version_id) for e in views] == [
@@ -163,8 +156,8 @@ def test_lean_path_matches_django_view(funnel, workspace):
 
 
 def test_lean_path_does_not_count_bots_head_or_prefetch(funnel, workspace):
+    # (The WSGI server drops a HEAD response's body.)
     assert wsgi(f"/{funnel.slug}/", method="HEAD").status_code == 200
-    assert wsgi(f"/{funnel.slug}/", method="HEAD").body == b""
     bot = wsgi(f"/{funnel.slug}/", headers={"User-Agent": "Googlebot/2.1"})
     assert bot.status_code == 200 and "set-cookie" not in bot.headers
     wsgi(f"/{funnel.slug}/", headers={"Sec-Purpose": "prefetch"})
@@ -221,20 +214,30 @@ def test_publish_elsewhere_is_seen_at_the_next_round_trip(funnel, owner):
     assert wsgi(f"/{funnel.slug}/").status_code == 404
 
 
-def test_app_urls_are_not_taken_for_funnels(funnel, owner):
-    """A funnel slug never shadows the app's own first path segments."""
-    assert "leads" in serving.reserved_prefixes()
-    assert "settings" in serving.reserved_prefixes()
+def test_app_host_serves_no_funnel_page(funnel, owner):
+    """The admin's origin never serves a published page or its endpoints."""
+    optin = _steps(funnel)[0]
+    for path in (f"/{funnel.slug}/", f"/{funnel.slug}/{optin.slug}/"):
+        assert wsgi(path, host="testserver").status_code == 404
+    post = wsgi(f"/{funnel.slug}/{optin.slug}/optin/", host="testserver", method="POST")
+    assert post.status_code == 404
     client = Client()
     client.force_login(owner)
     assert client.get("/leads/").status_code == 200
+
+
+def test_another_workspace_host_does_not_serve_this_funnel(funnel, other_workspace):
+    """globex.localhost/guide/ is Globex's address: Acme's guide is not there."""
+    assert wsgi(f"/{funnel.slug}/", host="acme.localhost").status_code == 200
+    assert wsgi(f"/{funnel.slug}/", host="globex.localhost").status_code == 404
+    assert wsgi(f"/{funnel.slug}/", host="nobody.localhost").status_code == 404
 
 
 # Hosts and custom domains ----------------------------------------------------
 
 
 def test_unknown_host_is_404_not_400(funnel, settings):
-    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.APP_HOSTS = ["testserver"]
     reply = wsgi(f"/{funnel.slug}/", host="evil.example")
     assert reply.status_code == 404
     assert "Page not found" in reply.text
@@ -251,7 +254,7 @@ def shop(funnel, workspace):
 
 
 def test_custom_domain_serves_its_funnel(shop, funnel, workspace, settings):
-    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.APP_HOSTS = ["testserver"]
     optin, thanks = _steps(funnel)
     assert shop.host == "shop.example.test"
     home = wsgi("/", host="shop.example.test")
@@ -260,7 +263,7 @@ def test_custom_domain_serves_its_funnel(shop, funnel, workspace, settings):
     assert f'"/{funnel.slug}/' not in home.text
     step = wsgi(f"/{thanks.slug}/", host="shop.example.test:443")
     assert step.status_code == 200
-    # Links rendered for the app host keep working here.
+    # Links rendered for the workspace host keep working here.
     assert (
         wsgi(f"/{funnel.slug}/{thanks.slug}/", host="shop.example.test").status_code
         == 200
@@ -275,7 +278,7 @@ def test_custom_domain_serves_its_funnel(shop, funnel, workspace, settings):
 
 
 def test_optin_from_a_custom_domain_stays_on_it(shop, funnel, workspace, settings):
-    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.APP_HOSTS = ["testserver"]
     optin, thanks = _steps(funnel)
     page = wsgi("/", host="shop.example.test")
     token = re.search(r'name="_of" value="([^"]+)"', page.text)[1]
@@ -301,12 +304,24 @@ def test_optin_from_a_custom_domain_stays_on_it(shop, funnel, workspace, setting
     assert submission.variant_id == optin.pages.get().pk
 
 
-def test_domain_check_for_the_tls_proxy(shop):
-    assert wsgi("/domains/check", query="domain=shop.example.test").status_code == 200
-    assert wsgi("/domains/check", query="domain=SHOP.example.test.").status_code == 200
-    assert wsgi("/domains/check", query="domain=other.test").status_code == 404
-    assert wsgi("/domains/check", query="domain=%00%ff").status_code == 404
+def test_domain_check_for_the_tls_proxy(shop, workspace):
+    """The proxy may get certificates for connected domains and workspace hosts,
+    nothing else; it asks the app host."""
+
+    def check(domain: str) -> int:
+        return wsgi(
+            "/domains/check", host="testserver", query=f"domain={domain}"
+        ).status_code
+
+    assert check("shop.example.test") == 200
+    assert check("SHOP.example.test.") == 200
+    assert check("acme.localhost") == 200
+    assert check("nobody.localhost") == 404
+    assert check("other.test") == 404
+    assert check("%00%ff") == 404
     assert Client().get("/domains/check?domain=shop.example.test").status_code == 200
+    # Not a public route: the public host does not answer it.
+    assert wsgi("/domains/check/", query="domain=shop.example.test").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -374,8 +389,11 @@ def test_domains_settings_page(owner_client, funnel, workspace):
     ok = owner_client.post(url, {"host": "Go.Example.com", "funnel": funnel.pk})
     assert ok.status_code == 302
     listing = owner_client.get(url).content.decode()
+    # The CNAME target is the workspace's own public host (wildcard DNS covers it).
     assert (
-        "go.example.com" in listing and "CNAME" in listing and "testserver" in listing
+        "go.example.com" in listing
+        and "CNAME" in listing
+        and "acme.localhost" in listing
     )
     again = owner_client.post(url, {"host": "go.example.com", "funnel": funnel.pk})
     assert again.status_code == 422 and "already connected" in again.content.decode()
@@ -398,7 +416,7 @@ def test_editor_cannot_add_domains(client, member, funnel):
 
 
 def test_robots_and_sitemap_honour_noindex(shop, funnel, workspace, settings):
-    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.APP_HOSTS = ["testserver"]
     _optin, thanks = _steps(funnel)
     Step.objects.filter(pk=thanks.pk).update(kind="sales")  # indexable by kind
     Page.objects.filter(step=thanks).update(noindex=True)
@@ -413,15 +431,18 @@ def test_robots_and_sitemap_honour_noindex(shop, funnel, workspace, settings):
     ]
     sitemap = wsgi("/sitemap.xml", host="shop.example.test").text
     assert re.findall(r"<loc>([^<]+)</loc>", sitemap) == ["http://shop.example.test/"]
-    app = wsgi("/sitemap.xml").text
-    assert re.findall(r"<loc>([^<]+)</loc>", app) == [
-        f"http://testserver/{funnel.slug}/"
+    site = wsgi("/sitemap.xml").text
+    assert re.findall(r"<loc>([^<]+)</loc>", site) == [
+        f"http://acme.localhost/{funnel.slug}/"
     ]
-    app_robots = wsgi("/robots.txt").text
-    assert f"Disallow: /{funnel.slug}/{thanks.slug}/" in app_robots
-    assert "Sitemap: http://testserver/sitemap.xml" in app_robots
-    # The Django view answers the same for the app host.
-    assert Client().get("/sitemap.xml").content.decode() == app
+    site_robots = wsgi("/robots.txt").text
+    assert f"Disallow: /{funnel.slug}/{thanks.slug}/" in site_robots
+    assert "Sitemap: http://acme.localhost/sitemap.xml" in site_robots
+    # The test client (no WSGI server) answers the same.
+    client = Client(HTTP_HOST="acme.localhost")
+    assert client.get("/sitemap.xml").content.decode() == site
+    # The app host lists no funnel.
+    assert wsgi("/sitemap.xml", host="testserver").status_code == 404
 
 
 def test_mid_funnel_steps_stay_out_of_the_sitemap(funnel, settings):
@@ -432,7 +453,7 @@ def test_mid_funnel_steps_stay_out_of_the_sitemap(funnel, settings):
     serving.generation_bump()
     sitemap = wsgi("/sitemap.xml").text
     assert re.findall(r"<loc>([^<]+)</loc>", sitemap) == [
-        f"http://testserver/{funnel.slug}/"
+        f"http://acme.localhost/{funnel.slug}/"
     ]
     assert f"Disallow: /{funnel.slug}/{thanks.slug}/" in wsgi("/robots.txt").text
 
@@ -447,7 +468,7 @@ def test_noindex_first_step_is_disallowed_only_at_its_paths(funnel, settings):
     assert f"Disallow: /{funnel.slug}/{optin.slug}/" in lines
     sitemap = wsgi("/sitemap.xml").text
     assert re.findall(r"<loc>([^<]+)</loc>", sitemap) == [
-        f"http://testserver/{funnel.slug}/{thanks.slug}/"
+        f"http://acme.localhost/{funnel.slug}/{thanks.slug}/"
     ]
 
 

@@ -303,13 +303,14 @@ def test_viewer_gets_403_creating_from_template(client, viewer):
     assert r.status_code == 403
 
 
-def test_unpublish_view(owner_client, page):
+def test_unpublish_view(owner_client, public_client, page):
     """Unpublishing from the editor takes the public pages offline."""
     owner_client.post(reverse("pages:publish", args=[page.pk]))
     funnel = page.step.funnel
-    assert owner_client.get(f"/{funnel.slug}/").status_code == 200
+    visitor = public_client(funnel.workspace)
+    assert visitor.get(f"/{funnel.slug}/").status_code == 200
     owner_client.post(reverse("pages:publish", args=[page.pk]), {"action": "unpublish"})
-    assert owner_client.get(f"/{funnel.slug}/").status_code == 404
+    assert visitor.get(f"/{funnel.slug}/").status_code == 404
 
 
 def test_drag_and_drop_move_rerenders_only_columns(owner_client, workspace):

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts import selectors, services
@@ -17,15 +16,13 @@ from accounts.actors import Actor, acting_as
 from accounts.models import TokenRole, Workspace
 
 
-def workspace_for(ref: str) -> Workspace:
-    """A workspace by its slug (or, until every workspace has one, its public id)."""
-    fields = {f.name for f in Workspace._meta.get_fields()}
-    lookup = Q(public_id=ref)
-    if "slug" in fields:
-        lookup |= Q(slug=ref)
-    found = Workspace.objects.filter(lookup).first()
+def workspace_for(slug: str) -> Workspace:
+    found = Workspace.objects.filter(slug=slug.strip().lower()).first()
     if found is None:
-        raise CommandError(f"No workspace {ref!r}.")
+        raise CommandError(
+            f"No workspace {slug!r}: pass its slug (Settings → General, the "
+            "workspace's address)."
+        )
     return found
 
 

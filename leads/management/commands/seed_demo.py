@@ -7,15 +7,14 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts.models import Membership, Role, User, Workspace
+from accounts.models import User
+from accounts.services import workspace_create
 from funnels.models import Funnel, Product, StepOffer
 from pages.services import funnel_create_from_template, funnel_publish
 
 DEMO_EMAIL = "demo@openfunnels.local"
 DEMO_PASSWORD = "demo-funnels-2024"
 DEMO_WORKSPACE = "Demo Co."
-# A fixed id, so the README's API example can name the demo workspace.
-DEMO_WORKSPACE_ID = "demo-co"
 # Product name, price in cents, for the Tripwire template's selling steps.
 OFFERS = {
     "order": ("The Funnel Fix Checklist", 700, ("Swipe-file pack", 900)),
@@ -36,14 +35,8 @@ class Command(BaseCommand):
             )
         membership = user.memberships.select_related("workspace").first()
         if membership is None:
-            taken = Workspace.objects.filter(public_id=DEMO_WORKSPACE_ID).exists()
-            workspace = Workspace.objects.create(
-                name=DEMO_WORKSPACE,
-                **({} if taken else {"public_id": DEMO_WORKSPACE_ID}),
-            )
-            membership = Membership.objects.create(
-                user=user, workspace=workspace, role=Role.OWNER
-            )
+            workspace_create(name=DEMO_WORKSPACE, owner=user)
+            membership = user.memberships.select_related("workspace").get()
         workspace = membership.workspace
         if not Funnel.objects.filter(workspace=workspace).exists():
             funnel = funnel_create_from_template(
@@ -76,5 +69,5 @@ class Command(BaseCommand):
                     else "",
                 )
             funnel_publish(funnel=funnel, user=user)
-            self.stdout.write(f"Demo funnel published at /{funnel.slug}/")
+            self.stdout.write(f"Demo funnel published at {funnel.public_url()}")
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")

@@ -45,7 +45,7 @@ DROP FUNCTION IF EXISTS accounts_auditentry_append_only();
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ('accounts', '0002_workspace_slug'),
     ]
 
     operations = [
