@@ -64,6 +64,7 @@ def test_settings_change_keeps_only_what_changed(owner_client, workspace):
         reverse("accounts:settings"),
         {
             "name": "Acme Inc",
+            "slug": workspace.slug,
             "timezone": "UTC",
             "event_retention_days": 395,
         },
