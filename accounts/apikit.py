@@ -174,6 +174,18 @@ def install_error_handlers(api: NinjaAPI) -> None:
         )
 
 
+def api_index(request: HttpRequest) -> HttpResponse:
+    """/api/v1/ itself: where the reference is."""
+    return JsonResponse(
+        {
+            "name": "OpenFunnels API",
+            "version": "1",
+            "openapi": request.build_absolute_uri("/api/v1/openapi.json"),
+            "docs": request.build_absolute_uri("/api/v1/docs/"),
+        }
+    )
+
+
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """Unknown paths under /api/v1/ answer in the API's shape, not as an HTML page."""
     return error_response(404, "not_found", "No such API endpoint.")

@@ -17,6 +17,7 @@ from accounts.apikit import (
     IDEMPOTENCY_HEADER,
     TokenAuth,
     TokenRateThrottle,
+    api_index,
     idempotent,
     install_error_handlers,
     not_found,
@@ -93,5 +94,6 @@ def urls() -> tuple[list[URLPattern | URLResolver], str, str]:
         if isinstance(pattern, URLPattern):
             pattern.callback = idempotent(pattern.callback)
         wrapped.append(pattern)
+    wrapped.append(path("", api_index, name="index"))
     wrapped.append(path("<path:rest>", not_found))
     return wrapped, app_name, namespace

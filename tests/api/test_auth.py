@@ -121,3 +121,13 @@ def test_unknown_route_is_json_404(api):
     response = api.get("/no-such-thing")
     assert response.status_code == 404
     assert error_of(response)["message"] == "No such API endpoint."
+
+
+def test_api_root_points_to_the_reference(api_anonymous):
+    """/api/ leads to /api/v1/, which names the document and the docs page."""
+    response = api_anonymous.client.get("/api/")
+    assert (response.status_code, response["Location"]) == (302, "/api/v1/")
+    body = api_anonymous.client.get("/api/v1/").json()
+    assert body["openapi"].endswith("/api/v1/openapi.json")
+    assert body["docs"].endswith("/api/v1/docs/")
+    assert api_anonymous.client.get("/api/v1/docs/").status_code == 200
