@@ -5,8 +5,9 @@ from datetime import date
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from . import throttles
 from .models import Role, TokenRole
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
@@ -23,15 +24,22 @@ def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
 
 class SignupForm(forms.Form):
     full_name = forms.CharField(label="Your name", max_length=150, required=False)
-    email = forms.EmailField(label="Work e-mail", max_length=254)
-    password = forms.CharField(
-        label="Password",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 10 characters; not a common password.",
-        max_length=128,
+    email = forms.EmailField(
+        label="Work e-mail",
+        max_length=254,
+        help_text="We'll e-mail you a link to choose your password.",
     )
     workspace_name = forms.CharField(
         label="Company or workspace name", max_length=120, required=False
+    )
+
+
+class SignupConfirmForm(forms.Form):
+    password = forms.CharField(
+        label="Choose a password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 10 characters; not a common password.",
+        max_length=128,
     )
 
 
@@ -52,6 +60,25 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "That e-mail and password do not match an account.",
         "inactive": "This account is disabled.",
     }
+
+    def clean(self) -> dict:
+        email = self.cleaned_data.get("username")
+        if not (email and self.cleaned_data.get("password") and self.request):
+            return super().clean()
+        # Refused before the password is checked: guessing on reveals nothing.
+        if throttles.login_blocked(self.request, email):
+            raise ValidationError(throttles.LOGIN_MESSAGE, code="throttled")
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            throttles.login_failed(self.request, email)
+            raise
+        throttles.login_succeeded(self.request, email)
+        return cleaned
+
+    @property
+    def throttled(self) -> bool:
+        return self.has_error(NON_FIELD_ERRORS, code="throttled")
 
 
 class WorkspaceCreateForm(forms.Form):

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -61,6 +64,39 @@ def invitation_by_token(*, token: str) -> Invitation | None:
 
 def user_exists(*, email: str) -> bool:
     return User.objects.filter(email__iexact=email.strip()).exists()
+
+
+SIGNUP_SALT = "accounts.signup"
+
+
+@dataclass(frozen=True)
+class PendingSignup:
+    email: str
+    full_name: str
+    workspace_name: str
+
+
+def signup_token_read(*, token: str) -> PendingSignup:
+    """What a sign-up link stands for; ValidationError if forged or expired."""
+    try:
+        data = signing.loads(
+            token,
+            salt=SIGNUP_SALT,
+            max_age=settings.SIGNUP_LINK_MAX_AGE,
+        )
+    except signing.SignatureExpired:
+        raise ValidationError(
+            "This sign-up link has expired. Please sign up again."
+        ) from None
+    except signing.BadSignature:
+        raise ValidationError(
+            "This sign-up link is not valid. Please sign up again."
+        ) from None
+    return PendingSignup(
+        email=str(data.get("e", "")),
+        full_name=str(data.get("n", "")),
+        workspace_name=str(data.get("w", "")),
+    )
 
 
 # ---------------------------------------------------------------- API tokens

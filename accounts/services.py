@@ -13,13 +13,18 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import validate_email
 from django.db import connection, models, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from . import selectors
 from .actors import acting_as, current_actor
 from .models import (
     RESERVED_WORKSPACE_SLUGS,
@@ -123,6 +128,63 @@ def user_signup(
         name=workspace_name or f"{user.display_name}'s workspace", owner=user
     )
     return user, workspace
+
+
+def signup_request(
+    *, email: str, full_name: str = "", workspace_name: str = ""
+) -> None:
+    """Start a sign-up by e-mail, the same way whether or not the address has an
+    account, so the answer tells nobody which addresses exist.
+
+    A new address gets a link (signed, valid SIGNUP_LINK_MAX_AGE) to choose a
+    password, which creates the account; an address with an account gets a note
+    with links to log in or reset the password. Nothing is stored until the link
+    is used, so nobody can hold an address they cannot read mail for.
+    """
+    email = _clean_email(email)
+    site = settings.SITE_URL
+    if selectors.user_exists(email=email):
+        subject = "You already have an OpenFunnels account"
+        body = render_to_string(
+            "accounts/email/signup_existing.txt",
+            {
+                "email": email,
+                "login_url": site + reverse("accounts:login"),
+                "reset_url": site + reverse("accounts:password_reset"),
+            },
+        )
+    else:
+        token = signing.dumps(
+            {
+                "e": email,
+                "n": (full_name or "").strip()[:150],
+                "w": (workspace_name or "").strip()[:120],
+            },
+            salt=selectors.SIGNUP_SALT,
+            compress=True,
+        )
+        subject = "Finish creating your OpenFunnels account"
+        body = render_to_string(
+            "accounts/email/signup_confirm.txt",
+            {
+                "email": email,
+                "url": site + reverse("accounts:signup_confirm", args=[token]),
+                "days": settings.SIGNUP_LINK_MAX_AGE.days,
+            },
+        )
+    send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
+
+
+@transaction.atomic
+def signup_confirm(*, token: str, password: str) -> tuple[User, Workspace]:
+    """Create the account a sign-up link stands for, with the password chosen now."""
+    pending = selectors.signup_token_read(token=token)
+    return user_signup(
+        email=pending.email,
+        password=password,
+        full_name=pending.full_name,
+        workspace_name=pending.workspace_name,
+    )
 
 
 def _require_admin(membership: Membership) -> None:

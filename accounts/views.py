@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +17,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import selectors, services, throttles
 from .forms import (
     ApiTokenForm,
     AuditFilterForm,
@@ -25,6 +26,7 @@ from .forms import (
     InviteSignupForm,
     LoginForm,
     RoleForm,
+    SignupConfirmForm,
     SignupForm,
     WorkspaceCreateForm,
     WorkspaceSettingsForm,
@@ -37,12 +39,50 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    """Step one: name, e-mail, workspace. Every valid address gets the same answer
+    ("check your inbox"); the e-mail says what happens next."""
     if request.user.is_authenticated:
         return redirect("funnels:list")
     form = SignupForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        if not throttles.signup_allowed(request, form.cleaned_data["email"]):
+            form.add_error(None, throttles.SIGNUP_MESSAGE)
+            status = 429
+        else:
+            try:
+                services.signup_request(**form.cleaned_data)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                return redirect("accounts:signup_sent")
+    return render(request, "accounts/signup.html", {"form": form}, status=status)
+
+
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/signup_sent.html")
+
+
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """Step two, from the e-mailed link: choose a password; the account is made."""
+    try:
+        pending = selectors.signup_token_read(token=token)
+    except ValidationError as exc:
+        return render(
+            request,
+            "accounts/signup_invalid.html",
+            {"error": exc.messages[0]},
+            status=410,
+        )
+    if selectors.user_exists(email=pending.email):
+        messages.info(request, "Your account is ready: log in.")
+        return redirect("accounts:login")
+    form = SignupConfirmForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user, workspace = services.user_signup(**form.cleaned_data)
+            user, workspace = services.signup_confirm(
+                token=token, password=form.cleaned_data["password"]
+            )
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
@@ -50,13 +90,24 @@ def signup(request: HttpRequest) -> HttpResponse:
             set_current_workspace(request, workspace.pk)
             messages.success(request, f"Welcome to OpenFunnels, {user.display_name}!")
             return redirect("funnels:list")
-    return render(request, "accounts/signup.html", {"form": form})
+    return render(
+        request,
+        "accounts/signup_confirm.html",
+        {"form": form, "pending": pending},
+        status=422 if form.errors else 200,
+    )
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def form_invalid(self, form: LoginForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+        return response
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -65,10 +116,22 @@ class PasswordResetView(auth_views.PasswordResetView):
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
 
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        # Counted for every address typed, so the limit reveals no accounts.
+        if not throttles.reset_allowed(self.request, form.cleaned_data["email"]):
+            form.add_error(None, throttles.RESET_MESSAGE)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().form_valid(form)
+
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        throttles.account_unlock(form.user.email)
+        return response
 
 
 def workspace_create(request: HttpRequest) -> HttpResponse:

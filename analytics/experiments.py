@@ -27,6 +27,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from funnels import paths
 from funnels.models import Step, StepKind
 
 from . import charts, rollups, stats
@@ -129,15 +130,16 @@ def catch_up() -> None:
 
 
 def step_goal(*, step: Step, steps: list[Step]) -> Goal:
+    """The conversion a split test of ``step`` measures (next step and funnel goal
+    from funnels.paths)."""
     if step.kind == StepKind.OPTIN:
         return Goal("optin", "Opt-in")
     if step.kind == StepKind.ORDER:
         return Goal("order", "Order")
     if step.kind in (StepKind.UPSELL, StepKind.DOWNSELL):
         return Goal("accept", "Offer accepted")
-    index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
-    if index + 1 < len(steps):
-        nxt = steps[index + 1]
+    nxt = paths.funnel_paths(funnel_id=step.funnel_id, steps=steps).next(step)
+    if nxt is not None:
         return Goal("next_step", f"Reached “{nxt.name}”", nxt)
     return Goal("funnel_goal", "Reached the funnel's goal")
 
@@ -177,8 +179,9 @@ def variant_counts(
     *, step: Step, steps: list[Step], goal: Goal, start: datetime, end: datetime
 ) -> dict[int, tuple[int, int, int]]:
     """variant id → (visitors, conversions, revenue to the end of the funnel)."""
-    index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
-    later = [s.pk for s in steps[index:]]
+    # Revenue to the end of the funnel: on the steps a visitor can reach from here.
+    answers = paths.funnel_paths(funnel_id=step.funnel_id, steps=steps)
+    later = [s.pk for s in answers.reachable_from(step)]
     sql = _COUNT_SQL
     if goal.key == "funnel_goal":
         sql = sql.replace(

@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from accounts.models import Workspace
+from funnels import paths
 from funnels.models import Funnel, Step
 
 from .models import CohortFunnelRollup, CohortStepRollup, StepDailyRollup
@@ -61,7 +62,8 @@ class StepReport:
     upsell_accepts: int = 0
     upsell_declines: int = 0
     revenue_minor: int = 0
-    previous_unique: int | None = None  # the step this one is compared with
+    previous_unique: int | None = None  # unique views of the comparison parent
+    parent: Step | None = None  # the step this one is compared with (funnels.paths)
 
     @property
     def conversion_from_previous(self) -> float | None:
@@ -188,31 +190,6 @@ def _median_seconds_to_goal(funnel_id: int, filters: ReportFilters) -> float | N
     return float(value) if value is not None else None
 
 
-def _comparison_parent(steps: list[Step], index: int) -> Step | None:
-    """The step a step's conversion is measured against.
-
-    A downsell (an upsell's decline branch) is measured against its upsell, and so
-    is the step after it: visitors reach that step from the upsell (accept) or
-    through the downsell, never only through the downsell.
-    """
-    step = steps[index]
-    branch_of = {
-        other.decline_target_id: other
-        for other in steps
-        if other.kind == "upsell" and getattr(other, "decline_target_id", None)
-    }
-    if step.pk in branch_of:
-        return branch_of[step.pk]
-    if index == 0:
-        return None
-    parent = steps[index - 1]
-    seen = {step.pk}
-    while parent.pk in branch_of and parent.pk not in seen:
-        seen.add(parent.pk)
-        parent = branch_of[parent.pk]
-    return parent
-
-
 def funnel_report(
     *,
     workspace: Workspace,
@@ -269,10 +246,14 @@ def funnel_report(
         totals.revenue_minor += report.revenue_minor
         if report.step.kind == "order":
             totals.order_form_orders += report.orders
-    for i in range(len(steps)):
-        parent = _comparison_parent(steps, i)
-        if parent is not None:
-            by_step[steps[i].pk].previous_unique = by_step[parent.pk].unique_views
+    # Each step is compared with its parent in the funnel's graph (funnels.paths):
+    # a downsell with its upsell, the step where branches rejoin with where they split.
+    answers = paths.funnel_paths(funnel_id=funnel.pk, steps=steps)
+    for step in steps:
+        parent = answers.parent(step)
+        if parent is not None and parent.pk in by_step:
+            by_step[step.pk].previous_unique = by_step[parent.pk].unique_views
+            by_step[step.pk].parent = parent
     agg = _filtered(CohortFunnelRollup.objects, [funnel.pk], filters).aggregate(
         entered=Sum("entered"),
         bounced=Sum("bounced"),

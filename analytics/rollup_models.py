@@ -8,6 +8,7 @@ Event counts (all views, orders, revenue) are additive by the day they happened.
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -71,6 +72,87 @@ class FunnelVisitorStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.visitor_id} on step {self.step_id}"
+
+
+class FunnelVisitorPath(models.Model):
+    """The way one visitor went through a funnel (a pure function of their events).
+
+    ``path`` lists the steps of their events in time order, a run of events on one
+    step being one element: the step id followed by what the visitor did there,
+    ``i`` opted in, ``o`` ordered, ``a`` accepted, ``d`` declined the offer (in that
+    order), e.g. ``"12>13o>14d>15a>16"``. Longer than ``PATH_MAX`` elements it keeps
+    the first ``PATH_MAX - 1`` and ends in ``+``. ``variants``: the page variant of
+    each step the visitor viewed (first view), sorted. Cohort key (entry day,
+    first touch) as in FunnelVisitor.
+    """
+
+    PATH_MAX = 16
+
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    visitor_id = models.UUIDField()
+    day = models.DateField()
+    source = models.CharField(max_length=200, blank=True)
+    medium = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    variants = ArrayField(models.BigIntegerField(), default=list)
+    path = models.TextField()
+    revenue_minor = models.BigIntegerField()
+    bought = models.BooleanField()
+    last_step_id = models.BigIntegerField(null=True)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["funnel_id", "visitor_id"], name="funnelvisitorpath_unique"
+            )
+        ]
+        indexes = [
+            # "Dropped here": who of the period's cohort stopped at a step.
+            models.Index(
+                fields=["funnel_id", "last_step_id", "day"], name="visitorpath_last"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id}: {self.path}"
+
+
+class JourneyRollup(models.Model):
+    """Visitors of a cohort bucket who took one path (sums of FunnelVisitorPath)."""
+
+    workspace_id = models.BigIntegerField()
+    funnel_id = models.BigIntegerField()
+    day = models.DateField()
+    source = models.CharField(max_length=200, blank=True)
+    medium = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    variants = ArrayField(models.BigIntegerField(), default=list)
+    path = models.TextField()
+    visitors = models.IntegerField()
+    buyers = models.IntegerField()
+    revenue_minor = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["funnel_id", "day"], name="journey_day")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "funnel_id",
+                    "day",
+                    "source",
+                    "medium",
+                    "campaign",
+                    "variants",
+                    "path",
+                ],
+                name="journey_bucket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"funnel {self.funnel_id} {self.day}: {self.path}"
 
 
 class CohortFunnelRollup(models.Model):

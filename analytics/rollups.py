@@ -39,7 +39,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
 
-from .models import RollupState
+from funnels import paths
+
+from .models import FunnelVisitorPath, RollupState
 
 STATE = "events"
 MARGIN = timedelta(minutes=2)
@@ -52,11 +54,13 @@ TRY_LOCK_SQL = (
 # the run is nested in an outer transaction (a savepoint does not commit).
 _DROP_SQL = (
     "DROP TABLE IF EXISTS _tail, _touched, _ev, _funnels, _old_fv, _old_fs, _new_fv, "
-    "_new_fs, _days, _daily"
+    "_new_fs, _old_fp, _new_fp, _days, _daily"
 )
 FACT_TABLES = (
     "analytics_funnelvisitor",
     "analytics_funnelvisitorstep",
+    "analytics_funnelvisitorpath",
+    "analytics_journeyrollup",
     "analytics_cohortfunnelrollup",
     "analytics_cohortsteprollup",
     "analytics_stepdailyrollup",
@@ -107,13 +111,9 @@ FROM _tail WHERE visitor_id IS NOT NULL;
 _FACTS_SQL = (
     """
 CREATE TEMP TABLE _funnels ON COMMIT DROP AS
-SELECT f.id AS funnel_id,
-       (SELECT s.id FROM funnels_step s WHERE s.funnel_id = f.id
-        ORDER BY s.position, s.id LIMIT 1) AS entry_step_id,
-       CASE WHEN EXISTS (SELECT 1 FROM funnels_step s
-                         WHERE s.funnel_id = f.id AND s.kind = 'order')
-            THEN 'order' ELSE 'optin' END AS goal_kind
-FROM funnels_funnel f WHERE f.id IN (SELECT DISTINCT funnel_id FROM _touched);
+SELECT * FROM unnest(%(p_funnel)s::bigint[], %(p_entry)s::bigint[],
+                     %(p_goal_kind)s::text[], %(p_goal_step)s::bigint[])
+  AS p(funnel_id, entry_step_id, goal_kind, goal_step_id);
 
 INSERT INTO analytics_funnelvisitor AS fv
   (workspace_id, funnel_id, visitor_id, entered_at, entry_day, source, medium,
@@ -124,10 +124,12 @@ SELECT ev.workspace_id, ev.funnel_id, ev.visitor_id, min(ev.occurred_at),
        coalesce(min(v.utm_campaign), ''),
        count(*),
        count(*) = 1 AND bool_and(ev.kind = 'view' AND ev.step_id = f.entry_step_id),
-       bool_or(ev.kind = f.goal_kind),
+       bool_or(ev.kind = f.goal_kind
+               AND (f.goal_step_id IS NULL OR ev.step_id = f.goal_step_id)),
        bool_or(ev.kind = 'order'),
        bool_or(ev.kind = 'optin'),
-       min(ev.occurred_at) FILTER (WHERE ev.kind = f.goal_kind)
+       min(ev.occurred_at) FILTER (WHERE ev.kind = f.goal_kind
+               AND (f.goal_step_id IS NULL OR ev.step_id = f.goal_step_id))
 FROM _ev ev
 JOIN _funnels f ON f.funnel_id = ev.funnel_id
 JOIN accounts_workspace w ON w.id = ev.workspace_id
@@ -172,6 +174,85 @@ WHERE (fs.variant_id, fs.first_view_at, fs.opted_in, fs.ordered, fs.upsell_accep
 """
 )
 
+# Each touched visitor's path (see FunnelVisitorPath): the steps of their events in
+# time order (ties: by step, then kind), a run on one step being one element with
+# what they did there. Needs _ev and their (new) FunnelVisitor rows.
+_KIND_RANK = (
+    "CASE kind WHEN 'view' THEN 0 WHEN 'optin' THEN 1 WHEN 'order' THEN 2 "
+    "WHEN 'bump' THEN 3 WHEN 'upsell_accept' THEN 4 WHEN 'upsell_decline' THEN 5 "
+    "WHEN 'refund' THEN 6 ELSE 7 END"
+)
+_PATH_FACTS_SQL = (
+    """
+WITH e AS (
+  SELECT funnel_id, visitor_id, step_id, kind, occurred_at, """
+    + _KIND_RANK
+    + """ AS rk
+  FROM _ev WHERE step_id IS NOT NULL
+), b AS (
+  SELECT *, (step_id IS DISTINCT FROM lag(step_id) OVER w)::int AS brk FROM e
+  WINDOW w AS (PARTITION BY funnel_id, visitor_id ORDER BY occurred_at, step_id, rk)
+), r AS (
+  SELECT *, sum(brk) OVER (PARTITION BY funnel_id, visitor_id
+                           ORDER BY occurred_at, step_id, rk
+                           ROWS UNBOUNDED PRECEDING) AS run
+  FROM b
+), el AS (
+  SELECT funnel_id, visitor_id, run, step_id, max(occurred_at) AS at,
+         step_id::text
+         || CASE WHEN bool_or(kind = 'optin') THEN 'i' ELSE '' END
+         || CASE WHEN bool_or(kind = 'order') THEN 'o' ELSE '' END
+         || CASE WHEN bool_or(kind = 'upsell_accept') THEN 'a' ELSE '' END
+         || CASE WHEN bool_or(kind = 'upsell_decline') THEN 'd' ELSE '' END AS token
+  FROM r GROUP BY funnel_id, visitor_id, run, step_id
+), pa AS (
+  SELECT funnel_id, visitor_id,
+         CASE WHEN count(*) > %(path_max)s
+              THEN array_to_string(
+                     (array_agg(token ORDER BY run))[1:%(path_max)s - 1], '>')
+                   || '>+'
+              ELSE string_agg(token, '>' ORDER BY run) END AS path,
+         (array_agg(step_id ORDER BY run DESC))[1] AS last_step_id,
+         max(at) AS last_at
+  FROM el GROUP BY funnel_id, visitor_id
+), va AS (
+  SELECT funnel_id, visitor_id, array_agg(variant_id ORDER BY variant_id) AS variants
+  FROM (SELECT funnel_id, visitor_id, step_id,
+               (array_agg(variant_id ORDER BY occurred_at))[1] AS variant_id
+        FROM _ev WHERE kind = 'view' AND step_id IS NOT NULL
+        GROUP BY funnel_id, visitor_id, step_id) f
+  WHERE variant_id <> 0
+  GROUP BY funnel_id, visitor_id
+), rv AS (
+  SELECT funnel_id, visitor_id, """
+    + _REVENUE.format(p="")
+    + """ AS revenue
+  FROM _ev GROUP BY funnel_id, visitor_id
+)
+INSERT INTO analytics_funnelvisitorpath AS fp
+  (workspace_id, funnel_id, visitor_id, day, source, medium, campaign, variants,
+   path, revenue_minor, bought, last_step_id, last_at)
+SELECT fv.workspace_id, fv.funnel_id, fv.visitor_id, fv.entry_day, fv.source,
+       fv.medium, fv.campaign, coalesce(va.variants, '{}'), coalesce(pa.path, ''),
+       rv.revenue, fv.bought, pa.last_step_id, coalesce(pa.last_at, fv.entered_at)
+FROM rv
+/*fv of rv*/
+LEFT JOIN pa ON pa.funnel_id = rv.funnel_id AND pa.visitor_id = rv.visitor_id
+LEFT JOIN va ON va.funnel_id = rv.funnel_id AND va.visitor_id = rv.visitor_id
+ON CONFLICT (funnel_id, visitor_id) DO UPDATE SET
+  day = EXCLUDED.day, source = EXCLUDED.source, medium = EXCLUDED.medium,
+  campaign = EXCLUDED.campaign, variants = EXCLUDED.variants, path = EXCLUDED.path,
+  revenue_minor = EXCLUDED.revenue_minor, bought = EXCLUDED.bought,
+  last_step_id = EXCLUDED.last_step_id, last_at = EXCLUDED.last_at
+WHERE (fp.day, fp.source, fp.medium, fp.campaign, fp.variants, fp.path,
+       fp.revenue_minor, fp.bought, fp.last_step_id, fp.last_at)
+  IS DISTINCT FROM
+      (EXCLUDED.day, EXCLUDED.source, EXCLUDED.medium, EXCLUDED.campaign,
+       EXCLUDED.variants, EXCLUDED.path, EXCLUDED.revenue_minor, EXCLUDED.bought,
+       EXCLUDED.last_step_id, EXCLUDED.last_at);
+"""
+)
+
 # The facts of the touched visitors as cohort contributions, one row per visitor
 # (funnel) and per visitor-step (steps).
 _CONTRIB_SQL = """
@@ -189,6 +270,11 @@ SELECT c.workspace_id, c.funnel_id, fs.step_id, fs.variant_id, c.day, c.source,
        fs.upsell_accepted::int AS upsell_accepts, fs.revenue_minor
 FROM {name}_fv c
 /*touched steps*/;
+
+CREATE TEMP TABLE {name}_fp ON COMMIT DROP AS
+SELECT p.workspace_id, p.funnel_id, p.day, p.source, p.medium, p.campaign,
+       p.variants, p.path, 1 AS visitors, p.bought::int AS buyers, p.revenue_minor
+/*touched paths*/;
 """
 
 _COHORT_DELTA_SQL = """
@@ -237,6 +323,25 @@ USING (SELECT DISTINCT funnel_id, day FROM _old_fs) d
 WHERE r.funnel_id = d.funnel_id AND r.day = d.day AND r.visitors = 0
   AND r.optins = 0 AND r.buyers = 0 AND r.upsell_accepts = 0
   AND r.revenue_minor = 0;
+
+INSERT INTO analytics_journeyrollup AS r
+  (workspace_id, funnel_id, day, source, medium, campaign, variants, path,
+   visitors, buyers, revenue_minor)
+SELECT workspace_id, funnel_id, day, source, medium, campaign, variants, path,
+       sum(sign * visitors), sum(sign * buyers), sum(sign * revenue_minor)
+FROM (SELECT 1 AS sign, * FROM _new_fp UNION ALL SELECT -1, * FROM _old_fp) d
+GROUP BY workspace_id, funnel_id, day, source, medium, campaign, variants, path
+HAVING sum(sign * visitors) <> 0 OR sum(sign * buyers) <> 0
+    OR sum(sign * revenue_minor) <> 0
+ON CONFLICT (funnel_id, day, source, medium, campaign, variants, path)
+DO UPDATE SET
+  visitors = r.visitors + EXCLUDED.visitors, buyers = r.buyers + EXCLUDED.buyers,
+  revenue_minor = r.revenue_minor + EXCLUDED.revenue_minor;
+
+DELETE FROM analytics_journeyrollup r
+USING (SELECT DISTINCT funnel_id, day FROM _old_fp) d
+WHERE r.funnel_id = d.funnel_id AND r.day = d.day AND r.visitors = 0
+  AND r.buyers = 0 AND r.revenue_minor = 0;
 """
 
 _DAILY_DELTA_SQL = (
@@ -310,6 +415,20 @@ JOIN analytics_funnelvisitorstep fs
   ON fs.funnel_id = fv.funnel_id AND fs.visitor_id = fv.visitor_id
 GROUP BY fv.workspace_id, fv.funnel_id, fs.step_id, fs.variant_id, fv.entry_day,
          fv.source, fv.medium, fv.campaign;
+
+DELETE FROM analytics_journeyrollup r USING _days d
+WHERE r.funnel_id = d.funnel_id AND r.day = d.day;
+
+INSERT INTO analytics_journeyrollup
+  (workspace_id, funnel_id, day, source, medium, campaign, variants, path,
+   visitors, buyers, revenue_minor)
+SELECT p.workspace_id, p.funnel_id, p.day, p.source, p.medium, p.campaign,
+       p.variants, p.path, count(*), count(*) FILTER (WHERE p.bought),
+       sum(p.revenue_minor)
+FROM analytics_funnelvisitorpath p
+JOIN _days d ON d.funnel_id = p.funnel_id AND d.day = p.day
+GROUP BY p.workspace_id, p.funnel_id, p.day, p.source, p.medium, p.campaign,
+         p.variants, p.path;
 """
 
 _DAILY_RECOMPUTE_SQL = (
@@ -428,6 +547,19 @@ _JOINS = {
         "FROM _touched t CROSS JOIN LATERAL (SELECT * FROM analytics_funnelvisitor f0 "
         "WHERE f0.funnel_id = t.funnel_id AND f0.visitor_id = t.visitor_id) fv",
     ),
+    "/*touched paths*/": (
+        "FROM analytics_funnelvisitorpath p JOIN _touched t "
+        "ON t.funnel_id = p.funnel_id AND t.visitor_id = p.visitor_id",
+        "FROM _touched t CROSS JOIN LATERAL (SELECT * FROM "
+        "analytics_funnelvisitorpath p0 WHERE p0.funnel_id = t.funnel_id "
+        "AND p0.visitor_id = t.visitor_id) p",
+    ),
+    "/*fv of rv*/": (
+        "JOIN analytics_funnelvisitor fv ON fv.funnel_id = rv.funnel_id "
+        "AND fv.visitor_id = rv.visitor_id",
+        "CROSS JOIN LATERAL (SELECT * FROM analytics_funnelvisitor f0 "
+        "WHERE f0.funnel_id = rv.funnel_id AND f0.visitor_id = rv.visitor_id) fv",
+    ),
     "/*touched steps*/": (
         "JOIN analytics_funnelvisitorstep fs "
         "ON fs.funnel_id = c.funnel_id AND fs.visitor_id = c.visitor_id",
@@ -459,16 +591,26 @@ def _lock(cursor, wait: bool) -> bool:
     return bool(cursor.fetchone()[0])
 
 
+def _paths_params(cursor) -> dict[str, object]:
+    """Entry step and goal of the funnels just selected (funnels.paths answers),
+    and the longest path the path facts keep."""
+    return {
+        **paths.rollup_params(funnel_ids=[row[0] for row in cursor.fetchall()]),
+        "path_max": FunnelVisitorPath.PATH_MAX,
+    }
+
+
 def _facts_and_contributions(*, ev_sql: str, probes: bool) -> list[str]:
     """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
     statements = [
         _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
-        "ANALYZE _old_fv; ANALYZE _old_fs",
+        "ANALYZE _old_fv; ANALYZE _old_fs; ANALYZE _old_fp",
         ev_sql,
         "ANALYZE _ev",
         _FACTS_SQL,
+        _PATH_FACTS_SQL,
         _CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL),
-        "ANALYZE _new_fv; ANALYZE _new_fs",
+        "ANALYZE _new_fv; ANALYZE _new_fs; ANALYZE _new_fp",
     ]
     return [_joined(sql, probes=probes) for sql in statements]
 
@@ -490,7 +632,14 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
         # Taken under the lock, so watermarks only move forward.
         new_watermark, read_from, state = _clock_horizon_state(cursor)
         full = state is None
-        # One round trip for the whole run (a dashboard may run it inline).
+        params = {
+            "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
+            "read_from": read_from,
+            "watermark": new_watermark,
+            "state": STATE,
+        }
+        # Three round trips: the tail and its visitors; the funnels they touched;
+        # then, with those funnels' entry step and goal (funnels.paths), the rest.
         sql = [_DROP_SQL]
         if full:
             # No watermark: start from empty rollups and fold every event.
@@ -506,6 +655,11 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             "SELECT DISTINCT workspace_id, funnel_id, visitor_id FROM _tail "
             "WHERE visitor_id IS NOT NULL",
             "ANALYZE _touched",
+        ]
+        cursor.execute(";\n".join(sql), params)
+        cursor.execute("SELECT DISTINCT funnel_id FROM _touched")
+        params.update(_paths_params(cursor))
+        sql = [
             *_facts_and_contributions(
                 ev_sql=_EV_FROM_TAIL_SQL if full else _EV_BY_PROBES_SQL,
                 probes=not full,
@@ -521,15 +675,7 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             "ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark, "
             "read_from = EXCLUDED.read_from, updated_at = EXCLUDED.updated_at",
         ]
-        cursor.execute(
-            ";\n".join(sql),
-            {
-                "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
-                "read_from": read_from,
-                "watermark": new_watermark,
-                "state": STATE,
-            },
-        )
+        cursor.execute(";\n".join(sql), params)
         cursor.execute(
             "SELECT (SELECT count(*) FROM _tail), (SELECT count(*) FROM _touched)"
         )
@@ -574,10 +720,12 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
             params,
         )
         if visitors:
+            cursor.execute("SELECT DISTINCT funnel_id FROM _touched")
+            paths_params = _paths_params(cursor)
             for statement in _facts_and_contributions(
                 ev_sql=_EV_FROM_EVENTS_SQL, probes=False
             ):
-                cursor.execute(statement)
+                cursor.execute(statement, paths_params)
             cursor.execute(_COHORT_RECOMPUTE_SQL)
         # Without a watermark the next incremental run starts over anyway.
         folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)

@@ -157,3 +157,22 @@ def lead_views_of_steps(
             [EventKind.VIEW, list(step_ids), since, until],
         )
         return [LeadStepView(*row) for row in cursor.fetchall()]
+
+
+def view_logged(
+    *, event_id: uuid.UUID, step_id: int
+) -> tuple[datetime, int | None] | None:
+    """(when, variant) of a stored view of ``step_id`` with this id, or None.
+
+    The edge's form token: nginx gives each view a random request id, logs it and
+    hands it to the visitor in a cookie; a form post proves its page was fetched
+    when its id is a stored view of the same step.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT occurred_at, variant_id FROM analytics_event "
+            "WHERE id = %s AND step_id = %s AND kind = 'view' LIMIT 1",
+            [event_id, step_id],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None

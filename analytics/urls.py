@@ -10,6 +10,11 @@ urlpatterns = [
     path("analytics/", views.overview, name="overview"),
     path("analytics/funnels/<int:pk>/", views.funnel_dashboard, name="funnel"),
     path(
+        "analytics/funnels/<int:pk>/journey/",
+        views.funnel_journey,
+        name="journey",
+    ),
+    path(
         "analytics/funnels/<int:pk>/<slug:table>.csv",
         views.funnel_export,
         name="funnel_export",

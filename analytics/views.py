@@ -14,10 +14,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.tenancy import workspace_view
+from config import csvsafe
+from funnels import paths
 from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
-from . import charts, reports, rollups
+from . import charts, journeys, reports, rollups
 from .forms import PRESETS, AdSpendForm, RangeForm
 from .models import AdSpend
 
@@ -75,6 +77,59 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "analytics/overview.html", context)
 
 
+def _funnel_bars(
+    request: HttpRequest,
+    funnel: Funnel,
+    report: reports.FunnelReport,
+    filters: reports.ReportFilters,
+) -> list[charts.FunnelBar]:
+    """The funnel chart over the funnel's graph: each bar's share is of its
+    comparison parent (funnels.paths), named; a step that branches rejoin shows
+    where its visitors came from instead (from the journey map)."""
+    steps = [r.step for r in report.steps]
+    answers = paths.funnel_paths(funnel_id=funnel.pk, steps=steps)
+    index = {st.pk: i for i, st in enumerate(steps)}
+    names = {st.pk: st.name for st in steps}
+    preds: dict[int, set[int]] = {st.pk: set() for st in steps}
+    for st in steps:
+        for nxt in answers.successors(st):
+            preds[nxt.pk].add(st.pk)
+    rejoins = {pk for pk, p in preds.items() if len(p) > 1 and pk != steps[0].pk}
+    flow = {}
+    if rejoins:
+        flow = journeys.step_flow(
+            journeys.journey_map(
+                workspace=request.workspace, funnel=funnel, filters=filters, steps=steps
+            )
+        )
+    bars = []
+    for r in report.steps:
+        note, notes = "", ()
+        if r.parent is not None:
+            note = f"{_pct(r.conversion_from_previous)} of {r.parent.name}"
+        arrivals = flow.get(r.step.pk, {})
+        total = sum(arrivals.values())
+        if r.step.pk in rejoins and total:
+            note = ""
+            notes = tuple(
+                f"{n / total * 100:.0f} % via {names.get(int(src), '?')}"
+                if src != journeys.ENTRY
+                else f"{n / total * 100:.0f} % entered here"
+                for src, n in sorted(arrivals.items(), key=lambda kv: -kv[1])[:3]
+            )
+        bars.append(
+            charts.FunnelBar(
+                r.step.name,
+                r.unique_views,
+                note,
+                parent=index[r.parent.pk] if r.parent is not None else None,
+                branch=r.step.pk in answers.branch_only,
+                notes=notes,
+            )
+        )
+    return bars
+
+
 def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
     form, filters, notes = _filters(request)
     report = reports.funnel_report(
@@ -87,14 +142,7 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         detail=False,
         steps=[s.step for s in report.steps],
     )
-    bars = [
-        charts.FunnelBar(
-            s.step.name,
-            s.unique_views,
-            _pct(s.conversion_from_previous) if s.previous_unique is not None else "",
-        )
-        for s in report.steps
-    ]
+    bars = _funnel_bars(request, funnel, report, filters)
     labels = [d.strftime("%b %-d") for d in report.trend_days]
     # Steps with page variants link to their split-test results.
     split_steps = set(
@@ -202,7 +250,7 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
         workspace=request.workspace, funnel=funnel, filters=filters
     )
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvsafe.writer(out)
     if table == "steps":
         writer.writerow(
             [
@@ -374,3 +422,114 @@ def ad_spend_delete(request: HttpRequest, pk: int) -> HttpResponse:
     row.delete()
     messages.success(request, "Ad spend removed.")
     return redirect("analytics:ad_spend")
+
+
+def _variant_choices(funnel: Funnel) -> list[tuple[int, str]]:
+    """The funnel's page variants on steps that have more than one (split tests)."""
+    rows = (
+        Step.objects.filter(funnel=funnel)
+        .annotate(n=Count("pages"))
+        .filter(n__gt=1)
+        .values_list("name", "pages__id", "pages__name")
+        .order_by("position", "id", "pages__id")
+    )
+    return [(page_id, f"{step} · {page}") for step, page_id, page in rows]
+
+
+def _variant(request: HttpRequest, choices: list[tuple[int, str]], notes: list):
+    raw = request.GET.get("variant", "")
+    if not raw:
+        return None
+    if raw.isdigit() and int(raw) in {pk for pk, _ in choices}:
+        return int(raw)
+    notes.append(f"“{raw[:40]}” is not a variant of this funnel; it was ignored.")
+    return None
+
+
+def _journey_context(request: HttpRequest, funnel: Funnel) -> dict:
+    form, filters, notes = _filters(request)
+    variants = _variant_choices(funnel)
+    variant = _variant(request, variants, notes)
+    jmap = journeys.journey_map(
+        workspace=request.workspace, funnel=funnel, filters=filters, variant=variant
+    )
+    names = {s.pk: s.name for s in jmap.steps}
+    off_path = paths.funnel_paths(funnel_id=funnel.pk, steps=jmap.steps).branch_only
+
+    def name(key) -> str:
+        if key == journeys.ENTRY:
+            return "(entered)"
+        if key == journeys.EXIT:
+            return "(left the funnel)"
+        if key == journeys.MORE:
+            return "(more steps)"
+        return names.get(key, "(removed step)")
+
+    link_rows = []
+    for lk in jmap.links:
+        what = {"accept": "accepted", "decline": "declined"}.get(lk.outcome, "")
+        kind = {"next": "", "skip": "skipped ahead", "back": "went back"}.get(
+            lk.kind, ""
+        )
+        link_rows.append(
+            {
+                "source": name(lk.source),
+                "target": name(lk.target),
+                "what": ", ".join(x for x in (what, kind) if x),
+                "moves": lk.moves,
+                "kind": lk.outcome or lk.kind,
+                "share": lk.moves / jmap.entered if jmap.entered else None,
+            }
+        )
+    sankey = charts.sankey_svg(
+        [
+            charts.SankeyNode(
+                key=n.step.pk,
+                label=n.step.name,
+                value=n.visits,
+                exits=n.exits,
+                lane=1 if n.step.pk in off_path else 0,
+            )
+            for n in jmap.nodes
+        ],
+        [
+            charts.SankeyLink(
+                source=None if lk.source == journeys.ENTRY else lk.source,
+                target=lk.target if isinstance(lk.target, int) else None,
+                value=lk.moves,
+                kind=lk.outcome or lk.kind,
+                title=f"{r['source']} → {r['target']}"
+                + (f" ({r['what']})" if r["what"] else "")
+                + f": {lk.moves:,}",
+            )
+            for lk, r in zip(jmap.links, link_rows, strict=True)
+        ],
+        label=f"Journey map of {funnel.name}: visitors' moves between steps",
+    )
+    return {
+        "funnel": funnel,
+        "form": form,
+        "filters": filters,
+        "notes": notes,
+        "presets": PRESETS,
+        "choices": reports.filter_choices(workspace=request.workspace, funnel=funnel),
+        "variants": variants,
+        "variant": variant,
+        "jmap": jmap,
+        "sankey": sankey,
+        "link_rows": link_rows,
+        "updated": rollups.rollup_watermark(),
+        "currency": "USD",
+    }
+
+
+@workspace_view
+def funnel_journey(request: HttpRequest, pk: int) -> HttpResponse:
+    """The journey map: the funnel's graph with the real flow of the period."""
+    funnel = _funnel_or_404(request, pk)
+    _catch_up()
+    context = _journey_context(request, funnel)
+    template = "analytics/journey.html"
+    if request.htmx and request.htmx.target == "journey-live":
+        template += "#journey-live"
+    return render(request, template, context)

@@ -28,3 +28,6 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The scheme a proxy forwards is judged by the app (TRUSTED_PROXIES, config/proxies.py),
+# not by gunicorn, so one setting decides whom to believe.
+secure_scheme_headers: dict[str, str] = {}

@@ -16,6 +16,7 @@ from .env import (
     fail,
     redis_urls,
 )
+from .proxies import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "dev-insecure-openfunnels-secret-key-change-me"
@@ -114,6 +115,17 @@ try:
         raise EnvError(
             f"API_RATE_LIMIT must look like 600/minute, got {API_RATE_LIMIT!r}"
         )
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (config/proxies.py).
+    TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+    try:
+        parse_networks(TRUSTED_PROXIES)
+    except ValueError as exc:
+        raise EnvError(f"TRUSTED_PROXIES: {exc}") from None
+    # Webhooks may target loopback/private/link-local addresses (self-hosters only).
+    WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+    # Image uploads decoded at once per web process, and how long one more may wait.
+    IMAGE_DECODE_CONCURRENCY = max(1, env_int("IMAGE_DECODE_CONCURRENCY", 1))
+    IMAGE_UPLOAD_WAIT_SECONDS = env_int("IMAGE_UPLOAD_WAIT_SECONDS", 10)
 except EnvError as exc:
     fail(str(exc))
 
@@ -135,7 +147,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: X-Forwarded-Proto counts only from TRUSTED_PROXIES,
+# which config.proxies.ProxyMiddleware checks before setting the request's scheme.
 X_FRAME_OPTIONS = "DENY"
 
 # ---------------------------------------------------------------- apps
@@ -160,6 +173,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.ProxyMiddleware",
     "pages.public.middleware.HostRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "pages.public.middleware.ContentSecurityPolicyMiddleware",
@@ -225,6 +239,7 @@ LOGIN_REDIRECT_URL = "funnels:list"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 INVITATION_MAX_AGE = timedelta(days=7)
+SIGNUP_LINK_MAX_AGE = timedelta(days=3)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -240,6 +255,22 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / ".data" / "media")))
 # Lead CSV exports: private files, served only through a workspace-scoped view.
 EXPORTS_ROOT = Path(env_str("EXPORTS_ROOT", str(BASE_DIR / ".data" / "exports")))
 EXPORT_TTL_HOURS = 24
+# The edge (pages/edge.py): published pages as files under EDGE_ROOT/sites, served
+# by nginx with the configuration edge_sync writes to EDGE_ROOT/nginx.conf; views
+# are lines in EDGE_ROOT/logs/*.log that the shipper stores (analytics.shipper).
+EDGE_ENABLED = env_bool("EDGE_ENABLED", True)
+EDGE_ROOT = Path(env_str("EDGE_ROOT", str(BASE_DIR / ".data" / "edge")))
+EDGE_LISTEN = env_str("EDGE_LISTEN", "127.0.0.1:8080")
+EDGE_UPSTREAM = env_str("EDGE_UPSTREAM", "127.0.0.1:8000")
+EDGE_WORKERS = env_str("EDGE_WORKERS", "auto")
+# Public form posts accepted per client IP per 10 minutes.
+FORM_IP_LIMIT = env_int("FORM_IP_LIMIT", 20)
+EDGE_NODE = env_str("EDGE_NODE", "")  # this node's name for its logs (host name)
+EDGE_USER = env_str("EDGE_USER", "")  # nginx's "user" (workers) when started as root
+EDGE_NGINX = env_str("EDGE_NGINX", "")  # default: nginx on PATH, if any
+# "signal": SIGHUP the nginx whose pid is in EDGE_ROOT/nginx.pid (same host);
+# "watch": a watcher next to nginx reloads when the file changes (compose).
+EDGE_RELOAD = env_str("EDGE_RELOAD", "signal")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -18,7 +18,7 @@ from accounts.apikit import (
     workspace_of,
 )
 
-from . import selectors, services
+from . import paths, selectors, services
 from .models import Funnel, Product, Step, StepOffer
 
 router = Router(tags=["Funnels"])
@@ -100,6 +100,8 @@ class GraphNode(Schema):
 
 
 class GraphEdge(Schema):
+    """A way on from a step: ``next`` on submit, or an upsell's accept / decline."""
+
     source: int
     target: int
     kind: Literal["next", "accept", "decline"]
@@ -118,18 +120,24 @@ class FunnelDetailOut(FunnelOut):
 
 def funnel_detail(funnel: Funnel) -> FunnelDetailOut:
     steps = selectors.step_list(funnel=funnel)
-    branch = selectors.branch_only_steps(steps=steps)
-    edges = selectors.funnel_paths(steps=steps)
-    main = [s for s in steps if s.pk not in branch]
+    answers = paths.FunnelPaths(steps)
     return FunnelDetailOut(
         **_funnel_fields(funnel),
         steps=[step_out(s) for s in steps],
         graph=FunnelGraph(
-            entry_step=main[0].pk if main else None,
-            nodes=[GraphNode(step=s.pk, branch=s.pk in branch) for s in steps],
+            entry_step=answers.entry.pk if answers.entry else None,
+            nodes=[
+                GraphNode(step=s.pk, branch=s.pk in answers.branch_only) for s in steps
+            ],
             edges=[
-                GraphEdge(source=e.source, target=e.target, kind=e.kind)  # type: ignore[arg-type]
-                for e in edges
+                GraphEdge(
+                    source=way.step.pk,
+                    target=way.target.pk,
+                    kind=way.outcome or "next",  # type: ignore[arg-type]
+                )
+                for s in steps
+                for way in answers.ways(s)
+                if way.target is not None
             ],
         ),
     )

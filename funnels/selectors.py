@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from accounts.models import Workspace
 
 from .models import BRANCHING_KINDS, Funnel, Step
-from .paths import _branch_only_ids
+from .paths import FunnelPaths
 from .paths import step_next as step_next  # funnels.paths owns it
 
 
@@ -94,7 +94,8 @@ NODE_W, NODE_H, GAP_X, ROW_Y, BRANCH_Y = 150, 54, 48, 24, 124
 
 def funnel_graph(*, steps: list[Step]) -> FunnelGraph:
     """Lay the funnel out for an SVG: main path left→right, decline branches below."""
-    branch_only = _branch_only_ids(steps)
+    answers = FunnelPaths(steps)
+    branch_only = answers.branch_only
     graph = FunnelGraph()
     pos: dict[int, GraphNode] = {}
     col = 0
@@ -130,21 +131,13 @@ def funnel_graph(*, steps: list[Step]) -> FunnelGraph:
             graph.edges.append(_edge(node, pos[s.decline_target_id], "decline"))
         elif node.branch:
             # A downsell with no explicit targets continues to the next main step.
-            nxt = step_next_in(steps, s, branch_only)
+            nxt = answers.next(s)
             if nxt is not None and nxt.pk in pos:
                 graph.edges.append(_edge(node, pos[nxt.pk], "next"))
     xs = [n.x for n in graph.nodes] or [0]
     graph.width = max(xs) + NODE_W + 16
     graph.height = (BRANCH_Y + NODE_H + 16) if branch_only else (ROW_Y + NODE_H + 24)
     return graph
-
-
-def step_next_in(steps: list[Step], step: Step, branch_only: set[int]) -> Step | None:
-    ids = [s.pk for s in steps]
-    for candidate in steps[ids.index(step.pk) + 1 :]:
-        if candidate.pk not in branch_only:
-            return candidate
-    return None
 
 
 def _edge(a: GraphNode, b: GraphNode, kind: str) -> GraphEdge:
@@ -167,40 +160,3 @@ def _edge(a: GraphNode, b: GraphNode, kind: str) -> GraphEdge:
         x2, y2 = b.x + NODE_W // 2, b.y + NODE_H
         path = f"M{x1},{y1} C{x2},{y1} {x2},{y1} {x2},{y2 + 4}"
     return GraphEdge(x1=x1, y1=y1, x2=x2, y2=y2, kind=kind, path=path)
-
-
-@dataclass(frozen=True)
-class PathEdge:
-    source: int
-    target: int
-    kind: str  # "next", "accept", "decline"
-
-
-def funnel_paths(*, steps: list[Step]) -> list[PathEdge]:
-    """The funnel's graph as step ids: where a visitor can go from each step (the
-    same edges the funnel page draws)."""
-    branch_only = _branch_only_ids(steps)
-    ids = {s.pk for s in steps}
-    main = [s for s in steps if s.pk not in branch_only]
-    edges: list[PathEdge] = []
-    for a, b in itertools.pairwise(main):
-        if a.kind in BRANCHING_KINDS and a.accept_target_id:
-            continue
-        edges.append(PathEdge(a.pk, b.pk, "next"))
-    for s in steps:
-        if s.kind not in BRANCHING_KINDS:
-            continue
-        if s.accept_target_id in ids:
-            edges.append(PathEdge(s.pk, s.accept_target_id or 0, "accept"))
-        if s.decline_target_id in ids:
-            edges.append(PathEdge(s.pk, s.decline_target_id or 0, "decline"))
-        elif s.pk in branch_only:
-            nxt = step_next_in(steps, s, branch_only)
-            if nxt is not None:
-                edges.append(PathEdge(s.pk, nxt.pk, "next"))
-    return edges
-
-
-def branch_only_steps(*, steps: list[Step]) -> set[int]:
-    """Steps reached only through a decline branch (off the main path)."""
-    return _branch_only_ids(steps)

@@ -5,13 +5,14 @@ Either way rows are written as they are read, so memory stays flat at any size.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
 from django.http import QueryDict, StreamingHttpResponse
 from django.utils import timezone
+
+from config import csvsafe
 
 
 class _Echo:
@@ -22,15 +23,13 @@ class _Echo:
 def csv_response(
     *, header: list[str], rows: Iterable[tuple], name: str
 ) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
+    writer = csvsafe.writer(_Echo())
 
     def lines():
         yield "\ufeff"  # spreadsheet apps then read UTF-8 correctly
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(
-                [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
-            )
+            yield writer.writerow(row)
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
@@ -76,12 +75,10 @@ def lead_export_run(*, export_id: int) -> str:
     try:
         with partial.open("w", newline="", encoding="utf-8") as out:
             out.write("\ufeff")
-            writer = csv.writer(out)
+            writer = csvsafe.writer(out)
             writer.writerow([label for _, label in CSV_COLUMNS])
             for row in lead_export_rows(workspace=workspace, filters=filters):
-                writer.writerow(
-                    [v.isoformat() if hasattr(v, "isoformat") else v for v in row]
-                )
+                writer.writerow(row)
                 done += 1
                 if done % PROGRESS_EVERY == 0:
                     LeadExport.objects.filter(pk=export.pk).update(done=done)

@@ -21,6 +21,7 @@ from analytics import services as analytics_services
 from config.celery import enqueue_on_commit
 from funnels.models import Step, StepKind
 
+from . import outbound
 from .models import (
     ExportStatus,
     FollowUpEmail,
@@ -45,9 +46,10 @@ def event_id_for(key: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, key)
 
 
-def record_event_on_commit(**event: Any) -> None:
-    """Record an analytics event once the surrounding transaction has committed."""
-    transaction.on_commit(lambda: analytics_services.event_record(**event))
+def record_event(**event: Any) -> None:
+    """Store the analytics event of a row in the transaction that writes the row
+    (an outbox: the event commits with the lead, order or refund, or not at all)."""
+    analytics_services.event_store(**event)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def lead_capture(
         analytics_services.visitor_link_lead(
             workspace=workspace, public_id=visitor_id, lead_id=lead.pk
         )
-    record_event_on_commit(
+    record_event(
         workspace_id=workspace_id,
         funnel_id=step.funnel_id,
         step_id=step.pk,
@@ -514,6 +516,10 @@ def _clean_events(events: list[str]) -> list[str]:
 
 @transaction.atomic
 def webhook_create(*, workspace: Workspace, url: str, events: list[str]) -> Webhook:
+    try:
+        outbound.url_check(url.strip())
+    except ValidationError as exc:
+        raise ValidationError({"url": exc.messages}) from None
     hook = Webhook(workspace=workspace, url=url.strip(), events=_clean_events(events))
     hook.full_clean()
     hook.save()

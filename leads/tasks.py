@@ -6,8 +6,6 @@ import json
 import random
 import re
 import time
-import urllib.error
-import urllib.request
 
 from celery import shared_task
 from django.core.mail import send_mail
@@ -16,6 +14,7 @@ from django.utils import timezone
 
 from config.celery import enqueue_on_commit
 
+from . import outbound
 from .models import DeliveryStatus, FollowUpEmail, Lead, WebhookDelivery
 
 # Seconds to wait after failed attempt n (1-based): 7 tries over about 20 hours.
@@ -28,15 +27,6 @@ def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
     """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the webhook secret>`."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, response.read(2000).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(2000).decode("utf-8", "replace")
 
 
 @shared_task(acks_late=True)
@@ -73,18 +63,34 @@ def webhook_deliver_task(delivery_id: int) -> str:
                 delivery.webhook.secret, int(time.time()), body
             ),
         }
+        refused = False
         try:
-            status, text = _post(delivery.webhook.url, body, headers)
-            delivery.response_status, delivery.response_body = status, text
-            delivery.error = "" if 200 <= status < 300 else f"HTTP {status}"
+            answer = outbound.post(
+                delivery.webhook.url,
+                body=body,
+                headers=headers,
+                timeout=TIMEOUT_SECONDS,
+            )
+            delivery.response_status = answer.status
+            delivery.response_body = answer.text
+            delivery.error = (
+                "" if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+            )
+            if 300 <= answer.status < 400:
+                delivery.error += " (redirects are not followed: use the final URL)"
+        except outbound.Refused as exc:
+            # Never connected: the same words whatever is (or is not) listening.
+            refused = True
+            delivery.response_status, delivery.response_body = None, ""
+            delivery.error = str(exc)[:300]
         except (OSError, ValueError) as exc:
             delivery.response_status, delivery.response_body = None, ""
-            delivery.error = f"{type(exc).__name__}: {exc}"[:300]
+            delivery.error = str(exc)[:300] or type(exc).__name__
         if not delivery.error:
             delivery.status = DeliveryStatus.SUCCEEDED
             delivery.delivered_at = timezone.now()
             delivery.next_attempt_at = None
-        elif delivery.attempts > len(RETRY_SCHEDULE):
+        elif refused or delivery.attempts > len(RETRY_SCHEDULE):
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
         else:

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin
 
@@ -20,9 +22,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
 from accounts.services import audit_record
+from funnels import paths
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
-from . import documents, selectors, serving
+from . import documents, edge, selectors, serving
 from .documents import Doc, DocumentError
 from .models import (
     Domain,
@@ -183,6 +186,8 @@ def _forget_live_pages(funnel: Funnel | None = None) -> None:
     """
     serving.generation_bump()
     transaction.on_commit(serving.generation_bump)
+    # The files nginx serves and its configuration follow (pages.edge).
+    transaction.on_commit(edge.edge_sync_quietly)
 
 
 SECRET_FORM_FIELDS = frozenset({"card", "cvc", "exp", "_of", "website"})
@@ -204,8 +209,7 @@ def _render_public(
 ) -> str:
     step = page.step
     funnel = step.funnel
-    index = next(i for i, s in enumerate(steps) if s.pk == step.pk)
-    next_step = steps[index + 1] if index + 1 < len(steps) else None
+    next_step = paths.funnel_paths(funnel_id=funnel.pk, steps=steps).next(step)
     next_url = public_path(funnel, next_step) if next_step else "#"
     base = public_path(funnel, step)
     query = f"?{action_query}" if action_query else ""
@@ -699,20 +703,84 @@ def funnel_create_from_template(
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 12000
-MAX_PIXELS = 80_000_000
+# Decoding needs width * height * 4 bytes at once (PNG, WebP and GIF have no
+# reduced decode): 50 MP is 200 MB, and at most IMAGE_DECODE_CONCURRENCY decodes run
+# in a process, so a burst of uploads cannot grow a web worker to gigabytes.
+MAX_PIXELS = 50_000_000
+# What is kept: the largest variant is 2400 px wide; more is never shown.
+MAX_STORED_SIDE = 3200
 VARIANT_WIDTHS = (480, 960, 1600, 2400)
 ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
 
 
-def _load_image(upload: Any) -> tuple[Image.Image, str]:
+class ImageRefused(ValidationError):
+    """An upload refused with a message; ``status`` is the HTTP answer for it."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Slots:
+    """At most ``running`` decodes per process and one upload waiting for a turn;
+    any more are refused at once, so uploads never hold every web thread."""
+
+    def __init__(self, running: int, waiting: int = 1) -> None:
+        self.running = threading.BoundedSemaphore(running)
+        self.admitted = threading.BoundedSemaphore(running + waiting)
+
+    @contextmanager
+    def hold(self, timeout: float) -> Iterator[None]:
+        busy = ImageRefused(
+            "The server is busy processing other images. Please try again in a "
+            "few seconds.",
+            status=429,
+        )
+        if not self.admitted.acquire(blocking=False):
+            raise busy
+        try:
+            if not self.running.acquire(timeout=timeout):
+                raise busy
+            try:
+                yield
+            finally:
+                self.running.release()
+        finally:
+            self.admitted.release()
+
+
+_slots_lock = threading.Lock()
+_slots: _Slots | None = None
+
+
+def _decode_slots() -> _Slots:
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = _Slots(settings.IMAGE_DECODE_CONCURRENCY)
+        return _slots
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _load_image(
+    upload: Any, *, max_side: int = MAX_STORED_SIDE
+) -> tuple[Image.Image, str]:
     """Open an upload with Pillow, refusing what is not a safe, sane image.
 
-    Returns the decoded, EXIF-rotated image and its format; raises
-    ValidationError with a message for the editor.
+    The header is checked first (format, size, pixels); decoding then takes one of
+    the process's decode slots and produces no more than ``max_side`` px on the
+    long side (JPEG decodes at 1/2, 1/4 or 1/8 scale; others are reduced right
+    after decoding). Returns the EXIF-rotated RGB(A) image and its format; raises
+    ImageRefused (a ValidationError) with a message for the editor.
     """
     if upload.size > MAX_UPLOAD_BYTES:
-        raise ValidationError(
-            "That image is larger than 10 MB. Please upload a smaller file."
+        raise ImageRefused(
+            "That image is larger than 10 MB. Please upload a smaller file.",
+            status=413,
         )
     try:
         with warnings.catch_warnings():
@@ -722,39 +790,49 @@ def _load_image(upload: Any) -> tuple[Image.Image, str]:
             fmt = probe.format
             width, height = probe.size
             if fmt not in ALLOWED_FORMATS:
-                raise ValidationError("Upload a JPEG, PNG, GIF or WebP image.")
+                raise ImageRefused("Upload a JPEG, PNG, GIF or WebP image.")
             if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
-                raise ValidationError(
-                    f"That image is {width}×{height} px; images may be at most {MAX_SIDE} px "  # noqa: E501
-                    "on a side and 80 megapixels."
+                raise ImageRefused(
+                    f"That image is {width}×{height} px; images may be at most "
+                    f"{MAX_SIDE} px on a side and {MAX_PIXELS // 1_000_000} "
+                    "megapixels. Please scale it down and upload it again."
                 )
             probe.verify()
-            upload.seek(0)
-            image: Image.Image = Image.open(upload)
-            image.load()
+            with _decode_slots().hold(settings.IMAGE_UPLOAD_WAIT_SECONDS):
+                upload.seek(0)
+                image: Image.Image = Image.open(upload)
+                target = _fit(width, height, max_side)
+                if fmt == "JPEG":
+                    image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale
+                has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+                    image.mode == "P" and "transparency" in image.info
+                )
+                mode = "RGBA" if has_alpha else "RGB"
+                if image.mode != mode:
+                    image = image.convert(mode)
+                image.thumbnail(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+                return ImageOps.exif_transpose(image), fmt
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValidationError("That image is too large to process safely.") from None
+        raise ImageRefused("That image is too large to process safely.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ValidationError("That file is not a valid image.") from None
-
-    return ImageOps.exif_transpose(image), fmt
+        raise ImageRefused("That file is not a valid image.") from None
 
 
 def image_upload(
     *, workspace: Workspace, upload: Any, alt_text: str = ""
 ) -> ImageAsset:
-    """Validate with Pillow, strip EXIF, store the original plus WebP variants.
+    """Validate with Pillow, strip EXIF, store the image (at most MAX_STORED_SIDE
+    px) plus WebP variants.
 
-    Raises ValidationError with a message for the editor; nothing is stored then.
+    Raises ImageRefused (a ValidationError) with a message for the editor; nothing
+    is stored then.
     """
     image, fmt = _load_image(upload)
-    has_alpha = image.mode in ("RGBA", "LA", "P")
-    image = image.convert("RGBA" if has_alpha else "RGB")
     stem = uuid.uuid4().hex
     ext = {"JPEG": "jpg", "PNG": "png", "GIF": "png", "WEBP": "webp"}[fmt]
-    # Re-encode the original without metadata (drops EXIF/GPS).
+    # Re-encode without metadata (drops EXIF/GPS).
     buf = io.BytesIO()
     save_fmt = "JPEG" if ext == "jpg" else ("WEBP" if ext == "webp" else "PNG")
     image.save(buf, save_fmt, quality=90) if save_fmt != "PNG" else image.save(
@@ -808,7 +886,7 @@ FAVICON_SIZE = 64
 
 def page_favicon_upload(*, page: Page, upload: Any) -> Page:
     """Store a square 64-px PNG made from the upload as the page's favicon."""
-    image, _ = _load_image(upload)
+    image, _ = _load_image(upload, max_side=FAVICON_SIZE * 4)
     image = ImageOps.fit(
         image.convert("RGBA"),
         (FAVICON_SIZE, FAVICON_SIZE),

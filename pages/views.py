@@ -115,12 +115,25 @@ def _block_image(page: Page, block: dict[str, Any]) -> ImageAsset | None:
     ).first()
 
 
-def _error(request: HttpRequest, page: Page, message: str) -> HttpResponse:
+def _error(
+    request: HttpRequest, page: Page, message: str, status: int | None = None
+) -> HttpResponse:
+    """The editor's alert says what went wrong; with ``status`` the answer is that
+    4xx (htmx swaps 413/422/429, see _base.html) instead of a redirect."""
     if request.htmx:
-        response = render(request, f"{EDITOR}#alert", {"alert": message, "page": page})
+        response = render(
+            request,
+            f"{EDITOR}#alert",
+            {"alert": message, "page": page},
+            status=status or 200,
+        )
         return reswap(retarget(response, "#editor-alert"), "innerHTML")
     messages.error(request, message)
-    return redirect("pages:editor", pk=page.pk)
+    if status is None:
+        return redirect("pages:editor", pk=page.pk)
+    response = editor(request, pk=page.pk)
+    response.status_code = status
+    return response
 
 
 def _canvas_response(
@@ -411,10 +424,10 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
     form = ImageUploadForm(request.POST, request.FILES)
     block_id = request.POST.get("block_id", "")
     if not form.is_valid():
-        return _error(request, page, "Choose an image file to upload.")
+        return _error(request, page, "Choose an image file to upload.", 422)
     block = documents.find_block(page.document, block_id)
     if block is None or "image_id" not in blocks.get(block["type"]).defaults():
-        return _error(request, page, "Select an image block first.")
+        return _error(request, page, "Select an image block first.", 422)
     try:
         image = services.image_upload(
             workspace=request.workspace,
@@ -430,7 +443,8 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
             label="Uploaded image",
         )
     except ValidationError as exc:
-        return _error(request, page, exc.messages[0])
+        status = exc.status if isinstance(exc, services.ImageRefused) else 422
+        return _error(request, page, exc.messages[0], status)
     return _canvas_response(request, page, selected=block_id)
 
 
@@ -442,6 +456,7 @@ def image_upload(request: HttpRequest, pk: int) -> HttpResponse:
 def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     form = PageSettingsForm(request.POST or None, request.FILES or None, instance=page)
+    status = 200
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         favicon = data.pop("favicon_upload", None)
@@ -458,6 +473,8 @@ def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
                         base_url=request.build_absolute_uri("/"),
                     )
         except ValidationError as exc:
+            # A refused image answers 413/422/429 with the reason, like the editor.
+            status = exc.status if isinstance(exc, services.ImageRefused) else 422
             form.add_error(
                 "favicon_upload" if favicon else "social_image_upload", exc.messages[0]
             )
@@ -468,6 +485,7 @@ def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "pages/page_settings.html",
         {"page": page, "form": form, "funnel": page.step.funnel},
+        status=status if status != 200 else (422 if form.errors else 200),
     )
 
 

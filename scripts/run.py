@@ -1,4 +1,5 @@
-"""`make run`: local servers if needed, migrate, demo data, then web + worker + beat.
+"""`make run`: local servers if needed, migrate, demo data, then the processes:
+web, worker, beat and the view shipper.
 
 Ctrl-C stops all of them (and the project-local PostgreSQL/Redis it started).
 """
@@ -33,6 +34,10 @@ def main() -> int:
     except devservices.SetupError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
+    # Beat keeps its schedule in .data/ (CELERY_BEAT_SCHEDULE_FILENAME), which only
+    # exists by now if we started local servers: with DATABASE_URL/REDIS_URL set on
+    # a fresh clone beat would stop at once without it.
+    devservices.DATA.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **services_env}
     env.setdefault("DEBUG", "true")
     env.setdefault("SITE_URL", f"http://{HOST}:{PORT}")
@@ -52,6 +57,9 @@ def main() -> int:
         "web": [*manage, "runserver", f"{HOST}:{PORT}"],
         "worker": [*celery, "worker", "-l", "info", "--concurrency", "2"],
         "beat": [*celery, "beat", "-l", "info"],
+        # Page views are lines in .data/edge/logs/: this stores them (and nginx's,
+        # when an nginx runs the generated .data/edge/nginx.conf).
+        "shipper": [*manage, "ship_views"],
     }
     procs = {
         name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()
@@ -59,7 +67,7 @@ def main() -> int:
     print(
         f"\n  OpenFunnels is running at http://{HOST}:{PORT}/\n"
         "  Demo login: demo@openfunnels.local / demo-funnels-2024\n"
-        "  Press Ctrl-C to stop the web server, the worker and beat.\n",
+        "  Press Ctrl-C to stop the web server, the worker, beat and the shipper.\n",
         flush=True,
     )
     code = 0

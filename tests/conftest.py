@@ -10,10 +10,15 @@ from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 def _clear_cache():
     """Each test starts with an empty cache (sessions, rate limits) in real Redis,
     and public serving forgets the hosts and pages earlier tests published."""
+    from analytics import shipper
     from pages import serving
 
     cache.clear()
     serving.local_caches_clear()
+    # Each test ships only the views it logged itself.
+    shipper.view_log_reset()
+    for path in shipper.log_files():
+        path.unlink(missing_ok=True)
     yield
 
 

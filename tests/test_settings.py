@@ -104,3 +104,15 @@ def test_public_domain_is_required_with_debug_off():
     )
     assert result.returncode == 2
     assert "PUBLIC_DOMAIN must be set when DEBUG is off" in result.stderr
+
+
+def test_malformed_trusted_proxies_is_one_line():
+    """A TRUSTED_PROXIES entry that is no address or range stops start-up clearly."""
+    result = _start(DEBUG="true", TRUSTED_PROXIES="10.0.0.0/8, proxy.local")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert (
+        "TRUSTED_PROXIES: 'proxy.local' is not an IP address or CIDR range"
+        in (lines[0])
+    )

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {
     "healthz",
     "accounts:signup",
+    "accounts:signup_sent",
+    "accounts:signup_confirm",
     "accounts:login",
     "accounts:logout",
     "accounts:password_reset",
@@ -197,6 +199,7 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "funnels:step_delete": _funnel_step,
     "analytics:overview": None,
     "analytics:funnel": _funnel,
+    "analytics:journey": _funnel,
     "analytics:funnel_export": _funnel_table,
     "analytics:ad_spend": None,
     "analytics:ad_spend_delete": _ad_spend,

@@ -146,7 +146,7 @@ def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Pa
 def refund_book(order: Order, refund: Payment) -> None:
     """A succeeded refund: its tracking event, and the order's refunded total and
     status (the order row is locked by the caller)."""
-    services.record_event_on_commit(
+    services.record_event(
         workspace_id=order.workspace_id,
         funnel_id=order.funnel_id,
         step_id=order.step_id,

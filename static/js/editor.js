@@ -184,7 +184,7 @@
     var cfg = e.detail.requestConfig;
     if (!cfg || cfg.verb !== "post") return;
     var xhr = e.detail.xhr;
-    if (e.detail.successful) { state("All changes saved", false); return; }
+    if (e.detail.successful && xhr && xhr.status < 400) { state("All changes saved", false); return; }
     if (xhr && xhr.status === 403) state("Not saved — your role cannot edit this page", false);
     else if (xhr && xhr.status >= 400) state("Not saved — the server refused the change", false);
     else state("Not saved — check your connection", false);

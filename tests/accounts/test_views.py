@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -20,54 +23,103 @@ def test_root_redirects_anonymous_visitor_to_login(client):
     assert b"Welcome back" in page.content
 
 
-def test_signup_creates_user_workspace_and_owner_membership(client):
-    """Sign-up creates the user, their workspace, makes them owner and logs them in."""
+def _signup_link(outbox) -> str:
+    body = outbox[-1].body
+    return next(line for line in body.splitlines() if "/signup/" in line).split(
+        "testserver", 1
+    )[1]
+
+
+def test_signup_emails_a_link_that_creates_user_workspace_and_owner(client):
+    """Sign-up e-mails a link; choosing a password there creates the user and their
+    workspace, makes them owner and logs them in. Nothing exists before."""
     response = client.post(
         reverse("accounts:signup"),
         {
             "full_name": "Ada Lovelace",
             "email": "Ada@Example.com",
-            "password": PASSWORD,
             "workspace_name": "Analytical Engines",
         },
     )
     assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:signup_sent")
+    assert "Check your e-mail" in client.get(response["Location"]).content.decode()
+    assert User.objects.count() == 0
+    assert mail.outbox[0].to == ["ada@example.com"]
+    assert mail.outbox[0].subject == "Finish creating your OpenFunnels account"
+    link = _signup_link(mail.outbox)
+    form = client.get(link)
+    assert form.status_code == 200
+    assert "ada@example.com" in form.content.decode()
+    response = client.post(link, {"password": PASSWORD})
+    assert response.status_code == 302
     assert response["Location"] == reverse("funnels:list")
     user = User.objects.get()
-    assert user.email == "ada@example.com"
+    assert (user.email, user.full_name) == ("ada@example.com", "Ada Lovelace")
     membership = Membership.objects.get(user=user)
     assert membership.role == "owner"
     assert membership.workspace.name == "Analytical Engines"
     page = client.get(reverse("funnels:list"))
     assert b"No funnels yet" in page.content
     assert b"Analytical Engines" in page.content
+    # The link has done its work: using it again leads to log in.
+    again = client.get(link)
+    assert again.status_code == 302
 
 
-def test_signup_duplicate_email_is_refused_and_nothing_created(client, owner):
-    """A duplicate e-mail (any case) gets a clear message; nothing is created."""
-    response = client.post(
-        reverse("accounts:signup"),
-        {"email": "OWNER@acme.test", "password": PASSWORD, "workspace_name": "X"},
-    )
-    assert response.status_code == 200
-    assert "An account with this e-mail already exists" in response.content.decode()
+def test_signup_does_not_reveal_whether_an_email_has_an_account(client, owner):
+    """An address with an account gets the same answer as a new one; the owner of
+    the address is told by e-mail, and nothing is created."""
+    answers = [
+        client.post(
+            reverse("accounts:signup"),
+            {"email": email, "workspace_name": "X"},
+            follow=True,
+        )
+        for email in ("OWNER@acme.test", "nobody@acme.test")
+    ]
+    assert [a.redirect_chain for a in answers] == [
+        [(reverse("accounts:signup_sent"), 302)]
+    ] * 2
+    pages = [re.sub(r'"X-CSRFToken": "[^"]+"', "", a.content.decode()) for a in answers]
+    assert pages[0] == pages[1]
+    existing, new = mail.outbox
+    assert existing.to == ["owner@acme.test"]
+    assert existing.subject == "You already have an OpenFunnels account"
+    assert "/login/" in existing.body and "/password-reset/" in existing.body
+    assert "/signup/" not in existing.body
+    assert new.subject == "Finish creating your OpenFunnels account"
     assert User.objects.count() == 1
     assert Workspace.objects.filter(name="X").count() == 0
 
 
 def test_signup_weak_password_is_refused_and_nothing_created(client):
     """A weak password is refused with the reason; no user or workspace is left."""
-    response = client.post(
+    client.post(
         reverse("accounts:signup"),
-        {"email": "new@example.com", "password": "password", "workspace_name": "W"},
+        {"email": "new@example.com", "workspace_name": "W"},
     )
-    assert response.status_code == 200
+    response = client.post(_signup_link(mail.outbox), {"password": "password"})
+    assert response.status_code == 422
     body = response.content.decode()
     assert "This password is too short" in body
     assert "This password is too common" in body
     assert User.objects.count() == 0
     assert Workspace.objects.count() == 0
-    assert 'value="new@example.com"' in body
+
+
+def test_forged_or_expired_signup_link_is_refused(client, settings):
+    """A tampered link or one older than SIGNUP_LINK_MAX_AGE creates nothing."""
+    client.post(reverse("accounts:signup"), {"email": "late@example.com"})
+    link = _signup_link(mail.outbox)
+    forged = client.post(link[:-3] + "xx/", {"password": PASSWORD})
+    assert forged.status_code == 410
+    assert "This sign-up link is not valid" in forged.content.decode()
+    settings.SIGNUP_LINK_MAX_AGE = timedelta(seconds=-1)
+    expired = client.post(link, {"password": PASSWORD})
+    assert expired.status_code == 410
+    assert "This sign-up link has expired" in expired.content.decode()
+    assert User.objects.count() == 0
 
 
 def test_login_wrong_password_shows_message(client, owner):

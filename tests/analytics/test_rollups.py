@@ -13,7 +13,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import ingest, reports, rollups
+from analytics import ingest, journeys, reports, rollups
 from analytics.models import RollupState, Visitor
 from tests.factories import FunnelFactory, StepFactory
 
@@ -64,6 +64,8 @@ def _clean():
             "analytics_cohortfunnelrollup",
             "analytics_cohortsteprollup",
             "analytics_stepdailyrollup",
+            "analytics_funnelvisitorpath",
+            "analytics_journeyrollup",
             "analytics_rollupstate",
         ):
             c.execute(f"DELETE FROM {table}")
@@ -140,6 +142,67 @@ def _recount(events, steps, entry_step, goal_kind, filters, sources):
             1 for e in in_period if e["step"] == s and e["kind"] == "view"
         )
     return out
+
+
+RANK = {
+    "view": 0,
+    "optin": 1,
+    "order": 2,
+    "bump": 3,
+    "upsell_accept": 4,
+    "upsell_decline": 5,
+    "refund": 6,
+}
+MARKS = (
+    ("i", "optin"),
+    ("o", "order"),
+    ("a", "upsell_accept"),
+    ("d", "upsell_decline"),
+)
+
+
+def _path_of(evs) -> str:
+    """A visitor's path (FunnelVisitorPath's definition), from their raw events."""
+    runs: list[tuple[int, set]] = []
+    for e in sorted(evs, key=lambda e: (e["at"], e["step"], RANK[e["kind"]])):
+        if not runs or runs[-1][0] != e["step"]:
+            runs.append((e["step"], set()))
+        runs[-1][1].add(e["kind"])
+    tokens = [
+        f"{step}" + "".join(m for m, kind in MARKS if kind in kinds)
+        for step, kinds in runs
+    ]
+    if len(tokens) > 16:
+        tokens = [*tokens[:15], "+"]
+    return ">".join(tokens)
+
+
+def _journey_recount(events, filters, sources, variant_of=None, variant=None):
+    """path → (visitors, buyers, revenue) over the period's cohort, from raw events."""
+    per_visitor = defaultdict(list)
+    for e in events:
+        per_visitor[e["visitor"]].append(e)
+    out: dict[str, list[int]] = {}
+    for v, evs in per_visitor.items():
+        entered = min(e["at"] for e in evs).date()
+        if not (filters.date_from <= entered <= filters.date_to):
+            continue
+        if filters.source and sources[v] != filters.source:
+            continue
+        if variant is not None and variant not in variant_of(evs):
+            continue
+        row = out.setdefault(_path_of(evs), [0, 0, 0])
+        row[0] += 1
+        row[1] += any(e["kind"] == "order" for e in evs)
+        row[2] += sum(
+            AMOUNTS.get(e["kind"], 0) * (-1 if e["kind"] == "refund" else 1)
+            for e in evs
+        )
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _from_journey(jmap):
+    return {p.key: (p.visitors, p.buyers, p.revenue_minor) for p in jmap.paths}
 
 
 def _from_report(report, steps):
@@ -238,6 +301,9 @@ def test_report_equals_recount(
     report = reports.funnel_report(workspace=workspace, funnel=funnel, filters=filters)
     expected = _recount(events, steps, steps[0], "order", filters, sources)
     assert _from_report(report, steps) == expected
+    jmap = journeys.journey_map(workspace=workspace, funnel=funnel, filters=filters)
+    assert _from_journey(jmap) == _journey_recount(events, filters, sources)
+    assert jmap.entered == expected["entered"]
 
 
 @pytest.mark.django_db

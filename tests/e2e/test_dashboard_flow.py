@@ -152,7 +152,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         "Order form Order form",
         "3",
         "3",
-        "60.0 %",
+        "60.0 % of Opt-in",
         "2 (40.0 %)",
         "2",  # the buyers became leads on the order form
         "66.7 %",
@@ -166,7 +166,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         "Upsell Upsell",
         "2",
         "2",
-        "66.7 %",
+        "66.7 % of Order form",
         "1 (33.3 %)",
     ]
     assert _cells(admin, 2)[9] == "$97.00"
@@ -177,14 +177,14 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         "Downsell Downsell",
         "1",
         "1",
-        "50.0 %",
+        "50.0 % of Upsell",
         "1 (50.0 %)",
     ]
     assert _cells(admin, 4)[:5] == [
         "Thank you Thank-you",
         "2",
         "2",
-        "100.0 %",
+        "100.0 % of Upsell",
         "0 (0.0 %)",
     ]
     bars = admin.locator("svg.chart-funnel rect")

@@ -255,7 +255,7 @@ def test_bad_favicon_upload_is_refused_and_changes_nothing(owner_client, workspa
             "favicon_upload": SimpleUploadedFile("x.png", b"nope", "image/png"),
         },
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "That file is not a valid image." in response.content.decode()
     page.refresh_from_db()
     assert (page.title, page.favicon) == (page.step.name, "")

@@ -262,7 +262,8 @@ def test_20000_px_image_is_refused(workspace, settings, tmp_path):
     with pytest.raises(ValidationError) as exc:
         services.image_upload(workspace=workspace, upload=upload)
     assert exc.value.messages == [
-        "That image is 20000×10 px; images may be at most 12000 px on a side and 80 megapixels."  # noqa: E501
+        "That image is 20000×10 px; images may be at most 12000 px on a side and 50 "
+        "megapixels. Please scale it down and upload it again."
     ]
     assert ImageAsset.objects.count() == 0
 

@@ -169,6 +169,7 @@ def test_image_upload_view(owner_client, page, settings, tmp_path):
         {"block_id": image_block, "image": SimpleUploadedFile("b.png", b"nope")},
         **HX,
     )
+    assert bad.status_code == 422
     assert "That file is not a valid image." in bad.content.decode()
     assert ImageAsset.objects.count() == 1
 

@@ -1,0 +1,288 @@
+"""The journey map: the ways visitors really went through a funnel, in a period.
+
+Reads only the journey rollup (``JourneyRollup``: visitors, buyers and revenue per
+path and cohort bucket, kept by the rollup task), so a request sums
+O(days x paths x sources) rows whatever the number of events. The period is a
+cohort, as for the dashboard's unique counts: visitors who entered the funnel in
+it (by their entry day), with everything they did in the funnel.
+
+A path (see ``FunnelVisitorPath``) is the steps of a visitor's events in time order,
+each with what they did there; from the paths this module derives the flow between
+steps (links, counted per move: a visitor going back and forth moves more than
+once), the exits after each step, and each step's visitors.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from accounts.models import Workspace
+from funnels import paths
+from funnels.models import Funnel, Step
+
+from .reports import ReportFilters
+
+MARKS = {"i": "opted in", "o": "ordered", "a": "accepted", "d": "declined"}
+ENTRY = "entry"
+EXIT = "exit"
+MORE = "more"
+
+
+@dataclass(frozen=True)
+class Element:
+    """One stop on a path: a step and what the visitor did there."""
+
+    step_id: int
+    marks: str
+
+    @classmethod
+    def parse(cls, token: str) -> Element:
+        digits = token.rstrip("ioad")
+        return cls(int(digits), token[len(digits) :])
+
+    @property
+    def outcome(self) -> str:
+        """accept / decline when the visitor answered an offer here."""
+        if "a" in self.marks:
+            return "accept"
+        if "d" in self.marks:
+            return "decline"
+        return ""
+
+
+def path_elements(path: str) -> tuple[tuple[Element, ...], bool]:
+    """The elements of a stored path and whether it was cut short."""
+    if not path:
+        return (), False
+    tokens = path.split(">")
+    truncated = tokens[-1] == "+"
+    if truncated:
+        tokens = tokens[:-1]
+    return tuple(Element.parse(t) for t in tokens), truncated
+
+
+@dataclass
+class JourneyPath:
+    key: str
+    elements: tuple[Element, ...]
+    truncated: bool
+    visitors: int
+    buyers: int
+    revenue_minor: int
+    label: str = ""
+    share: float | None = None
+
+    @property
+    def revenue_per_visitor(self) -> float | None:
+        return self.revenue_minor / self.visitors if self.visitors else None
+
+    @property
+    def last_step_id(self) -> int | None:
+        return self.elements[-1].step_id if self.elements else None
+
+
+@dataclass
+class JourneyLink:
+    source: int | str  # a step id or ENTRY
+    target: int | str  # a step id, EXIT or MORE
+    outcome: str  # accept / decline / "" (what the visitor did on the source)
+    moves: int = 0
+    revenue_minor: int = 0
+    kind: str = "next"  # next (as the funnel leads) / skip / back / exit / entry
+
+
+@dataclass
+class JourneyNode:
+    step: Step
+    visitors: int = 0  # distinct visitors who got there
+    visits: int = 0  # arrivals (a visitor coming back arrives again)
+    exits: int = 0  # visitors whose path ends here
+    stage: str = ""
+
+
+@dataclass
+class JourneyMap:
+    funnel: Funnel
+    filters: ReportFilters
+    variant: int | None
+    steps: list[Step]
+    entered: int = 0
+    buyers: int = 0
+    revenue_minor: int = 0
+    paths: list[JourneyPath] = field(default_factory=list)
+    links: list[JourneyLink] = field(default_factory=list)
+    nodes: list[JourneyNode] = field(default_factory=list)
+
+    @property
+    def revenue_per_visitor(self) -> float | None:
+        return self.revenue_minor / self.entered if self.entered else None
+
+    def node(self, step_id: int) -> JourneyNode | None:
+        return next((n for n in self.nodes if n.step.pk == step_id), None)
+
+
+def _where(filters: ReportFilters, variant: int | None) -> tuple[str, list]:
+    where = ["day BETWEEN %s AND %s"]
+    params: list[object] = [filters.date_from, filters.date_to]
+    for name in ("source", "medium", "campaign"):
+        value = getattr(filters, name)
+        if value:
+            where.append(f"{name} = %s")
+            params.append("" if value == "(direct)" else value)
+    if variant:
+        where.append("%s = ANY(variants)")
+        params.append(variant)
+    return " AND ".join(where), params
+
+
+def path_counts(
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    variant: int | None = None,
+) -> dict[str, tuple[int, int, int]]:
+    """path → (visitors, buyers, revenue) for the period's cohort."""
+    where, params = _where(filters, variant)
+    sql = (
+        "SELECT path, sum(visitors), sum(buyers), sum(revenue_minor) "
+        "FROM analytics_journeyrollup "
+        f"WHERE workspace_id = %s AND funnel_id = %s AND {where} "
+        "GROUP BY path"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace.pk, funnel.pk, *params])
+        return {
+            row[0]: (int(row[1]), int(row[2]), int(row[3]))
+            for row in cursor.fetchall()
+            if row[1]
+        }
+
+
+def element_label(element: Element, names: dict[int, str]) -> str:
+    name = names.get(element.step_id, "(removed step)")
+    done = [MARKS[m] for m in element.marks]
+    return f"{name} {' and '.join(done)}" if done else name
+
+
+def path_label(jp: JourneyPath, names: dict[int, str]) -> str:
+    if not jp.elements:
+        return "(no step)"
+    text = " → ".join(element_label(e, names) for e in jp.elements)
+    return f"{text} → …" if jp.truncated else text
+
+
+def journey_map(
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    variant: int | None = None,
+    steps: list[Step] | None = None,
+) -> JourneyMap:
+    if funnel.workspace_id != workspace.pk:
+        raise ValueError("funnel of another workspace")
+    if steps is None:
+        steps = list(Step.objects.filter(funnel=funnel).order_by("position", "id"))
+    answers = paths.funnel_paths(funnel_id=funnel.pk, steps=steps)
+    names = {s.pk: s.name for s in steps}
+    position = {s.pk: i for i, s in enumerate(steps)}
+    jmap = JourneyMap(funnel, filters, variant, steps)
+    nodes = {s.pk: JourneyNode(step=s) for s in steps}
+    links: dict[tuple, JourneyLink] = {}
+
+    def link(source, target, outcome, n, revenue, kind) -> None:
+        key = (source, target, outcome)
+        if key not in links:
+            links[key] = JourneyLink(source, target, outcome, kind=kind)
+        links[key].moves += n
+        links[key].revenue_minor += revenue
+
+    counts = path_counts(
+        workspace=workspace, funnel=funnel, filters=filters, variant=variant
+    )
+    for key, (n, buyers, revenue) in counts.items():
+        elements, truncated = path_elements(key)
+        jp = JourneyPath(key, elements, truncated, n, buyers, revenue)
+        jp.label = path_label(jp, names)
+        jmap.paths.append(jp)
+        jmap.entered += n
+        jmap.buyers += buyers
+        jmap.revenue_minor += revenue
+        previous: Element | None = None
+        for element in elements:
+            node = nodes.get(element.step_id)
+            if previous is None:
+                link(ENTRY, element.step_id, "", n, revenue, "entry")
+            else:
+                link(
+                    previous.step_id,
+                    element.step_id,
+                    previous.outcome,
+                    n,
+                    revenue,
+                    _move_kind(answers, position, previous, element),
+                )
+            if node is not None:
+                node.visits += n
+            previous = element
+        for step_id in {e.step_id for e in elements}:
+            if step_id in nodes:
+                nodes[step_id].visitors += n
+        if previous is not None:
+            if truncated:
+                link(previous.step_id, MORE, previous.outcome, n, revenue, "more")
+            else:
+                link(previous.step_id, EXIT, previous.outcome, n, revenue, "exit")
+                if previous.step_id in nodes:
+                    nodes[previous.step_id].exits += n
+    for jp in jmap.paths:
+        jp.share = jp.visitors / jmap.entered if jmap.entered else None
+    jmap.paths.sort(key=lambda p: (-p.visitors, p.key))
+    jmap.links = sorted(
+        links.values(),
+        key=lambda lk: (
+            position.get(lk.source, -1) if isinstance(lk.source, int) else -1,
+            -lk.moves,
+        ),
+    )
+    jmap.nodes = [nodes[s.pk] for s in steps]
+    return jmap
+
+
+def _move_kind(
+    answers: paths.FunnelPaths,
+    position: dict[int, int],
+    previous: Element,
+    element: Element,
+) -> str:
+    """next: where the funnel sends the visitor; back: to an earlier step; skip:
+    to a later step the funnel does not lead to from there."""
+    source = answers.by_id.get(previous.step_id)
+    target = answers.by_id.get(element.step_id)
+    if source is None or target is None:
+        return "skip"
+    outcomes = [previous.outcome] if previous.outcome else answers.outcomes(source)
+    if any(answers.next(source, o or None) == target for o in outcomes):
+        return "next"
+    if position[target.pk] <= position[source.pk]:
+        return "back"
+    return "skip"
+
+
+def step_flow(jmap: JourneyMap) -> dict[int, dict[str, int]]:
+    """Per step: visitors arriving from each other step (first arrival per path)."""
+    out: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for jp in jmap.paths:
+        seen: set[int] = set()
+        previous = None
+        for element in jp.elements:
+            if element.step_id not in seen:
+                seen.add(element.step_id)
+                source = str(previous.step_id) if previous else ENTRY
+                out[element.step_id][source] += jp.visitors
+            previous = element
+    return out

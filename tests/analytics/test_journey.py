@@ -1,0 +1,209 @@
+"""The journey map: exact paths, flows and exits over the funnel's graph."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+
+from analytics import ingest, journeys, reports, rollups
+from tests.analytics.test_rollups import AMOUNTS, _clean
+from tests.funnels.test_paths import BRANCHED, _build
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+QUERY = "?range=custom&date_from=2026-03-01&date_to=2026-03-31"
+
+
+def _journeys(funnel, scripts: list[tuple[int, list[tuple]]]) -> None:
+    """``(visitors, [(step, kind[, variant]), ...])``: that many visitors doing
+    exactly that, a minute apart."""
+    lines = []
+    for count, script in scripts:
+        for _ in range(count):
+            visitor = uuid.uuid4()
+            for i, (step, kind, *variant) in enumerate(script):
+                at = T0 + timedelta(minutes=i)
+                lines.append(
+                    ingest.event_line(
+                        event_id=uuid.uuid4(),
+                        workspace_id=funnel.workspace_id,
+                        funnel_id=funnel.pk,
+                        step_id=step.pk,
+                        visitor_id=visitor,
+                        kind=kind,
+                        page_version_id=None,
+                        variant_id=variant[0] if variant else None,
+                        amount_minor=AMOUNTS.get(kind),
+                        currency="USD",
+                        properties=None,
+                        occurred_at=at,
+                        received_at=at,
+                    )
+                )
+    ingest.partitions_forget()
+    ingest.lines_write(lines, [])
+    rollups.rollups_update()
+
+
+@pytest.fixture
+def branched(workspace):
+    _clean()
+    funnel, s = _build(workspace, BRANCHED)
+    optin, order, up, down, thanks = (
+        s[k] for k in ("optin", "order", "up", "down", "thanks")
+    )
+    bought = [(optin, "view"), (optin, "optin"), (order, "view"), (order, "order")]
+    _journeys(
+        funnel,
+        [
+            (3, [*bought, (up, "view"), (up, "upsell_accept"), (thanks, "view")]),
+            (
+                2,
+                [
+                    *bought,
+                    (up, "view"),
+                    (up, "upsell_decline"),
+                    (down, "view"),
+                    (down, "upsell_accept"),
+                    (thanks, "view"),
+                ],
+            ),
+            (
+                1,
+                [
+                    *bought,
+                    (up, "view"),
+                    (up, "upsell_decline"),
+                    (down, "view"),
+                    (down, "upsell_decline"),
+                    (thanks, "view"),
+                ],
+            ),
+            (4, [(optin, "view")]),
+            (1, [(optin, "view"), (order, "view"), (optin, "view")]),
+        ],
+    )
+    return funnel, s
+
+
+def test_paths_counts_and_revenue_are_exact(workspace, branched):
+    funnel, s = branched
+    jmap = journeys.journey_map(
+        workspace=workspace,
+        funnel=funnel,
+        filters=reports.ReportFilters(T0.date(), T0.date()),
+    )
+    rows = {p.label: (p.visitors, p.buyers, p.revenue_minor) for p in jmap.paths}
+    assert rows == {
+        "optin opted in → order ordered → up accepted → thanks": (3, 3, 3 * 12400),
+        "optin opted in → order ordered → up declined → down accepted → thanks": (
+            2,
+            2,
+            2 * 12400,
+        ),
+        "optin opted in → order ordered → up declined → down declined → thanks": (
+            1,
+            1,
+            2700,
+        ),
+        "optin": (4, 0, 0),
+        "optin → order → optin": (1, 0, 0),
+    }
+    assert jmap.entered == 11 and jmap.buyers == 6
+    assert jmap.paths[0].visitors == 4 and jmap.paths[0].share == 4 / 11
+    nodes = {n.step.name: (n.visitors, n.visits, n.exits) for n in jmap.nodes}
+    assert nodes == {
+        "optin": (11, 12, 5),
+        "order": (7, 7, 0),
+        "up": (6, 6, 0),
+        "down": (3, 3, 0),
+        "thanks": (6, 6, 6),
+    }
+    links = {
+        (lk.source, lk.target, lk.outcome): (lk.moves, lk.kind) for lk in jmap.links
+    }
+    assert links[(s["up"].pk, s["thanks"].pk, "accept")] == (3, "next")
+    assert links[(s["up"].pk, s["down"].pk, "decline")] == (3, "next")
+    assert links[(s["down"].pk, s["thanks"].pk, "accept")] == (2, "next")
+    assert links[(s["order"].pk, s["optin"].pk, "")] == (1, "back")
+    assert links[(s["optin"].pk, journeys.EXIT, "")] == (5, "exit")
+    assert links[(journeys.ENTRY, s["optin"].pk, "")] == (11, "entry")
+
+
+def test_journey_page_shows_the_map_and_the_same_numbers_as_a_table(
+    owner_client, branched
+):
+    funnel, _s = branched
+    url = reverse("analytics:journey", args=[funnel.pk]) + QUERY
+    response = owner_client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'role="img" aria-label="Journey map of' in html
+    assert (
+        "optin opted in → order ordered → up declined → down accepted → thanks" in html
+    )
+    assert "$124.00" in html  # two paths' revenue per visitor
+    assert "<caption" in html and "(left the funnel)" in html
+    fragment = owner_client.get(
+        url, headers={"HX-Request": "true", "HX-Target": "journey-live"}
+    )
+    assert fragment.status_code == 200
+    assert b"<html" not in fragment.content and b'id="journey-live"' in fragment.content
+
+
+def test_a_stranger_gets_404(client, stranger, branched):
+    funnel, _s = branched
+    client.force_login(stranger)
+    response = client.get(reverse("analytics:journey", args=[funnel.pk]))
+    assert response.status_code == 404
+
+
+def test_variant_filter_and_a_bad_variant(owner_client, workspace):
+    """Only visitors who saw the variant count; a foreign or malformed variant is
+    named and ignored."""
+    from pages.services import page_create_blank, variant_add
+
+    _clean()
+    funnel, s = _build(workspace, BRANCHED)
+    a = page_create_blank(step=s["optin"])
+    b = variant_add(page=a)
+    _journeys(
+        funnel,
+        [
+            (2, [(s["optin"], "view", a.pk), (s["order"], "view")]),
+            (3, [(s["optin"], "view", b.pk)]),
+        ],
+    )
+    jmap = journeys.journey_map(
+        workspace=workspace,
+        funnel=funnel,
+        filters=reports.ReportFilters(T0.date(), T0.date()),
+        variant=b.pk,
+    )
+    assert [(p.label, p.visitors) for p in jmap.paths] == [("optin", 3)]
+    url = reverse("analytics:journey", args=[funnel.pk]) + QUERY
+    html = owner_client.get(url + f"&variant={a.pk}").content.decode()
+    assert "optin → order" in html
+    assert "<strong>2</strong>" in html  # visitors: only the two who saw A
+    bad = owner_client.get(url + "&variant=99999999")
+    assert bad.status_code == 200
+    assert "“99999999” is not a variant of this funnel" in bad.content.decode()
+
+
+def test_dashboard_funnel_chart_follows_the_graph(owner_client, branched):
+    """The downsell reads as a share of the upsell; the thank-you, where the
+    branches rejoin, shows where its visitors came from, never "100 %" after the
+    downsell (before: every bar was a share of the bar to its left)."""
+    funnel, _s = branched
+    url = reverse("analytics:funnel", args=[funnel.pk]) + QUERY
+    html = owner_client.get(url).content.decode()
+    chart = html[html.index('class="chart chart-funnel"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert "85.7 % of order" in chart  # 6 of the 7 who saw the order form
+    assert "50.0 % of up" in chart  # the downsell: 3 of the 6 who saw the upsell
+    assert "50 % via up" in chart and "50 % via down" in chart
+    assert "100.0 %" not in chart
+    assert 'class="parent-link"' in chart  # the thank-you's arc from the upsell
