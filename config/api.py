@@ -89,11 +89,11 @@ api.add_router("", leads_api.router)
 
 def urls() -> tuple[list[URLPattern | URLResolver], str, str]:
     patterns, app_name, namespace = api.urls
-    wrapped: list[URLPattern | URLResolver] = []
+    # Before ninja's own (empty) root pattern, which would answer 404.
+    wrapped: list[URLPattern | URLResolver] = [path("", api_index, name="index")]
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
             pattern.callback = idempotent(pattern.callback)
         wrapped.append(pattern)
-    wrapped.append(path("", api_index, name="index"))
     wrapped.append(path("<path:rest>", not_found))
     return wrapped, app_name, namespace
