@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import smtplib
 from collections.abc import Iterator
 from datetime import datetime, time
 
@@ -36,6 +38,8 @@ from .models import Membership, Role
 from .tenancy import set_current_workspace, workspace_view
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
+MAIL_DOWN = "We could not send the e-mail just now. Please try again in a few minutes."
+logger = logging.getLogger(__name__)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -54,6 +58,11 @@ def signup(request: HttpRequest) -> HttpResponse:
                 services.signup_request(**form.cleaned_data)
             except ValidationError as exc:
                 add_service_errors(form, exc)
+            except (OSError, smtplib.SMTPException):
+                # The same for every address: the mail server, not the account.
+                logger.exception("sign-up e-mail could not be sent")
+                form.add_error(None, MAIL_DOWN)
+                status = 503
             else:
                 return redirect("accounts:signup_sent")
     return render(request, "accounts/signup.html", {"form": form}, status=status)
