@@ -25,7 +25,7 @@ from accounts.services import audit_record
 from funnels import paths
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
-from . import documents, edge, selectors, serving
+from . import documents, edge, selectors, serving, speed
 from .documents import Doc, DocumentError
 from .models import (
     Domain,
@@ -34,6 +34,7 @@ from .models import (
     Page,
     PageRevision,
     PageVersion,
+    SpeedBudget,
     SplitTest,
 )
 from .rendering import RenderContext, render_document
@@ -57,11 +58,30 @@ def _lock(page: Page, revision: int | None) -> Page:
     return locked
 
 
-def _store(page: Page, doc: Doc, label: str) -> Page:
-    """Save a new draft and push it onto the undo history (dropping redo)."""
+def _store(page: Page, doc: Doc, label: str, group: str = "") -> Page:
+    """Save a new draft and push it onto the undo history (dropping redo).
+
+    An edit whose ``group`` matches the current revision's (one typing session
+    on the canvas) replaces that revision instead, when nothing was undone."""
+    if group:
+        current = PageRevision.objects.filter(
+            page=page, number=page.history_pointer, group=group
+        ).first()
+        newest = not PageRevision.objects.filter(
+            page=page, number__gt=page.history_pointer
+        ).exists()
+        if current is not None and newest:
+            current.document = doc
+            current.save(update_fields=["document"])
+            page.document = doc
+            page.draft_revision += 1
+            page.save(update_fields=["document", "draft_revision", "updated_at"])
+            return page
     number = page.history_pointer + 1
     PageRevision.objects.filter(page=page, number__gte=number).delete()
-    PageRevision.objects.create(page=page, number=number, document=doc, label=label)
+    PageRevision.objects.create(
+        page=page, number=number, document=doc, label=label, group=group
+    )
     page.document = doc
     page.history_pointer = number
     page.draft_revision += 1
@@ -78,15 +98,17 @@ def page_edit(
     revision: int | None,
     operation: Callable[[Doc], Doc],
     label: str = "Edit",
+    group: str = "",
 ) -> Page:
     """Apply a pure document operation to the draft. ``revision`` is the
-    draft_revision the editor saw; a different one means another tab edited."""
+    draft_revision the editor saw; a different one means another tab edited.
+    Edits sharing a ``group`` fold into one undo step (see ``_store``)."""
     locked = _lock(page, revision)
     try:
         doc = operation(locked.document)
     except DocumentError as exc:
         raise ValidationError(str(exc)) from exc
-    return _store(locked, doc, label)
+    return _store(locked, doc, label, group)
 
 
 @transaction.atomic
@@ -297,6 +319,8 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     if not steps:
         raise ValidationError("Add at least one step before publishing.")
     theme = selectors.theme_for(funnel=funnel)
+    budget = selectors.speed_budget(workspace=funnel.workspace)
+    reports: list[tuple[Page, speed.Report]] = []
     versions = []
     for step in steps:
         page = page_for_step(step=step)
@@ -315,18 +339,29 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
                 .first()
                 or 0
             ) + 1
+            html = _render_public(variant, variant.document, steps, theme)
+            report = speed.measure(html, budget)
+            reports.append((variant, report))
             version = PageVersion.objects.create(
                 workspace_id=variant.workspace_id,
                 page=variant,
                 number=number,
                 document=variant.document,
-                html=_render_public(variant, variant.document, steps, theme),
+                html=html,
                 published_by=user,
+                speed=report.as_dict(),
             )
             variant.published_version = version
             variant.save(update_fields=["published_version"])
             versions.append(version)
         split_test_start_if_needed(step=step)
+    blocked = [(p, r) for p, r in reports if speed.is_blocked(r, budget)]
+    if blocked:
+        page, report = blocked[0]
+        raise ValidationError(
+            f"Not published: {page.step.name} is over the workspace's page-speed "
+            f"budget (score {report.score}/100). {report.fixes[0]}"
+        )
     was_published = funnel.published_at is not None
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
@@ -342,6 +377,33 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     )
     _forget_live_pages(funnel)
     return versions
+
+
+def funnel_speed_check(*, funnel: Funnel) -> list[tuple[Page, speed.Report]]:
+    """Measure every live variant's draft as publishing would render it, without
+    publishing anything (the publish dialog shows this)."""
+    steps = list(funnel.steps.order_by("position", "id"))
+    theme = selectors.theme_for(funnel=funnel)
+    budget = selectors.speed_budget(workspace=funnel.workspace)
+    out = []
+    for step in steps:
+        for variant in (
+            Page.objects.filter(step=step, archived_at__isnull=True)
+            .select_related("step__funnel")
+            .order_by("id")
+        ):
+            html = _render_public(variant, variant.document, steps, theme)
+            out.append((variant, speed.measure(html, budget)))
+    return out
+
+
+@transaction.atomic
+def speed_budget_update(*, workspace: Workspace, data: dict[str, Any]) -> SpeedBudget:
+    budget, _ = SpeedBudget.objects.get_or_create(workspace=workspace)
+    for key, value in data.items():
+        setattr(budget, key, value)
+    budget.save()
+    return budget
 
 
 @transaction.atomic
@@ -662,6 +724,29 @@ def _fresh_ids(doc: Doc) -> Doc:
     return {"sections": [documents._reassign_ids(s) for s in doc.get("sections", [])]}
 
 
+def _template_images(workspace: Workspace, doc: Doc, assets: dict[str, int]) -> Doc:
+    """Template images ship as static files (``"asset": name``); a new funnel
+    gets its own copies in the workspace's image library, so marketers can
+    replace them like any upload. ``assets`` remembers what this funnel already
+    imported."""
+    for block in documents.iter_blocks(doc):
+        settings_ = block.get("settings", {})
+        name = settings_.pop("asset", None)
+        if not name:
+            continue
+        if name not in assets:
+            path = selectors.template_asset_path(name)
+            if path is None:
+                continue
+            with open(path, "rb") as fh:
+                upload = ContentFile(fh.read(), name=path.name)
+            assets[name] = image_upload(
+                workspace=workspace, upload=upload, alt_text=settings_.get("alt", "")
+            ).pk
+        settings_["image_id"] = assets[name]
+    return doc
+
+
 @transaction.atomic
 def funnel_create_from_template(
     *, workspace: Workspace, user: User | None, template_key: str, name: str
@@ -677,6 +762,7 @@ def funnel_create_from_template(
         workspace=workspace, funnel=funnel, **template.get("theme", {})
     )
     steps: list[Step] = []
+    assets: dict[str, int] = {}
     for position, spec in enumerate(template["steps"]):
         step = Step.objects.create(
             workspace=workspace,
@@ -687,7 +773,8 @@ def funnel_create_from_template(
             position=position,
         )
         steps.append(step)
-        page = page_create_blank(step=step, document=_fresh_ids(spec["document"]))
+        document = _template_images(workspace, _fresh_ids(spec["document"]), assets)
+        page = page_create_blank(step=step, document=document)
         page.title = spec.get("title", spec["name"])
         page.save(update_fields=["title"])
     by_slug = {step.slug: step for step in steps}

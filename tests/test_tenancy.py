@@ -142,6 +142,13 @@ def _page_block(ws: Workspace) -> dict:
     return {"pk": page.pk, "block_id": block["id"]}
 
 
+def _page_section(ws: Workspace) -> dict:
+    from tests.pages.factories import page_with_blocks
+
+    page = page_with_blocks("headline", workspace=ws)
+    return {"pk": page.pk, "section_id": page.document["sections"][0]["id"]}
+
+
 def _page_history(ws: Workspace) -> dict:
     return {**_page(ws), "direction": "undo"}
 
@@ -228,6 +235,13 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "pages:edit": _page,
     "pages:block_settings": _page_block,
     "pages:block_update": _page_block,
+    "pages:block_inplace": _page_block,
+    "pages:block_style": _page_block,
+    "pages:section_settings": _page_section,
+    "pages:section_style": _page_section,
+    "pages:section_image": _page_section,
+    "pages:publish_check": _page,
+    "pages:speed_budget": None,
     "pages:history": _page_history,
     "pages:image_upload": _page,
     "pages:settings": _page,
