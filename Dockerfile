@@ -18,7 +18,7 @@ COPY . .
 RUN SECRET_KEY=build-only-not-secret-0123456789abcdefghij \
     DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --no-input \
- && mkdir -p /app/.data/media && chown -R app:app /app/.data
+ && mkdir -p /app/.data/media /app/.data/edge && chown -R app:app /app/.data
 
 USER app
 EXPOSE 8000

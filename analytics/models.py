@@ -120,6 +120,31 @@ class Event(models.Model):
         return f"{self.kind} {self.id}"
 
 
+class LogOffset(models.Model):
+    """How far the shipper (analytics.shipper) has stored a view log of a node.
+
+    Updated in the same transaction as the COPY of the lines before ``position``,
+    so a restarted shipper resumes exactly there. A file is known by its inode,
+    which survives a rename (log rotation).
+    """
+
+    source = models.CharField(max_length=200)
+    inode = models.BigIntegerField()
+    path = models.TextField()
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "inode"], name="logoffset_source_inode"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.path}@{self.position}"
+
+
 from .rollup_models import (  # noqa: E402  (rollups live in their own module)
     AdSpend,
     CohortFunnelRollup,
@@ -144,6 +169,7 @@ __all__ = [
     "FunnelVisitorPath",
     "FunnelVisitorStep",
     "JourneyRollup",
+    "LogOffset",
     "RollupFoldedEvent",
     "RollupState",
     "StepDailyRollup",

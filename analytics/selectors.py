@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -83,7 +84,7 @@ def funnel_step_counts(
     """Per step of a funnel: all views, unique viewers, opt-ins (unique visitors),
     orders — from raw events. Dashboards should read rollups instead."""
     where = ["workspace_id = %s", "funnel_id = %s", "step_id IS NOT NULL"]
-    params: list[object] = [workspace.pk, funnel_id]
+    params: list[Any] = [workspace.pk, funnel_id]
     if since is not None:
         where.append("occurred_at >= %s")
         params.append(since)
@@ -156,3 +157,22 @@ def lead_views_of_steps(
             [EventKind.VIEW, list(step_ids), since, until],
         )
         return [LeadStepView(*row) for row in cursor.fetchall()]
+
+
+def view_logged(
+    *, event_id: uuid.UUID, step_id: int
+) -> tuple[datetime, int | None] | None:
+    """(when, variant) of a stored view of ``step_id`` with this id, or None.
+
+    The edge's form token: nginx gives each view a random request id, logs it and
+    hands it to the visitor in a cookie; a form post proves its page was fetched
+    when its id is a stored view of the same step.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT occurred_at, variant_id FROM analytics_event "
+            "WHERE id = %s AND step_id = %s AND kind = 'view' LIMIT 1",
+            [event_id, step_id],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None

@@ -8,10 +8,13 @@ is up) and never raise: when Redis is down the rows go straight to Postgres.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 import logging
 import re
+import struct
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -130,6 +133,56 @@ def event_record(
     return event_uuid
 
 
+def event_store(
+    *,
+    workspace_id: int,
+    funnel_id: int | None,
+    step_id: int | None,
+    visitor_id: uuid.UUID | str | None,
+    kind: str,
+    occurred_at: datetime | None = None,
+    event_id: uuid.UUID | str | None = None,
+    page_version_id: int | None = None,
+    variant_id: int | None = None,
+    amount_minor: int | None = None,
+    currency: str = "",
+    properties: dict | None = None,
+) -> uuid.UUID | None:
+    """Store one event NOW, in the caller's transaction (the outbox of a row).
+
+    For events that record a row (an opt-in's submission, an order, an upsell
+    answer, a refund): called inside the transaction that writes that row, the
+    event commits with it or not at all, so it cannot be lost while the row
+    exists, whatever Redis or a worker does. A savepoint keeps a rejected event
+    (bad data, logged) from failing the row; a database that is down fails both.
+    Storing the same ``event_id`` twice stores it once.
+    """
+    try:
+        event_uuid, line = _event_line(
+            workspace_id=workspace_id,
+            funnel_id=funnel_id,
+            step_id=step_id,
+            visitor_id=visitor_id,
+            kind=kind,
+            occurred_at=occurred_at,
+            event_id=event_id,
+            page_version_id=page_version_id,
+            variant_id=variant_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            properties=properties,
+        )
+    except (TypeError, ValueError, AttributeError):
+        logger.exception("analytics: unusable event for workspace %s", workspace_id)
+        return None
+    try:
+        ingest.lines_write([line])
+    except ingest.BAD_DATA_ERRORS:
+        logger.exception("analytics: event %s rejected", event_uuid)
+        return None
+    return event_uuid
+
+
 def events_record_many(
     events: Iterable[Mapping[str, Any]], *, chunk_size: int = 2000
 ) -> int:
@@ -165,8 +218,12 @@ def events_record_many(
 
 
 def events_flush(*, max_seconds: float = 20.0, batch_size: int = 20000) -> int:
-    """Store queued events in Postgres; return how many new events were stored."""
-    return ingest.stream_flush(max_seconds=max_seconds, batch_size=batch_size)
+    """Store queued events and logged views in Postgres; return how many new
+    events were stored (the shipper's work too, for callers that want it now)."""
+    from . import shipper
+
+    stored = shipper.ship_once()
+    return stored + ingest.stream_flush(max_seconds=max_seconds, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------ bots, devices
@@ -275,6 +332,28 @@ def visitor_cookie_read(value: str | None) -> tuple[uuid.UUID, datetime] | None:
     return verified
 
 
+EDGE_COOKIE = "ofv"  # nginx's userid cookie on pages served by the edge
+
+
+def edge_cookie_read(value: str | None) -> uuid.UUID | None:
+    """The visitor id in nginx's ``userid`` cookie, as its log writes it.
+
+    The cookie is base64 of four 32-bit integers in the server's (little-endian)
+    byte order; the log's ``$uid_got`` prints them as hex, which the shipper reads
+    as the visitor's UUID. Unsigned (nginx's core cannot sign): a made-up id only
+    makes a made-up visitor, and the form token is checked against a logged view.
+    """
+    if not value or len(value) > 64:
+        return None
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    if len(raw) != 16:
+        return None
+    return uuid.UUID(hex="".join(f"{part:08X}" for part in struct.unpack("<4I", raw)))
+
+
 def visitor_cookie_value(public_id: uuid.UUID) -> str:
     # What _signer().sign(public_id.hex) returns, with the HMAC key kept.
     return fastsign.sign_timestamped(public_id.hex, salt=COOKIE_SALT)
@@ -329,12 +408,17 @@ def _visitor_resolve(
     query: Mapping[str, str] | None = None,
     referrer: str = "",
     ip: str | None = None,
+    edge_cookie: str | None = None,
 ) -> tuple[VisitorRef | None, bytes | None]:
     """(visitor, encoded visitor row to queue or None); (None, None) for bots."""
     user_agent = user_agent or ""
     if is_bot(user_agent, method, headers):
         return None, None
     now = timezone.now()
+    edge_id = edge_cookie_read(edge_cookie)
+    if edge_id is not None:
+        # A page served by nginx: the view's log line carries the sighting.
+        return VisitorRef(public_id=edge_id, is_new=False), None
     known = visitor_cookie_read(cookie_value)
     if known is not None and now - known[1] < COOKIE_REFRESH:
         return VisitorRef(public_id=known[0], is_new=False), None
@@ -396,6 +480,7 @@ def _request_primitives(request: HttpRequest, workspace: Workspace) -> dict[str,
         "query": request.GET,
         "referrer": meta.get("HTTP_REFERER", ""),
         "ip": proxies.client_ip(meta),
+        "edge_cookie": request.COOKIES.get(EDGE_COOKIE),
     }
 
 
@@ -455,6 +540,7 @@ def step_view_visitor(
     query: Mapping[str, str] | None = None,
     referrer: str = "",
     ip: str | None = None,
+    edge_cookie: str | None = None,
 ) -> tuple[VisitorRef | None, bytes | None]:
     """(visitor, encoded visitor row to queue or None); (None, None) for bots.
 
@@ -473,6 +559,7 @@ def step_view_visitor(
             query=query,
             referrer=referrer,
             ip=ip,
+            edge_cookie=edge_cookie,
         )
     except Exception:
         logger.exception("analytics: could not identify a visitor")

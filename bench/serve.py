@@ -1,4 +1,5 @@
-"""Public page serving: the app under gunicorn vs the same HTML from nginx.
+"""Public page serving: the edge (nginx + published files) and the app under
+gunicorn, against plain nginx serving the same HTML file.
 
 Run from the repository root with DATABASE_URL and REDIS_URL set:
 
@@ -17,8 +18,16 @@ Run from the repository root with DATABASE_URL and REDIS_URL set:
 4. Stops both servers, flushes the analytics stream to Postgres and counts the view
    events stored for the scratch workspace (after subtracting the warm-up's).
 
+5. The edge: the nginx configuration the app generates (pages/edge.py: userid
+   cookie, split_clients, host map, try_files, the JSON view log) in front of the
+   same gunicorn, one worker like the plain nginx, loaded the same way (its bot
+   tail asks for /robots.txt, which the app answers, so no view is in flight at
+   the end). Then nginx stops (flushing its log), the shipper ships the log and
+   the stored views are counted: ``sent`` (views wrk got) must equal ``stored``.
+
 Removes the workspace, its events and the temporary files at the end. The last line
-is ``bench serve: app_rps=… nginx_rps=… ratio=… app_p99_ms=… sent=… stored=…``.
+is ``bench serve: edge_rps=… nginx_rps=… edge_ratio=… sent=… stored=… app_rps=…
+ratio=… app_p99_ms=… app_sent=… app_stored=… gunicorn_floor_rps=…``.
 """
 
 from __future__ import annotations
@@ -57,10 +66,12 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from accounts.models import Workspace  # noqa: E402
 from analytics import ingest, services  # noqa: E402
+from pages import edge  # noqa: E402
 from pages.services import funnel_create_from_template, funnel_publish  # noqa: E402
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
@@ -90,7 +101,7 @@ function setup(thread) table.insert(threads, thread) end
 function init(args)
   phase = tonumber(args[1]); got = 0; bad = 0; t0 = 0; last = 0
   page = wrk.format("GET", wrk.path)
-  bot = wrk.format("GET", wrk.path,
+  bot = wrk.format("GET", args[2] or wrk.path,
     {["User-Agent"] = "bench-bot/1.0", ["Host"] = wrk.headers["Host"]})
 end
 function request()
@@ -230,6 +241,26 @@ http {{
     )
 
 
+def start_edge(port: int, app_port: int) -> subprocess.Popen:
+    """nginx with the configuration the app generated for what is published."""
+    settings.EDGE_LISTEN = f"127.0.0.1:{port}"
+    settings.EDGE_UPSTREAM = f"127.0.0.1:{app_port}"
+    edge.edge_sync()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return subprocess.Popen(
+        [
+            nginx,
+            "-c",
+            str(edge.conf_path()),
+            "-p",
+            str(settings.EDGE_ROOT),
+            "-g",
+            "daemon off;",
+        ],
+        start_new_session=True,
+    )
+
+
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -269,6 +300,13 @@ def cleanup(workspace: Workspace) -> None:
 
 
 def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="of-bench-serve-"))
+    os.chmod(tmp, 0o755)  # nginx's workers read the files
+    # The edge's files, config and view logs (the app's too) live in tmp.
+    settings.EDGE_ROOT = tmp / "edge"
+    settings.EDGE_WORKERS = "1"
+    settings.EDGE_ENABLED = True
+    os.environ["EDGE_ROOT"] = str(tmp / "edge")
     services.event_partitions_ensure()
     ingest.redis_client().ping()
     flush_all()  # leftovers of earlier runs are not ours to count
@@ -276,8 +314,7 @@ def main() -> None:
         name="bench-serve (scratch)", slug=f"bench-serve-{os.getpid()}"
     )
     host = ["-H", f"Host: {workspace.slug}.localhost"]
-    gunicorn = nginx = floor = None
-    tmp = Path(tempfile.mkdtemp(prefix="of-bench-serve-"))
+    gunicorn = nginx = floor = edge_nginx = None
     try:
         funnel = funnel_create_from_template(
             workspace=workspace,
@@ -295,6 +332,21 @@ def main() -> None:
         with urllib.request.urlopen(request) as response:
             html = response.read()
             assert response.status == 200 and b"<form" in html, "no opt-in page"
+        # Plain nginx serves the very file the edge serves (the published artifact).
+        snap = edge.snapshot()
+        route = next(
+            r
+            for r in snap.routes[f"{workspace.slug}.localhost"]
+            if r[0] == f"/{funnel.slug}/"
+        )
+        page_id, version_id, _ = snap.steps[route[1]].variants[0]
+        artifact = (
+            edge.sites_dir()
+            / str(route[1])
+            / "s"
+            / f"{edge.artifact_name(page_id, version_id)}.html"
+        )
+        html = artifact.read_bytes()
         nginx = start_nginx(tmp, nginx_port, html)
         nginx_url = f"http://127.0.0.1:{nginx_port}/index.html"
         wait_for(nginx_url)
@@ -327,27 +379,53 @@ def main() -> None:
             str(lua),
             script_args=(str(SECONDS),),
         )
+        flush_all()
+        app_stored = views_stored(workspace.pk) - before
+
+        # The edge: nginx + files, views in its log, shipped.
+        edge_port = free_port()
+        edge_nginx = start_edge(edge_port, app_port)
+        edge_url = f"http://127.0.0.1:{edge_port}/{funnel.slug}/"
+        wait_for(edge_url, host=host[1][6:])
+        wrk(edge_url, "-d2s", *host)
+        time.sleep(1.5)  # the log's flush interval
+        flush_all()
+        before = views_stored(workspace.pk)
+        edged = wrk(
+            edge_url,
+            f"-d{SECONDS + TAIL_SECONDS}s",
+            *host,
+            "-s",
+            str(lua),
+            script_args=(str(SECONDS), "/robots.txt"),
+        )
+        stop(edge_nginx)  # a graceful stop writes out the log's buffer
         stop(gunicorn)
         stop(nginx)
+        shipped_at = time.monotonic()
         flush_all()
+        ship_seconds = time.monotonic() - shipped_at
         stored = views_stored(workspace.pk) - before
     finally:
+        stop(edge_nginx)
         stop(gunicorn)
         stop(nginx)
         stop(floor)
         shutil.rmtree(tmp, ignore_errors=True)
         cleanup(workspace)
 
-    sent = app["views"]
-    app_rps = sent / app["view_seconds"]
+    app_sent = app["views"]
+    app_rps = app_sent / app["view_seconds"]
+    sent = edged["views"]
+    edge_rps = sent / edged["view_seconds"]
     print(
         f"nginx: {static['requests']} requests in {static['seconds']:.2f}s, "
         f"{static['rps']:.0f} req/s, p99 {static['p99_ms']:.2f} ms, "
         f"{len(html)} bytes"
     )
     print(
-        f"app: {sent} tracked page views in {app['view_seconds']:.2f}s "
-        f"(+{app['requests'] - sent} untracked bot views after), {app_rps:.0f} "
+        f"app: {app_sent} tracked page views in {app['view_seconds']:.2f}s "
+        f"(+{app['requests'] - app_sent} untracked bot views after), {app_rps:.0f} "
         f"views/s, p99 {app['p99_ms']:.2f} ms, non-200 {app['bad']}, "
         f"socket errors: {app['socket_errors'] or 'none'}"
     )
@@ -356,9 +434,17 @@ def main() -> None:
         f"{bare['rps']:.0f} req/s = {bare['rps'] / static['rps']:.3f} of nginx"
     )
     print(
-        f"bench serve: app_rps={app_rps:.0f} nginx_rps={static['rps']:.0f} "
-        f"ratio={app_rps / static['rps']:.3f} app_p99_ms={app['p99_ms']:.2f} "
-        f"sent={sent} stored={stored} gunicorn_floor_rps={bare['rps']:.0f}"
+        f"edge: {sent} tracked page views in {edged['view_seconds']:.2f}s, "
+        f"{edge_rps:.0f} views/s, p99 {edged['p99_ms']:.2f} ms, non-200 "
+        f"{edged['bad']}, socket errors: {edged['socket_errors'] or 'none'}; "
+        f"{stored} stored, shipping the whole log took {ship_seconds:.2f}s"
+    )
+    print(
+        f"bench serve: edge_rps={edge_rps:.0f} nginx_rps={static['rps']:.0f} "
+        f"edge_ratio={edge_rps / static['rps']:.3f} sent={sent} stored={stored} "
+        f"app_rps={app_rps:.0f} ratio={app_rps / static['rps']:.3f} "
+        f"app_p99_ms={app['p99_ms']:.2f} app_sent={app_sent} "
+        f"app_stored={app_stored} gunicorn_floor_rps={bare['rps']:.0f}"
     )
 
 

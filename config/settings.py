@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -106,6 +107,14 @@ try:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
     STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
+
+    # ---------------------------------------------------------------- API
+    # Requests per API token and window: "600/minute", "20/second", "10000/hour".
+    API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/minute")
+    if not re.fullmatch(r"\d+/(second|minute|hour|day|[smhd])", API_RATE_LIMIT):
+        raise EnvError(
+            f"API_RATE_LIMIT must look like 600/minute, got {API_RATE_LIMIT!r}"
+        )
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (config/proxies.py).
     TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
     try:
@@ -154,6 +163,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "django_htmx",
+    "ninja",
     "template_partials",
     "accounts",
     "funnels",
@@ -172,6 +182,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.actors.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -244,6 +255,22 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / ".data" / "media")))
 # Lead CSV exports: private files, served only through a workspace-scoped view.
 EXPORTS_ROOT = Path(env_str("EXPORTS_ROOT", str(BASE_DIR / ".data" / "exports")))
 EXPORT_TTL_HOURS = 24
+# The edge (pages/edge.py): published pages as files under EDGE_ROOT/sites, served
+# by nginx with the configuration edge_sync writes to EDGE_ROOT/nginx.conf; views
+# are lines in EDGE_ROOT/logs/*.log that the shipper stores (analytics.shipper).
+EDGE_ENABLED = env_bool("EDGE_ENABLED", True)
+EDGE_ROOT = Path(env_str("EDGE_ROOT", str(BASE_DIR / ".data" / "edge")))
+EDGE_LISTEN = env_str("EDGE_LISTEN", "127.0.0.1:8080")
+EDGE_UPSTREAM = env_str("EDGE_UPSTREAM", "127.0.0.1:8000")
+EDGE_WORKERS = env_str("EDGE_WORKERS", "auto")
+# Public form posts accepted per client IP per 10 minutes.
+FORM_IP_LIMIT = env_int("FORM_IP_LIMIT", 20)
+EDGE_NODE = env_str("EDGE_NODE", "")  # this node's name for its logs (host name)
+EDGE_USER = env_str("EDGE_USER", "")  # nginx's "user" (workers) when started as root
+EDGE_NGINX = env_str("EDGE_NGINX", "")  # default: nginx on PATH, if any
+# "signal": SIGHUP the nginx whose pid is in EDGE_ROOT/nginx.pid (same host);
+# "watch": a watcher next to nginx reloads when the file changes (compose).
+EDGE_RELOAD = env_str("EDGE_RELOAD", "signal")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -304,6 +331,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leads.tasks.checkouts_abandoned_task",
         "schedule": 300.0,
         "options": {"expires": 290},
+    },
+    "audit-log-purge": {
+        "task": "accounts.tasks.audit_purge_task",
+        "schedule": 60.0 * 60 * 24,
+        "options": {"expires": 60 * 60},
+    },
+    "api-idempotency-keys-purge": {
+        "task": "accounts.tasks.idempotency_keys_purge_task",
+        "schedule": 60.0 * 60,
+        "options": {"expires": 60 * 30},
     },
     "invitations-purge": {
         "task": "accounts.tasks.invitations_purge_task",

@@ -19,6 +19,10 @@ from config import fastsign
 FORM_TOKEN_FIELD = "_of"
 FORM_TOKEN_PLACEHOLDER = "__OF_FORM_TOKEN__"
 HONEYPOT_FIELD = "website"
+# Pages served as files by nginx (pages.edge) carry this instead of a token; the
+# visitor's ``oft_<step>`` cookie holds the view's request id (leads.spam).
+EDGE_FORM_TOKEN = "edge"
+EDGE_TOKEN_COOKIE_PREFIX = "oft_"
 _SALT = "openfunnels.public-form"
 MAX_AGE_SECONDS = 60 * 60 * 24
 

@@ -30,6 +30,8 @@ from config import proxies
 from funnels.models import BRANCHING_KINDS, Step
 from funnels.paths import step_next
 from funnels.public_forms import (
+    EDGE_FORM_TOKEN,
+    EDGE_TOKEN_COOKIE_PREFIX,
     FORM_TOKEN_FIELD,
     FORM_TOKEN_PLACEHOLDER,
     FormToken,
@@ -46,7 +48,8 @@ MAX_FIELDS = 40
 MAX_BODY_BYTES = 64 * 1024
 # Per client IP (config.proxies) and workspace: behind a trusted proxy each visitor
 # has their own budget, so a busy installation takes thousands of posts a minute.
-IP_LIMIT = (20, 600)  # submissions per IP per workspace per 10 minutes
+# Submissions per IP per workspace per 10 minutes: FORM_IP_LIMIT (default 20).
+IP_LIMIT = (settings.FORM_IP_LIMIT, 600)
 EMAIL_LIMIT = (5, 600)  # submissions per e-mail address per workspace per 10 minutes
 ORDER_COOKIE = "of_order"
 ORDER_COOKIE_SALT = "leads.order-cookie"
@@ -124,7 +127,14 @@ def _error_page(
 def _guard(request: HttpRequest, step: Step, data: dict) -> FormToken:
     """Run the bot and abuse checks; return the form's verified token."""
     spam.check_honeypot(data)
-    token = spam.check_form_token(data.get(FORM_TOKEN_FIELD, ""), step_id=step.pk)
+    value = data.get(FORM_TOKEN_FIELD, "")
+    if value == EDGE_FORM_TOKEN:  # a page nginx served: its logged view
+        token = spam.check_edge_token(
+            request.COOKIES.get(f"{EDGE_TOKEN_COOKIE_PREFIX}{step.pk}"),
+            step_id=step.pk,
+        )
+    else:
+        token = spam.check_form_token(value, step_id=step.pk)
     ip = _client_ip(request)
     if ip:
         spam.rate_limit(

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from django.core import signing
 
+from analytics import selectors as analytics_selectors
+from analytics import shipper
 from config import ratelimit
-from funnels.public_forms import HONEYPOT_FIELD, FormToken, form_token_read
+from funnels.public_forms import (
+    HONEYPOT_FIELD,
+    MAX_AGE_SECONDS,
+    FormToken,
+    form_token_read,
+)
 
 MIN_FILL_SECONDS = 2.0
 
@@ -39,6 +47,50 @@ def check_form_token(
     if elapsed < MIN_FILL_SECONDS:
         raise SpamError("That was quick! Please wait a moment and send the form again.")
     return parsed
+
+
+EDGE_TOKEN_WAIT_SECONDS = 2.0
+
+
+def check_edge_token(
+    request_id: str | None, *, step_id: int, now: float | None = None
+) -> FormToken:
+    """The token of a form on a page nginx served (pages.edge): the view's own
+    request id, which nginx logged and set in the ``oft_<step>`` cookie.
+
+    Valid when a view of this step with that id is stored (the app ships the
+    logs itself if the shipper has not yet), at least MIN_FILL_SECONDS ago and
+    at most a day. A bot must fetch the page to get one; each id is accepted for
+    one submission (it is the submission's nonce, unique per workspace).
+    """
+    try:
+        event_id = uuid.UUID(hex=request_id or "")
+    except ValueError:
+        raise SpamError(
+            "This form is not valid. Reload the page and try again."
+        ) from None
+    seen = analytics_selectors.view_logged(event_id=event_id, step_id=step_id)
+    deadline = time.monotonic() + EDGE_TOKEN_WAIT_SECONDS
+    while seen is None and time.monotonic() < deadline:
+        # The view may still be in the log (the shipper runs every ~1 s).
+        shipper.ship_once()
+        seen = analytics_selectors.view_logged(event_id=event_id, step_id=step_id)
+        if seen is None:
+            time.sleep(0.2)
+    if seen is None:
+        raise SpamError("This form is not valid. Reload the page and try again.")
+    shown_at, variant_id = seen
+    elapsed = (now if now is not None else time.time()) - shown_at.timestamp()
+    if elapsed > MAX_AGE_SECONDS:
+        raise SpamError("This form has expired. Reload the page and try again.")
+    if elapsed < MIN_FILL_SECONDS:
+        raise SpamError("That was quick! Please wait a moment and send the form again.")
+    return FormToken(
+        step_id=step_id,
+        issued_at=shown_at.timestamp(),
+        nonce=event_id.hex,
+        variant_id=variant_id,
+    )
 
 
 def check_honeypot(data: dict) -> None:

@@ -26,6 +26,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
-from analytics import ingest
+from analytics import ingest, shipper
 from analytics import services as analytics
 from config import proxies
 from funnels.public_forms import FORM_TOKEN_PLACEHOLDER, form_token_issue
@@ -268,7 +269,7 @@ def page_response(
         drop_ip_addresses=ref["drop_ip"],
     )
     cookie = request.COOKIES.get(analytics.visitor_cookie_name(workspace))
-    visitor, visitor_line = analytics.step_view_visitor(
+    visitor, _visitor_line = analytics.step_view_visitor(
         workspace=workspace,
         funnel_id=ref["funnel_id"],
         step_id=ref["step_id"],
@@ -294,26 +295,33 @@ def page_response(
         body = form_token_issue(step_id=ref["step_id"], variant_id=page_id).join(parts)
     else:
         body = parts[0]
-    fields = None
     if visitor is not None:
-        fields = analytics.step_view_fields(
-            workspace=workspace,
-            funnel_id=ref["funnel_id"],
-            step_id=ref["step_id"],
-            visitor=visitor,
-            visitor_line=visitor_line,
-            page_version_id=version_id,
-            variant_id=page_id,
-        )
-    ok, gen = ingest.stream_append_entry_get(fields, GEN_KEY)
+        # The view is a line in the view log, as nginx writes it (pages.edge): the
+        # shipper (analytics.shipper) stores it. No Redis, no SQL on this path.
+        try:
+            shipper.view_log_write(
+                {
+                    "t": f"{time.time():.3f}",
+                    "id": uuid.uuid4().hex,
+                    "v": "ofv=" + visitor.public_id.hex.upper(),
+                    "s": str(ref["step_id"]),
+                    "p": f"{page_id}-{version_id}",
+                    "k": "d" if strip_prefix else "s",
+                    "m": request.method or "GET",
+                    "st": "200",
+                    "q": meta.get("QUERY_STRING", ""),
+                    "r": meta.get("HTTP_REFERER", ""),
+                    "ua": meta.get("HTTP_USER_AGENT", ""),
+                    "pf": "".join(meta.get(key, "") for key in _PREFETCH_META),
+                    "ip": proxies.client_ip(meta) or "",
+                }
+            )
+        except OSError:
+            logger.error("serving: view of step %s not logged", ref["step_id"])
+    # Whether published state changed (one GET; tracking does not depend on it).
+    ok, gen = ingest.stream_append_entry_get(None, GEN_KEY)
     if ok:
         _local.note_gen(gen)
-    elif fields is not None:
-        try:
-            analytics.step_view_store_direct(fields)
-        except DatabaseError:
-            # Redis and PostgreSQL both down: the page is still worth showing.
-            logger.error("serving: view of step %s not recorded", ref["step_id"])
     response = HttpResponse(body)
     # Every view is counted, so no shared cache may answer for us.
     response["Cache-Control"] = "private, no-cache"

@@ -1,4 +1,5 @@
-"""`make run`: local servers if needed, migrate, demo data, then web + worker + beat.
+"""`make run`: local servers if needed, migrate, demo data, then the processes:
+web, worker, beat and the view shipper.
 
 Ctrl-C stops all of them (and the project-local PostgreSQL/Redis it started).
 """
@@ -56,6 +57,9 @@ def main() -> int:
         "web": [*manage, "runserver", f"{HOST}:{PORT}"],
         "worker": [*celery, "worker", "-l", "info", "--concurrency", "2"],
         "beat": [*celery, "beat", "-l", "info"],
+        # Page views are lines in .data/edge/logs/: this stores them (and nginx's,
+        # when an nginx runs the generated .data/edge/nginx.conf).
+        "shipper": [*manage, "ship_views"],
     }
     procs = {
         name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()
@@ -63,7 +67,7 @@ def main() -> int:
     print(
         f"\n  OpenFunnels is running at http://{HOST}:{PORT}/\n"
         "  Demo login: demo@openfunnels.local / demo-funnels-2024\n"
-        "  Press Ctrl-C to stop the web server, the worker and beat.\n",
+        "  Press Ctrl-C to stop the web server, the worker, beat and the shipper.\n",
         flush=True,
     )
     code = 0

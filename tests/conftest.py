@@ -10,10 +10,15 @@ from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 def _clear_cache():
     """Each test starts with an empty cache (sessions, rate limits) in real Redis,
     and public serving forgets the hosts and pages earlier tests published."""
+    from analytics import shipper
     from pages import serving
 
     cache.clear()
     serving.local_caches_clear()
+    # Each test ships only the views it logged itself.
+    shipper.view_log_reset()
+    for path in shipper.log_files():
+        path.unlink(missing_ok=True)
     yield
 
 
@@ -32,6 +37,17 @@ def public_client(db):
         return Client(HTTP_HOST=public_host(workspace), **defaults)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path_factory):
+    """Uploads (and template images copied into new funnels) go to a temporary
+    folder, never into the checkout's .data/media. (Not through the ``settings``
+    fixture: some tests name a parameter ``settings``.)"""
+    from django.test import override_settings
+
+    with override_settings(MEDIA_ROOT=tmp_path_factory.getbasetemp() / "media"):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -51,6 +51,8 @@ def proxy(live_server, tmp_path):
     env = {
         **os.environ,
         "UPSTREAM": live_server.url.split("//", 1)[1],
+        # The edge (nginx) has its own test (tests/pages/test_edge.py).
+        "PAGES_UPSTREAM": live_server.url.split("//", 1)[1],
         "MEDIA_DIR": str(media),
         "APP_HOST": "app.test",
         "PROXY_HTTP_PORT": str(port),

@@ -19,3 +19,10 @@ os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("SITE_URL", "http://testserver")
 os.environ.setdefault("PUBLIC_DOMAIN", "localhost")
 os.environ.setdefault("PUBLIC_SCHEME", "http")
+os.environ.setdefault("EDGE_ENABLED", "false")  # tests/pages/test_edge.py turns it on
+# View logs and published files of this run only (a stale log would be shipped
+# into the fresh test database).
+if "EDGE_ROOT" not in os.environ:
+    import tempfile
+
+    os.environ["EDGE_ROOT"] = tempfile.mkdtemp(prefix="of-edge-test-")

@@ -135,7 +135,7 @@ _ITEM_EVENT = {
 def _record_sale_events(order: Order, payment: Payment) -> None:
     """One analytics event per item sold, with its amount, after the commit."""
     for item in payment.items.all():
-        services.record_event_on_commit(
+        services.record_event(
             workspace_id=order.workspace_id,
             funnel_id=order.funnel_id,
             step_id=item.step_id,

@@ -141,7 +141,7 @@ def upsell_decline(
     if order is None and step.kind not in {StepKind.UPSELL, StepKind.DOWNSELL}:
         return False
     key = f"decline:{order.public_id if order else visitor_id}:{step.pk}"
-    services.record_event_on_commit(
+    services.record_event(
         workspace_id=step.workspace_id,
         funnel_id=step.funnel_id,
         step_id=step.pk,

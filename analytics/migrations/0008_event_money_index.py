@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("analytics", "0006_journey_paths")]
+    dependencies = [("analytics", "0007_log_offset")]
 
     operations = [
         # Customer value reads only the money events of a workspace.

@@ -1,0 +1,321 @@
+"""Published pages as files, served by a real nginx with the configuration the app
+writes (pages.edge): one nginx for the whole module, in front of the live server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from pages import edge
+from pages.models import Page
+from pages.services import (
+    domain_add,
+    funnel_create_from_template,
+    funnel_publish,
+    funnel_unpublish,
+    page_for_step,
+    variant_add,
+    variant_weights_set,
+)
+
+NGINX = shutil.which("nginx")
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(NGINX is None, reason="nginx is not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Edge:
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get(
+        self, path: str, host: str, cookie: str = "", method: str = "GET", data=None
+    ):
+        headers = {"Host": host, "User-Agent": "Mozilla/5.0 (X11; Linux) Firefox/120"}
+        if cookie:
+            headers["Cookie"] = cookie
+        request = urllib.request.Request(
+            self.base + path, headers=headers, method=method, data=data
+        )
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=10) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, exc.read()
+
+    def _workers(self) -> int:
+        pid = int((self.root / "nginx.pid").read_text())
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return len(children)
+
+    def wait_reloaded(self, probe) -> None:
+        """nginx reloads in the background: wait until the old worker is gone
+        (it answers with the old configuration until then) and ``probe()`` holds."""
+        deadline = time.monotonic() + 10
+        while not (self._workers() == 1 and probe() and self._workers() == 1):
+            if time.monotonic() > deadline:
+                pytest.fail("nginx did not pick up the new configuration")
+            time.sleep(0.05)
+
+    def log_lines(self) -> list[dict]:
+        # The log is buffered (flush=1s): reopen it to make nginx write it out.
+        subprocess.run([NGINX, "-c", str(edge.conf_path()), "-s", "reopen"], check=True)
+        time.sleep(0.3)
+        path = edge.log_path()
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+@pytest.fixture(scope="module")
+def nginx_edge(live_server, tmp_path_factory, django_db_blocker):
+    root = tmp_path_factory.mktemp("edge")
+    port = _free_port()
+    with override_settings(
+        EDGE_ENABLED=True,
+        EDGE_ROOT=root,
+        EDGE_LISTEN=f"127.0.0.1:{port}",
+        EDGE_UPSTREAM=live_server.url.split("//", 1)[1],
+        EDGE_WORKERS="1",
+        EDGE_RELOAD="signal",
+        # Workers read files under pytest's private temporary folder.
+        EDGE_USER="root" if os.geteuid() == 0 else "",
+    ):
+        with django_db_blocker.unblock():
+            edge.edge_sync()
+        process = subprocess.Popen(
+            [NGINX, "-c", str(edge.conf_path()), "-p", str(root), "-g", "daemon off;"],
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    process.kill()
+                    pytest.fail("nginx did not start")
+                time.sleep(0.05)
+        yield Edge(root, port)
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _from_edge(response) -> bool:
+    """Answered by nginx from a file (the app sets no form-token cookie)."""
+    status, headers, _ = response
+    cookies = headers.get_all("Set-Cookie") or []
+    return status == 200 and any(
+        c.startswith(edge.TOKEN_COOKIE_PREFIX) for c in cookies
+    )
+
+
+def _visitor(headers) -> str:
+    for value in headers.get_all("Set-Cookie") or []:
+        if value.startswith(f"{edge.VISITOR_COOKIE}="):
+            return value.split(";", 1)[0]
+    return ""
+
+
+def test_publish_writes_files_that_nginx_serves_with_a_visitor_cookie_and_a_log_line(
+    nginx_edge, workspace, owner
+):
+    """A published step is a file; nginx sends it byte for byte, sets the visitor
+    cookie and the form-token cookie, and writes the view's log line."""
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Guide"
+    )
+    funnel_publish(funnel=funnel, user=owner)
+    step = funnel.steps.order_by("position").first()
+    page = page_for_step(step=step)
+    page.refresh_from_db()
+    host = f"{workspace.slug}.localhost"
+    artifact = (
+        edge.sites_dir()
+        / str(step.pk)
+        / "s"
+        / f"{edge.artifact_name(page.pk, page.published_version_id)}.html"
+    )
+    nginx_edge.wait_reloaded(
+        lambda: _from_edge(nginx_edge.get(f"/{funnel.slug}/", host))
+    )
+    assert artifact.exists()
+    assert "__OF_FORM_TOKEN__" not in artifact.read_text()
+
+    status, headers, body = nginx_edge.get(f"/{funnel.slug}/?utm_source=ads", host)
+    assert status == 200
+    assert body == artifact.read_bytes()
+    assert headers["Cache-Control"] == "private, no-cache"
+    assert "script-src" in headers["Content-Security-Policy"]
+    assert _visitor(headers).startswith("ofv=")
+    cookies = headers.get_all("Set-Cookie")
+    assert any(c.startswith(f"oft_{step.pk}=") for c in cookies)
+
+    lines = [line for line in nginx_edge.log_lines() if line["q"] == "utm_source=ads"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["s"] == str(step.pk)
+    assert line["p"] == edge.artifact_name(page.pk, page.published_version_id)
+    assert line["m"] == "GET" and line["st"] == "200" and line["k"] == "s"
+    assert len(line["id"]) == 32 and line["v"].startswith("ofv=")
+
+    # Form posts and unknown paths go to the app.
+    status, _, _ = nginx_edge.get(f"/{funnel.slug}/nope/", host)
+    assert status == 404
+    status, _, _ = nginx_edge.get(
+        f"/{funnel.slug}/{step.slug}/optin/", host, method="POST", data=b"email=x"
+    )
+    assert status in {303, 400, 403}
+    # A stranger's host serves nothing of this workspace.
+    assert nginx_edge.get(f"/{funnel.slug}/", "other.localhost")[0] == 404
+
+    funnel_unpublish(funnel=funnel)
+    nginx_edge.wait_reloaded(lambda: nginx_edge.get(f"/{funnel.slug}/", host)[0] == 404)
+
+
+def test_split_test_is_sticky_per_visitor_and_follows_the_weights(
+    nginx_edge, workspace, owner
+):
+    """Two variants at 50/50 both get visitors; a returning visitor keeps theirs;
+    weight 0 takes a variant out after the reload."""
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Split"
+    )
+    step = funnel.steps.order_by("position").first()
+    control = page_for_step(step=step)
+    challenger = variant_add(page=control)
+    funnel_publish(funnel=funnel, user=owner)
+    host = f"{workspace.slug}.localhost"
+    path = f"/{funnel.slug}/"
+    nginx_edge.wait_reloaded(lambda: _from_edge(nginx_edge.get(path, host)))
+    bodies = {}
+    for page in Page.objects.filter(pk__in=[control.pk, challenger.pk]):
+        name = edge.artifact_name(page.pk, page.published_version_id)
+        bodies[
+            (edge.sites_dir() / str(step.pk) / "s" / f"{name}.html").read_bytes()
+        ] = page.pk
+    seen = Counter()
+    visitors = []
+    for _ in range(40):
+        status, headers, body = nginx_edge.get(path, host)
+        assert status == 200
+        seen[bodies[body]] += 1
+        visitors.append((_visitor(headers), bodies[body]))
+    assert seen[control.pk] >= 8 and seen[challenger.pk] >= 8
+    for cookie, page_id in visitors[:10]:
+        for _ in range(3):
+            assert bodies[nginx_edge.get(path, host, cookie=cookie)[2]] == page_id
+
+    variant_weights_set(step=step, weights={control.pk: 0, challenger.pk: 100})
+    challenger_body = next(b for b, pk in bodies.items() if pk == challenger.pk)
+    cookie = next(c for c, pk in visitors if pk == control.pk)
+    nginx_edge.wait_reloaded(
+        lambda: nginx_edge.get(path, host, cookie=cookie)[2] == challenger_body
+    )
+
+
+def test_custom_domain_serves_the_funnel_at_its_root(nginx_edge, workspace, owner):
+    """A connected domain answers at / with the page whose links lost the prefix."""
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Dom"
+    )
+    funnel_publish(funnel=funnel, user=owner)
+    domain_add(workspace=workspace, host="shop.example.org", funnel=funnel)
+    nginx_edge.wait_reloaded(
+        lambda: _from_edge(nginx_edge.get("/", "shop.example.org"))
+    )
+    body = nginx_edge.get("/", "shop.example.org")[2].decode()
+    assert f'"/{funnel.slug}/' not in body
+    # Its second step at /<step>/.
+    second = funnel.steps.order_by("position")[1]
+    assert _from_edge(nginx_edge.get(f"/{second.slug}/", "shop.example.org"))
+
+
+def test_a_refused_configuration_keeps_the_old_one(nginx_edge, settings):
+    """nginx -t runs before the swap: a broken config never replaces a good one."""
+    before = edge.conf_path().read_text()
+    settings.EDGE_LISTEN = "127.0.0.1:not-a-port"
+    settings.EDGE_ENABLED = True
+    with pytest.raises(edge.EdgeError):
+        edge.edge_sync()
+    assert edge.conf_path().read_text() == before
+
+
+def _cookies(headers) -> str:
+    return "; ".join(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie") or [])
+
+
+def test_an_opt_in_on_a_page_nginx_served_is_checked_against_its_logged_view(
+    nginx_edge, workspace, owner
+):
+    """No Python ran for the view: the form's token is the view's request id (a
+    cookie nginx set), valid once its view is logged and 2 s old, once."""
+    from analytics.models import Event
+    from analytics.services import edge_cookie_read
+    from leads.models import Lead, Submission
+
+    funnel = funnel_create_from_template(
+        workspace=workspace, user=owner, template_key="lead-magnet", name="Optin"
+    )
+    funnel_publish(funnel=funnel, user=owner)
+    step = funnel.steps.order_by("position").first()
+    host = f"{workspace.slug}.localhost"
+    page_path = f"/{funnel.slug}/"
+    nginx_edge.wait_reloaded(lambda: _from_edge(nginx_edge.get(page_path, host)))
+    status, headers, body = nginx_edge.get(page_path, host)
+    assert b'name="_of" value="edge"' in body
+    cookie = _cookies(headers)
+    form = f"/{funnel.slug}/{step.slug}/optin/"
+    fields = b"email=ann%40example.com&consent=yes&consent_text=ok&_of=edge"
+
+    # Too quick: a person takes longer than 2 s.
+    status, _, body = nginx_edge.get(
+        form, host, cookie=cookie, method="POST", data=fields
+    )
+    assert status == 400 and b"quick" in body
+    time.sleep(2.1)
+    # A made-up request id was never a logged view.
+    forged = cookie.replace(cookie.split(f"oft_{step.pk}=")[1].split(";")[0], "0" * 32)
+    status, _, _ = nginx_edge.get(form, host, cookie=forged, method="POST", data=fields)
+    assert status == 400
+    status, headers, _ = nginx_edge.get(
+        form, host, cookie=cookie, method="POST", data=fields
+    )
+    assert status == 302
+    lead = Lead.objects.get(email="ann@example.com")
+    visitor = edge_cookie_read(cookie.split("ofv=")[1].split(";")[0])
+    optin = Event.objects.get(kind="optin")
+    assert optin.visitor_id == visitor
+    # The view nginx logged, shipped, is this visitor's.
+    assert Event.objects.filter(kind="view", visitor_id=visitor).count() == 1
+    # The same token again: one submission.
+    nginx_edge.get(form, host, cookie=cookie, method="POST", data=fields)
+    assert Submission.objects.filter(lead=lead).count() == 1
