@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 
 from . import offers
 from .models import (
@@ -19,6 +20,7 @@ from .models import (
     Funnel,
     Product,
     PublishedOffer,
+    Stage,
     Step,
     StepKind,
 )
@@ -162,8 +164,8 @@ def funnel_duplicate(
     for old in old_steps:
         if old.accept_target_id or old.decline_target_id:
             new = new_by_old[old.pk]
-            new.accept_target_id = mapping.get(old.accept_target_id)
-            new.decline_target_id = mapping.get(old.decline_target_id)
+            new.accept_target_id = mapping.get(old.accept_target_id or 0)
+            new.decline_target_id = mapping.get(old.decline_target_id or 0)
             new.save(update_fields=["accept_target", "decline_target"])
     return copy, mapping
 
@@ -191,6 +193,12 @@ def funnel_delete(*, funnel: Funnel, confirm_name: str) -> None:
         raise ValidationError(
             {"confirm_name": f"Type the funnel name “{funnel.name}” to confirm."}
         )
+    audit_record(
+        workspace=funnel.workspace_id,
+        action="funnel.delete",
+        target=funnel,
+        before={"name": funnel.name, "slug": funnel.slug},
+    )
     funnel.delete()
 
 
@@ -268,9 +276,16 @@ def step_update(
     kind: str | None = None,
     accept_target: Step | object | None = _UNSET,
     decline_target: Step | object | None = _UNSET,
+    stage: str | None = None,
 ) -> Step:
-    """Change any of a step's fields; only the keywords passed are touched."""
+    """Change any of a step's fields; only the keywords passed are touched
+    (``stage=""``: back to the default for the step's kind)."""
     fields: list[str] = []
+    if stage is not None:
+        if stage and stage not in Stage.values:
+            raise ValidationError({"stage": "Pick a journey stage."})
+        step.stage = stage
+        fields.append("stage")
     if name is not None:
         step.name = _clean_name(name)
         fields.append("name")
@@ -357,6 +372,12 @@ def step_delete(*, step: Step) -> None:
         )
     funnel_id = step.funnel_id
     position = step.position
+    audit_record(
+        workspace=step.workspace_id,
+        action="step.delete",
+        target=step,
+        before={"name": step.name, "slug": step.slug, "kind": step.kind},
+    )
     step.delete()
     Step.objects.filter(funnel_id=funnel_id, position__gt=position).update(
         position=F("position") - 1
@@ -426,3 +447,15 @@ def step_offer_freeze(*, step: Step) -> PublishedOffer | None:
         Step.objects.filter(pk=step.pk).update(live_offer=live)
     step.live_offer = live
     return live
+
+
+@transaction.atomic
+def product_delete(*, product: Product) -> None:
+    """Delete a product never sold nor offered (else ProtectedError: archive it)."""
+    audit_record(
+        workspace=product.workspace_id,
+        action="product.delete",
+        target=product,
+        before={"name": product.name, "price_minor": product.price_minor},
+    )
+    product.delete()

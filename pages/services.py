@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
+from accounts.services import audit_record
 from funnels import paths
 from funnels import selectors as funnel_selectors
 from funnels import services as funnel_services
@@ -308,6 +309,7 @@ def page_render_refused_form(
     )
     funnel = page.step.funnel
     values = {k: v for k, v in values.items() if k not in SECRET_FORM_FIELDS}
+    assert page.published_version is not None  # checked above
     return _render_public(
         page,
         page.published_version.document,
@@ -384,8 +386,19 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
             f"Not published: {page.step.name} is over the workspace's page-speed "
             f"budget (score {report.score}/100). {report.fixes[0]}"
         )
+    was_published = funnel.published_at is not None
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
+    audit_record(
+        workspace=funnel.workspace_id,
+        action="funnel.publish",
+        target=funnel,
+        before={"published": was_published},
+        after={
+            "published": True,
+            "versions": {str(v.page_id): v.number for v in versions},
+        },
+    )
     _forget_live_pages(funnel)
     return versions
 
@@ -419,8 +432,18 @@ def speed_budget_update(*, workspace: Workspace, data: dict[str, Any]) -> SpeedB
 
 @transaction.atomic
 def funnel_unpublish(*, funnel: Funnel) -> Funnel:
-    Funnel.objects.filter(pk=funnel.pk).update(published_at=None)
+    updated = Funnel.objects.filter(pk=funnel.pk, published_at__isnull=False).update(
+        published_at=None
+    )
     funnel.published_at = None
+    if updated:
+        audit_record(
+            workspace=funnel.workspace_id,
+            action="funnel.unpublish",
+            target=funnel,
+            before={"published": True},
+            after={"published": False},
+        )
     _forget_live_pages(funnel)
     return funnel
 
@@ -434,8 +457,20 @@ def page_rollback(*, page: Page, version: PageVersion) -> Page:
         raise ValidationError(
             "This variant was removed from its split test and cannot go live again."
         )
+    previous = page.published_version_id
     Page.objects.filter(pk=page.pk).update(published_version=version)
     page.published_version = version
+    audit_record(
+        workspace=page.workspace_id,
+        action="page.rollback",
+        target=page,
+        before={
+            "version": PageVersion.objects.filter(pk=previous or 0)
+            .values_list("number", flat=True)
+            .first()
+        },
+        after={"version": version.number},
+    )
     _forget_live_pages(page.step.funnel)
     return page
 
@@ -574,9 +609,10 @@ def variant_pause(*, page: Page) -> Page:
     """Stop serving a variant (weight 0) without removing it."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was removed.")
+    page = found
     if not any(p.weight > 0 for p in variants if p.pk != page.pk):
         raise ValidationError(
             f"{page.name} is the only variant being served: resume another one first."
@@ -592,9 +628,10 @@ def variant_resume(*, page: Page) -> Page:
     """Serve a paused variant again, with the average weight of the others."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was removed; it cannot be resumed.")
+    page = found
     served = [p.weight for p in variants if p.weight > 0 and p.pk != page.pk]
     page.weight = round(sum(served) / len(served)) if served else 100
     page.save(update_fields=["weight", "updated_at"])
@@ -619,9 +656,10 @@ def variant_remove(*, page: Page) -> Page:
     """Remove a variant, mid-test or not: it stops being served at once."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was already removed.")
+    page = found
     others = [p for p in variants if p.pk != page.pk]
     if not others:
         raise ValidationError("A step needs a page: this is its only variant.")
@@ -670,9 +708,10 @@ def split_test_declare_winner(
             "variants to start one."
         )
     variants = _live_variants(step)
-    winner = next((p for p in variants if p.pk == winner.pk), None)
-    if winner is None:
+    chosen = next((p for p in variants if p.pk == winner.pk), None)
+    if chosen is None:
         raise ValidationError("Pick one of the step's current variants as the winner.")
+    winner = chosen
     if step.funnel.is_published and winner.published_version_id is None:
         raise ValidationError(
             f"{winner.name} has never been published: publish the funnel first, "
@@ -872,7 +911,7 @@ def _load_image(
             probe.verify()
             with _decode_slots().hold(settings.IMAGE_UPLOAD_WAIT_SECONDS):
                 upload.seek(0)
-                image = Image.open(upload)
+                image: Image.Image = Image.open(upload)
                 target = _fit(width, height, max_side)
                 if fmt == "JPEG":
                     image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale
@@ -917,7 +956,7 @@ def image_upload(
             f"images/{month}/{stem}.{ext}", ContentFile(buf.getvalue())
         )
         stored.append(original)
-        variants = {}
+        variants: dict[str, str] = {}
         # Every standard width below the original, then the original's own width
         # (capped at the largest standard width), so a 1600-px image is offered
         # at 480, 960 and 1600 and full-width layouts get full resolution.
@@ -1070,11 +1109,25 @@ def domain_add(*, workspace: Workspace, host: str, funnel: Funnel) -> Domain:
             )
     except IntegrityError:  # added by someone else a moment ago
         raise ValidationError(f"{name} is already used.") from None
+    audit_record(
+        workspace=workspace,
+        action="domain.add",
+        target=domain,
+        target_label=name,
+        after={"host": name, "funnel": funnel.name},
+    )
     _forget_live_pages()
     return domain
 
 
 @transaction.atomic
 def domain_delete(*, domain: Domain) -> None:
+    audit_record(
+        workspace=domain.workspace_id,
+        action="domain.delete",
+        target=domain,
+        target_label=domain.host,
+        before={"host": domain.host},
+    )
     domain.delete()
     _forget_live_pages()

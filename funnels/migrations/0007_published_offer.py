@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('funnels', '0005_funnel_slug_per_workspace'),
+        ('funnels', '0006_step_stage'),
     ]
 
     operations = [

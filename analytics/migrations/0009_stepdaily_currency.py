@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0007_log_offset'),
+        ('analytics', '0008_event_money_index'),
     ]
 
     operations = [
