@@ -12,7 +12,7 @@ from funnels.models import Funnel, Product, StepOffer
 from pages.models import Page
 from pages.services import funnel_create_from_template
 from tests.api.conftest import error_of
-from tests.factories import FunnelFactory, ProductFactory
+from tests.factories import FunnelFactory, ProductFactory, offers_fill
 
 pytestmark = pytest.mark.django_db
 
@@ -149,6 +149,7 @@ def test_create_from_template_bad_input(api, workspace):
 
 # ---------------------------------------------------------------- publishing
 def test_publish_and_unpublish_are_audited(api, tripwire, workspace):
+    offers_fill(tripwire)  # selling steps need a product to be published
     response = api.post(f"/funnels/{tripwire.pk}/publish")
     assert response.status_code == 200
     body = response.json()

@@ -16,7 +16,7 @@ from leads import checkout
 from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD
 from leads.models import Order, Payment
 from tests.api.conftest import ApiClient, error_of, make_token
-from tests.factories import FunnelFactory, ProductFactory, StepFactory
+from tests.factories import FunnelFactory, ProductFactory, StepFactory, offers_freeze
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,7 @@ def buy(workspace, email: str, *, card: str = SUCCESS_CARD) -> Order:
     StepOffer.objects.create(
         workspace=workspace, step=step, product=main, bump_product=bump
     )
+    offers_freeze(step.funnel)
     return checkout.order_checkout(
         step=step,
         data={"email": email},
