@@ -49,7 +49,7 @@ def check_form_token(
     return parsed
 
 
-EDGE_TOKEN_WAIT_SECONDS = 2.0
+EDGE_TOKEN_WAIT_SECONDS = 5.0
 
 
 def check_edge_token(
@@ -73,7 +73,7 @@ def check_edge_token(
     deadline = time.monotonic() + EDGE_TOKEN_WAIT_SECONDS
     while seen is None and time.monotonic() < deadline:
         # The view may still be in the log (the shipper runs every ~1 s).
-        shipper.ship_once()
+        shipper.ship_once(wait=False)
         seen = analytics_selectors.view_logged(event_id=event_id, step_id=step_id)
         if seen is None:
             time.sleep(0.2)

@@ -253,9 +253,7 @@ def test_custom_domain_serves_the_funnel_at_its_root(nginx_edge, workspace, owne
     )
     funnel_publish(funnel=funnel, user=owner)
     domain_add(workspace=workspace, host=DOMAIN, funnel=funnel)
-    nginx_edge.wait_reloaded(
-        lambda: _from_edge(nginx_edge.get("/", DOMAIN))
-    )
+    nginx_edge.wait_reloaded(lambda: _from_edge(nginx_edge.get("/", DOMAIN)))
     body = nginx_edge.get("/", DOMAIN)[2].decode()
     assert f'"/{funnel.slug}/' not in body
     # Its second step at /<step>/.
