@@ -295,6 +295,37 @@ def ship_forever(*, interval: float = 0.25, stop=lambda: False) -> None:
         time.sleep(interval)
 
 
+def view_in_logs(
+    request_id: str, *, step_id: int, tail_bytes: int = 32 << 20
+) -> dict | None:
+    """The logged line of a view not yet shipped, found in the logs' tails.
+
+    For the edge's form token when the shipper lags (or is down): the line nginx
+    wrote is proof enough that the page was fetched. Scans the last
+    ``tail_bytes`` of each log, newest first; None when it is not there.
+    """
+    if len(request_id) != 32 or not all(c in "0123456789abcdef" for c in request_id):
+        return None
+    needle = f'"id":"{request_id}"'.encode()
+    for path in sorted(log_files(), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - tail_bytes))
+                data = handle.read()
+        except OSError:
+            continue
+        at = data.rfind(needle)
+        if at < 0:
+            continue
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        line = _parse(data[start : end if end >= 0 else len(data)])
+        if line and str(line.get("s")) == str(step_id):
+            return line
+    return None
+
+
 # ------------------------------------------------------------------ writing
 _handle: tuple[int, int, Path] | None = None  # (pid, fd, folder)
 
