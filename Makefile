@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt bench migrate shell services-stop chromium
+.PHONY: help run test lint fmt bench migrate shell services-stop chromium apitoken
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,9 +46,11 @@ run: $(VENV)/.installed ## Run the app, a Celery worker and beat (local Postgres
 test: $(VENV)/.installed chromium ## Run the whole test suite, browser tests included
 	$(PY) scripts/devservices.py exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## Lint and check formatting
+lint: $(VENV)/.installed ## Lint, check formatting, the app layers (import-linter) and types (mypy)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 fmt: $(VENV)/.installed ## Fix lint findings and format the code
 	$(VENV)/bin/ruff check --fix .
@@ -59,6 +61,10 @@ migrate: $(VENV)/.installed ## Apply migrations to the configured or local datab
 
 bench: $(VENV)/.installed ## Run every benchmark in bench/ and print their figures
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) scripts/devservices.py exec -- $(PY) $$b || exit 1; done
+
+apitoken: $(VENV)/.installed ## Print a new read-write API token: make apitoken WORKSPACE=<slug> NAME=<name>
+	@test -n "$(WORKSPACE)" -a -n "$(NAME)" || { echo "Usage: make apitoken WORKSPACE=<slug> NAME=<name>"; exit 2; }
+	@$(PY) scripts/devservices.py exec -- $(PY) manage.py apitoken create --workspace "$(WORKSPACE)" --name "$(NAME)"
 
 shell: $(VENV)/.installed ## Django shell against the configured or local database
 	$(PY) scripts/devservices.py exec -- $(PY) manage.py shell

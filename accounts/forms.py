@@ -8,7 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from . import throttles
-from .models import Role
+from .models import Role, TokenRole
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
 
@@ -125,3 +125,45 @@ class FilterDateField(forms.DateField):
         if day is not None and not self.MIN <= day <= self.MAX:
             raise forms.ValidationError("Pick a date between the years 2000 and 2100.")
         return day
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label="Token name",
+        max_length=80,
+        help_text="Who uses it, e.g. “Zapier” or “CRM sync”.",
+    )
+    role = forms.ChoiceField(
+        label="Access",
+        choices=TokenRole.choices,
+        initial=TokenRole.READ_ONLY,
+        widget=forms.RadioSelect,
+    )
+    expires_on = forms.DateField(
+        label="Expires on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty for a token that does not expire.",
+    )
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=60, label="Action")
+    actor = forms.CharField(required=False, max_length=40, label="Who")
+    date_from = FilterDateField(required=False, label="From")
+    date_to = FilterDateField(required=False, label="To")
+    q = forms.CharField(required=False, max_length=200, label="Object")
+    cursor = forms.CharField(required=False, max_length=200)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+
+class AuditRetentionForm(forms.Form):
+    audit_retention_days = forms.IntegerField(
+        label="Keep audit entries for (days)", min_value=30, max_value=3650
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -130,6 +131,9 @@ class Workspace(models.Model):
     event_retention_days = models.PositiveIntegerField(
         default=395, help_text="Raw events older than this are deleted; totals stay."
     )
+    audit_retention_days = models.PositiveIntegerField(
+        default=365, help_text="Audit log entries older than this are deleted."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -249,3 +253,143 @@ class Invitation(models.Model):
         if self.is_expired:
             return "expired"
         return "pending"
+
+
+# ---------------------------------------------------------------- API tokens
+TOKEN_PREFIX = "of_"
+
+
+class TokenRole(models.TextChoices):
+    READ_ONLY = "read", "Read-only"
+    READ_WRITE = "write", "Read-write"
+
+
+def token_hash(raw: str) -> str:
+    """Tokens are 256 random bits, so one SHA-256 is enough to store them safely
+    (no slow hash needed) and lets the lookup be one indexed equality."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def usable(self) -> ApiTokenQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiToken(models.Model):
+    """A workspace's key to the REST API. Only its hash is stored; the token itself
+    is shown once, when it is created."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=80)
+    role = models.CharField(
+        max_length=8, choices=TokenRole.choices, default=TokenRole.READ_ONLY
+    )
+    # The first characters of the token, shown in lists to tell tokens apart.
+    prefix = models.CharField(max_length=16)
+    hashed = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role == TokenRole.READ_WRITE
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+# ---------------------------------------------------------------- audit log
+class AuditEntry(models.Model):
+    """One change in a workspace: who, what, when, from where, before/after.
+
+    Append-only: a database trigger refuses UPDATE, and DELETE except from the
+    retention purge (``services.audit_purge``), which switches it on for its own
+    transaction only.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who, as they were called at the time (kept when the user or token goes).
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=60)
+    target_type = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="audit_ws"),
+            models.Index(
+                fields=["workspace", "action", "-created_at"], name="audit_ws_action"
+            ),
+        ]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+
+class ApiIdempotencyKey(models.Model):
+    """A POST's Idempotency-Key and the response it got, so that a retry with the
+    same key gets the same response instead of doing the work twice. Keys are
+    scoped to the API token that sent them and kept for a day."""
+
+    scope = models.CharField(max_length=64)  # a hash of the bearer token
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64)  # method, path and body
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return self.key

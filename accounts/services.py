@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from . import selectors
+from .actors import acting_as, current_actor
 from .models import (
     RESERVED_WORKSPACE_SLUGS,
+    TOKEN_PREFIX,
     WORKSPACE_SLUG_RE,
+    ApiToken,
+    AuditEntry,
     Invitation,
     Membership,
     Role,
+    TokenRole,
     User,
     Workspace,
     WorkspaceSlugAlias,
+    token_hash,
 )
 
 
@@ -179,6 +192,16 @@ def _require_admin(membership: Membership) -> None:
         raise PermissionDenied("Only owners and admins can manage members.")
 
 
+SETTINGS_FIELDS = (
+    "name",
+    "slug",
+    "time_zone",
+    "drop_ip_addresses",
+    "event_retention_days",
+    "audit_retention_days",
+)
+
+
 @transaction.atomic
 def workspace_slug_change(*, membership: Membership, slug: str) -> Workspace:
     """Move the workspace's public host; the old one keeps redirecting to it."""
@@ -205,17 +228,36 @@ def workspace_update(
     drop_ip_addresses: bool,
     event_retention_days: int,
     slug: str | None = None,
+    audit_retention_days: int | None = None,
 ) -> Workspace:
     _require_admin(membership)
-    if slug is not None and slug.strip().lower() != membership.workspace.slug:
-        workspace_slug_change(membership=membership, slug=slug)
-    workspace = membership.workspace
+    workspace = Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    before = {f: getattr(workspace, f) for f in SETTINGS_FIELDS}
+    if slug is not None and slug.strip().lower() != workspace.slug:
+        workspace = workspace_slug_change(membership=membership, slug=slug)
     workspace.name = name.strip()[:120]
     workspace.time_zone = timezone_name
     workspace.drop_ip_addresses = drop_ip_addresses
     workspace.event_retention_days = event_retention_days
+    if audit_retention_days is not None:
+        if not AUDIT_RETENTION_MIN <= audit_retention_days <= AUDIT_RETENTION_MAX:
+            raise ValidationError(
+                {
+                    "audit_retention_days": f"Keep the audit log between "
+                    f"{AUDIT_RETENTION_MIN} and {AUDIT_RETENTION_MAX} days."
+                }
+            )
+        workspace.audit_retention_days = audit_retention_days
     workspace.full_clean()
     workspace.save()
+    audit_record(
+        workspace=workspace,
+        action="settings.update",
+        target=workspace,
+        before=before,
+        after={f: getattr(workspace, f) for f in SETTINGS_FIELDS},
+    )
+    membership.workspace = workspace
     return workspace
 
 
@@ -246,6 +288,13 @@ def invitation_create(*, membership: Membership, email: str, role: str) -> Invit
     from .tasks import invitation_send_task
 
     enqueue_on_commit(invitation_send_task, invitation.pk)
+    audit_record(
+        workspace=workspace,
+        action="member.invite",
+        target=invitation,
+        target_label=email,
+        after={"email": email, "role": role},
+    )
     return invitation
 
 
@@ -256,6 +305,13 @@ def invitation_revoke(*, membership: Membership, invitation: Invitation) -> None
         raise PermissionDenied
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
+    audit_record(
+        workspace=membership.workspace,
+        action="member.invite_revoke",
+        target=invitation,
+        target_label=invitation.email,
+        before={"email": invitation.email, "role": invitation.role},
+    )
 
 
 def invitation_check(*, invitation: Invitation) -> None:
@@ -290,6 +346,16 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    # The person joining is the actor, also when they signed up a moment ago.
+    actor = current_actor()
+    with acting_as(replace(actor, label=user.email, user=user, token=None)):
+        audit_record(
+            workspace=invitation.workspace,
+            action="member.join",
+            target=membership,
+            target_label=user.email,
+            after={"role": membership.role},
+        )
     return membership
 
 
@@ -335,8 +401,17 @@ def membership_set_role(
     demoting_owner = target.role == Role.OWNER and role != Role.OWNER
     if demoting_owner and _owner_count(membership.workspace) <= 1:
         raise ValidationError("A workspace needs at least one owner.")
+    before = target.role
     target.role = role
     target.save(update_fields=["role"])
+    audit_record(
+        workspace=membership.workspace,
+        action="member.role",
+        target=target,
+        target_label=target.user.email,
+        before={"role": before},
+        after={"role": role},
+    )
     return target
 
 
@@ -352,4 +427,213 @@ def membership_remove(*, membership: Membership, target: Membership) -> None:
     Workspace.objects.select_for_update().get(pk=membership.workspace_id)
     if target.role == Role.OWNER and _owner_count(membership.workspace) <= 1:
         raise ValidationError("A workspace needs at least one owner.")
+    audit_record(
+        workspace=membership.workspace,
+        action="member.leave" if leaving_self else "member.remove",
+        target=target,
+        target_label=target.user.email,
+        before={"role": target.role},
+    )
     target.delete()
+
+
+# ---------------------------------------------------------------- audit log
+AUDIT_RETENTION_MIN = 30
+AUDIT_RETENTION_MAX = 3650
+
+
+@transaction.atomic
+def workspace_set_audit_retention(*, membership: Membership, days: int) -> Workspace:
+    _require_admin(membership)
+    workspace = Workspace.objects.select_for_update().get(pk=membership.workspace_id)
+    if not AUDIT_RETENTION_MIN <= days <= AUDIT_RETENTION_MAX:
+        raise ValidationError(
+            {
+                "audit_retention_days": f"Keep the audit log between "
+                f"{AUDIT_RETENTION_MIN} and {AUDIT_RETENTION_MAX} days."
+            }
+        )
+    before = workspace.audit_retention_days
+    if before != days:
+        workspace.audit_retention_days = days
+        workspace.save(update_fields=["audit_retention_days"])
+        audit_record(
+            workspace=workspace,
+            action="settings.update",
+            target=workspace,
+            before={"audit_retention_days": before},
+            after={"audit_retention_days": days},
+        )
+    membership.workspace = workspace
+    return workspace
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(dict(values), cls=DjangoJSONEncoder, default=str))
+
+
+def _compact(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Only what changed: keys whose value is the same before and after are left out."""
+    old = _jsonable(before or {})
+    new = _jsonable(after or {})
+    if old and new:
+        keys = [k for k in {**old, **new} if old.get(k) != new.get(k)]
+        old = {k: old[k] for k in keys if k in old}
+        new = {k: new[k] for k in keys if k in new}
+    changes: dict[str, Any] = {}
+    if old:
+        changes["before"] = old
+    if new:
+        changes["after"] = new
+    return changes
+
+
+def audit_record(
+    *,
+    workspace: Workspace | int,
+    action: str,
+    target: models.Model | None = None,
+    target_label: str = "",
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Write one audit entry for a change, inside the change's own transaction
+    (so an entry exists exactly when the change does). Who and from where come from
+    the current request, API token or ``actors.acting_as``."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record() must run in the transaction of the change")
+    actor = current_actor()
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    target_type = target_id = ""
+    if target is not None:
+        target_type = target._meta.model_name or ""
+        target_id = str(getattr(target, "public_id", None) or target.pk or "")
+        target_label = target_label or str(target)
+    return AuditEntry.objects.create(
+        workspace_id=workspace_id,
+        actor_user=actor.user,
+        actor_token=actor.token,
+        actor_label=actor.label[:200],
+        action=action,
+        target_type=target_type[:40],
+        target_id=target_id[:64],
+        target_label=target_label[:200],
+        ip_address=actor.ip_address,
+        changes=_compact(before, after),
+    )
+
+
+@contextmanager
+def audit_erasable() -> Iterator[None]:
+    """Inside this block (one transaction) audit entries may be deleted: the
+    retention purge, and deleting a whole workspace. Nothing else may."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL openfunnels.audit_purge = 'on'")
+        yield
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL openfunnels.audit_purge = 'off'")
+
+
+def audit_purge(*, now: datetime | None = None) -> int:
+    """Delete the entries each workspace no longer keeps (its retention setting)."""
+    now = now or timezone.now()
+    with audit_erasable(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            DELETE FROM accounts_auditentry a
+            USING accounts_workspace w
+            WHERE a.workspace_id = w.id
+              AND a.created_at < %s - make_interval(days => w.audit_retention_days)
+            """,
+            [now],
+        )
+        return cursor.rowcount
+
+
+# ---------------------------------------------------------------- API tokens
+TOKEN_EXPIRY_MAX = timedelta(days=3660)
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    role: str = TokenRole.READ_ONLY,
+    expires_at: datetime | None = None,
+    created_by: User | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; returns it and the secret, which is never available again."""
+    name = " ".join((name or "").split())
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Give the token a name, like “Zapier” or “CRM sync”."
+    elif len(name) > 80:
+        errors["name"] = "Keep the name under 80 characters."
+    if role not in TokenRole.values:
+        errors["role"] = "Choose read-only or read-write."
+    if expires_at is not None:
+        if expires_at <= timezone.now():
+            errors["expires_at"] = "Pick an expiry date in the future."
+        elif expires_at > timezone.now() + TOKEN_EXPIRY_MAX:
+            errors["expires_at"] = "Pick an expiry date within ten years."
+    if errors:
+        raise ValidationError(errors)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        workspace=workspace,
+        name=name,
+        role=role,
+        prefix=secret[:10],
+        hashed=token_hash(secret),
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    audit_record(
+        workspace=workspace,
+        action="api_token.create",
+        target=token,
+        after={
+            "name": name,
+            "role": role,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return token, secret
+
+
+@transaction.atomic
+def api_token_revoke(*, workspace: Workspace, token: ApiToken) -> ApiToken:
+    if token.workspace_id != workspace.pk:
+        raise PermissionDenied
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            workspace=workspace,
+            action="api_token.revoke",
+            target=token,
+            before={"status": "active"},
+            after={"status": "revoked"},
+        )
+    return token
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_token_touch(*, token: ApiToken, ip_address: str | None) -> None:
+    """Note when and from where a token was last used, at most once a minute
+    (a conditional UPDATE, so a busy token costs one write a minute, not one a
+    request)."""
+    now = timezone.now()
+    if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        models.Q(last_used_at__isnull=True)
+        | models.Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ).update(last_used_at=now, last_used_ip=ip_address)

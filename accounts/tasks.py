@@ -46,3 +46,19 @@ def invitations_purge_task() -> int:
     cutoff = timezone.now() - timedelta(days=30)
     deleted, _ = Invitation.objects.filter(expires_at__lt=cutoff).delete()
     return deleted
+
+
+@shared_task(acks_late=True)
+def audit_purge_task() -> int:
+    """Delete audit entries past each workspace's retention (idempotent)."""
+    from .services import audit_purge
+
+    return audit_purge()
+
+
+@shared_task(acks_late=True)
+def idempotency_keys_purge_task() -> int:
+    """Forget API idempotency keys older than a day."""
+    from .apikit import idempotency_keys_purge
+
+    return idempotency_keys_purge()

@@ -50,5 +50,13 @@ urlpatterns = [
         views.invitation_revoke,
         name="invitation_revoke",
     ),
+    path("settings/api/", views.api_tokens, name="api_tokens"),
+    path(
+        "settings/api/<int:pk>/revoke/",
+        views.api_token_revoke,
+        name="api_token_revoke",
+    ),
+    path("settings/audit-log/", views.audit_log, name="audit_log"),
+    path("settings/audit-log/export/", views.audit_export, name="audit_export"),
     path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
 ]

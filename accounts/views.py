@@ -1,18 +1,29 @@
 from __future__ import annotations
 
+import csv
+import json
+import logging
+import smtplib
+from collections.abc import Iterator
+from datetime import datetime, time
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import selectors, services, throttles
 from .forms import (
+    ApiTokenForm,
+    AuditFilterForm,
+    AuditRetentionForm,
     InviteForm,
     InviteSignupForm,
     LoginForm,
@@ -27,6 +38,8 @@ from .models import Membership, Role
 from .tenancy import set_current_workspace, workspace_view
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
+MAIL_DOWN = "We could not send the e-mail just now. Please try again in a few minutes."
+logger = logging.getLogger(__name__)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -45,6 +58,11 @@ def signup(request: HttpRequest) -> HttpResponse:
                 services.signup_request(**form.cleaned_data)
             except ValidationError as exc:
                 add_service_errors(form, exc)
+            except (OSError, smtplib.SMTPException):
+                # The same for every address: the mail server, not the account.
+                logger.exception("sign-up e-mail could not be sent")
+                form.add_error(None, MAIL_DOWN)
+                status = 503
             else:
                 return redirect("accounts:signup_sent")
     return render(request, "accounts/signup.html", {"form": form}, status=status)
@@ -329,3 +347,161 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
     return str(exc) or "You are not allowed to do this."
+
+
+# ---------------------------------------------------------------- API tokens
+@workspace_view(read_role=Role.ADMIN, write_role=Role.ADMIN)
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """Settings → API: create tokens (the secret is shown once, on this response)
+    and see or revoke the existing ones."""
+    form = ApiTokenForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        expires_at = None
+        if data["expires_on"]:
+            tz = timezone.get_current_timezone()
+            expires_at = datetime.combine(data["expires_on"], time.max, tzinfo=tz)
+        try:
+            token, secret = services.api_token_create(
+                workspace=request.workspace,
+                name=data["name"],
+                role=data["role"],
+                expires_at=expires_at,
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            created = {"token": token, "secret": secret}
+            form = ApiTokenForm()
+    status = 422 if form.errors else 200
+    return render(
+        request,
+        "accounts/api_tokens.html",
+        {
+            "form": form,
+            "created": created,
+            "tokens": selectors.api_tokens_for(workspace=request.workspace),
+            "api_base": request.build_absolute_uri("/api/v1/"),
+            "tab": "api",
+        },
+        status=status,
+    )
+
+
+@workspace_view(read_role=Role.ADMIN, write_role=Role.ADMIN)
+@require_POST
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = selectors.api_token_get(workspace=request.workspace, pk=pk)
+    if token is None:
+        raise Http404("No such token")
+    services.api_token_revoke(workspace=request.workspace, token=token)
+    messages.success(request, f"Token “{token.name}” revoked; it no longer works.")
+    return redirect("accounts:api_tokens")
+
+
+# ---------------------------------------------------------------- audit log
+def _audit_filters(
+    request: HttpRequest,
+) -> tuple[AuditFilterForm, selectors.AuditFilters, str]:
+    form = AuditFilterForm(request.GET or None)
+    if not form.is_bound or not form.is_valid():
+        return form, selectors.AuditFilters(), ""
+    d = form.cleaned_data
+    filters = selectors.AuditFilters(
+        action=d["action"] or "",
+        actor=d["actor"] or "",
+        date_from=d["date_from"],
+        date_to=d["date_to"],
+        q=d["q"] or "",
+    )
+    return form, filters, d["cursor"] or ""
+
+
+@workspace_view(read_role=Role.ADMIN, write_role=Role.ADMIN)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Settings → Audit log: who changed what, filterable, newest first."""
+    retention_form = AuditRetentionForm(
+        request.POST or None,
+        initial={"audit_retention_days": request.workspace.audit_retention_days},
+    )
+    if request.method == "POST" and retention_form.is_valid():
+        try:
+            services.workspace_set_audit_retention(
+                membership=request.membership,
+                days=retention_form.cleaned_data["audit_retention_days"],
+            )
+        except ValidationError as exc:
+            add_service_errors(retention_form, exc)
+        else:
+            messages.success(request, "Audit log retention saved.")
+            return redirect("accounts:audit_log")
+    form, filters, cursor = _audit_filters(request)
+    page = selectors.audit_page(
+        workspace=request.workspace, filters=filters, cursor=cursor
+    )
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    actors = [("", "Anyone")] + [
+        (f"user:{m.user_id}", m.user.email)
+        for m in selectors.workspace_members(workspace=request.workspace)
+    ]
+    actors += [
+        (f"token:{t.pk}", f"API token “{t.name}”")
+        for t in selectors.api_tokens_for(workspace=request.workspace)
+    ]
+    actors.append(("system", "System"))
+    return render(
+        request,
+        "accounts/audit_log.html",
+        {
+            "form": form,
+            "retention_form": retention_form,
+            "page": page,
+            "query": params.urlencode(),
+            "actions": selectors.audit_actions(workspace=request.workspace),
+            "actors": actors,
+            "is_first_page": not cursor,
+            "tab": "audit",
+        },
+        status=422 if retention_form.errors else 200,
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: object) -> str:
+    """Text as a spreadsheet shows it, never as a formula it would run."""
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text
+    return text
+
+
+@workspace_view(read_role=Role.ADMIN)
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    _form, filters, _cursor = _audit_filters(request)
+    rows = selectors.audit_export_rows(workspace=request.workspace, filters=filters)
+    writer = csv.writer(_Echo())
+    header = ["When", "Who", "IP", "Action", "Type", "Id", "Object", "Changes"]
+
+    def lines() -> Iterator[str]:
+        yield "\ufeff"
+        yield writer.writerow(header)
+        for row in rows:
+            *cells, changes = row
+            yield writer.writerow(
+                [_csv_cell(c) for c in cells]
+                + [_csv_cell(json.dumps(changes, ensure_ascii=False))]
+            )
+
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+    return response

@@ -1,4 +1,4 @@
-"""Split-test results per step, from the per-visitor rollup facts (see METRICS.md).
+"""Split-test results per step, from the per-visitor rollup facts (see docs/metrics.md).
 
 A visitor is assigned to the variant of their first view of the step
 (`FunnelVisitorStep.variant_id`, kept by `analytics.rollups`). Per variant:

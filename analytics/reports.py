@@ -1,6 +1,6 @@
 """Dashboard reads: funnel and workspace reports from the rollup tables only.
 
-Definitions follow the shared METRICS.md. Distinct-visitor numbers (unique views,
+Definitions follow docs/metrics.md. Distinct-visitor numbers (unique views,
 opt-ins, buyers, conversion, bounce, EPC) are per cohort: the visitors who entered the
 funnel in the period, and everything they did. Event numbers (all views, orders,
 revenue, bumps) count events that happened in the period.
@@ -170,8 +170,8 @@ def _filtered(qs: QuerySet, funnel_ids: list[int], filters: ReportFilters) -> Qu
 
 def _median_seconds_to_goal(funnel_id: int, filters: ReportFilters) -> float | None:
     """Median time from entering the funnel to its goal, over the period's
-    converters (METRICS.md). A median cannot be summed from buckets, so it reads the
-    per-visitor facts the rollup keeps, through a converters-only index."""
+    converters (docs/metrics.md). A median cannot be summed from buckets, so it
+    reads the per-visitor facts the rollup keeps, through a converters-only index."""
     where = ["funnel_id = %s", "entry_day BETWEEN %s AND %s", "reached_goal"]
     params: list[object] = [funnel_id, filters.date_from, filters.date_to]
     for name in ("source", "medium", "campaign"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -83,7 +84,7 @@ def funnel_step_counts(
     """Per step of a funnel: all views, unique viewers, opt-ins (unique visitors),
     orders — from raw events. Dashboards should read rollups instead."""
     where = ["workspace_id = %s", "funnel_id = %s", "step_id IS NOT NULL"]
-    params: list[object] = [workspace.pk, funnel_id]
+    params: list[Any] = [workspace.pk, funnel_id]
     if since is not None:
         where.append("occurred_at >= %s")
         params.append(since)

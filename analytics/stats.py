@@ -1,4 +1,4 @@
-"""Split-test statistics, exact and dependency-free (see shared METRICS.md).
+"""Split-test statistics, exact and dependency-free (see docs/metrics.md).
 
 - Bayesian: Beta(1 + c, 1 + n - c) per variant; probability to beat control and expected
   loss by the exact closed forms (Evan Miller; Chris Stucchio), no sampling.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -106,6 +107,14 @@ try:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
     STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
+
+    # ---------------------------------------------------------------- API
+    # Requests per API token and window: "600/minute", "20/second", "10000/hour".
+    API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/minute")
+    if not re.fullmatch(r"\d+/(second|minute|hour|day|[smhd])", API_RATE_LIMIT):
+        raise EnvError(
+            f"API_RATE_LIMIT must look like 600/minute, got {API_RATE_LIMIT!r}"
+        )
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (config/proxies.py).
     TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
     try:
@@ -154,6 +163,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "django_htmx",
+    "ninja",
     "template_partials",
     "accounts",
     "funnels",
@@ -172,6 +182,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.actors.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -320,6 +331,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leads.tasks.checkouts_abandoned_task",
         "schedule": 300.0,
         "options": {"expires": 290},
+    },
+    "audit-log-purge": {
+        "task": "accounts.tasks.audit_purge_task",
+        "schedule": 60.0 * 60 * 24,
+        "options": {"expires": 60 * 60},
+    },
+    "api-idempotency-keys-purge": {
+        "task": "accounts.tasks.idempotency_keys_purge_task",
+        "schedule": 60.0 * 60,
+        "options": {"expires": 60 * 30},
     },
     "invitations-purge": {
         "task": "accounts.tasks.invitations_purge_task",

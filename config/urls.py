@@ -7,11 +7,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import TemplateView
+from django.views.generic import RedirectView, TemplateView
 
 from pages import domain_views
 from pages.public import views as public_views
 
+from . import api
 from .health import healthz
 
 urlpatterns = [
@@ -25,6 +26,8 @@ urlpatterns = [
     # Caddy's on-demand TLS asks here before it gets a certificate for a host.
     path("domains/check", domain_views.domain_check, name="domain_check"),
     path("admin/", admin.site.urls),
+    path("api/", RedirectView.as_view(url="/api/v1/", permanent=False)),
+    path("api/v1/", api.urls()),
     path("", include("accounts.urls")),
     path("", include("funnels.urls")),
     path("", include("funnels.product_urls")),

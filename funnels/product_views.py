@@ -102,7 +102,7 @@ def product_archive(request: HttpRequest, pk: int) -> HttpResponse:
 def product_delete(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(Product, pk=pk, workspace=request.workspace)
     try:
-        product.delete()
+        services.product_delete(product=product)
     except ProtectedError:
         messages.error(
             request,

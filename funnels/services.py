@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 
 from .models import BRANCHING_KINDS, Funnel, Product, Step, StepKind
 
@@ -154,8 +155,8 @@ def funnel_duplicate(
     for old in old_steps:
         if old.accept_target_id or old.decline_target_id:
             new = new_by_old[old.pk]
-            new.accept_target_id = mapping.get(old.accept_target_id)
-            new.decline_target_id = mapping.get(old.decline_target_id)
+            new.accept_target_id = mapping.get(old.accept_target_id or 0)
+            new.decline_target_id = mapping.get(old.decline_target_id or 0)
             new.save(update_fields=["accept_target", "decline_target"])
     return copy, mapping
 
@@ -183,6 +184,12 @@ def funnel_delete(*, funnel: Funnel, confirm_name: str) -> None:
         raise ValidationError(
             {"confirm_name": f"Type the funnel name “{funnel.name}” to confirm."}
         )
+    audit_record(
+        workspace=funnel.workspace_id,
+        action="funnel.delete",
+        target=funnel,
+        before={"name": funnel.name, "slug": funnel.slug},
+    )
     funnel.delete()
 
 
@@ -349,6 +356,12 @@ def step_delete(*, step: Step) -> None:
         )
     funnel_id = step.funnel_id
     position = step.position
+    audit_record(
+        workspace=step.workspace_id,
+        action="step.delete",
+        target=step,
+        before={"name": step.name, "slug": step.slug, "kind": step.kind},
+    )
     step.delete()
     Step.objects.filter(funnel_id=funnel_id, position__gt=position).update(
         position=F("position") - 1
@@ -388,3 +401,15 @@ def product_archive(*, product: Product, archived: bool = True) -> Product:
     product.archived_at = timezone.now() if archived else None
     product.save(update_fields=["archived_at"])
     return product
+
+
+@transaction.atomic
+def product_delete(*, product: Product) -> None:
+    """Delete a product never sold nor offered (else ProtectedError: archive it)."""
+    audit_record(
+        workspace=product.workspace_id,
+        action="product.delete",
+        target=product,
+        before={"name": product.name, "price_minor": product.price_minor},
+    )
+    product.delete()

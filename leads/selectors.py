@@ -44,6 +44,7 @@ class LeadFilters:
     date_to: date | None = None
     source: str = ""
     sort: str = "newest"
+    updated_since: datetime | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -94,7 +95,13 @@ def lead_queryset(*, workspace: Workspace, filters: LeadFilters) -> QuerySet[Lea
         qs = qs.filter(created_at__lt=end)
     if filters.source:
         qs = qs.filter(first_source=filters.source)
+    if filters.updated_since:
+        qs = qs.filter(updated_at__gte=filters.updated_since)
     return qs
+
+
+def lead_cursor_valid(cursor: str) -> bool:
+    return _decode_cursor(cursor) is not None
 
 
 def lead_page(

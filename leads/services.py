@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -14,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 from analytics import selectors as analytics_selectors
 from analytics import services as analytics_services
 from config.celery import enqueue_on_commit
@@ -44,7 +46,7 @@ def event_id_for(key: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, key)
 
 
-def record_event(**event: object) -> None:
+def record_event(**event: Any) -> None:
     """Store the analytics event of a row in the transaction that writes the row
     (an outbox: the event commits with the lead, order or refund, or not at all)."""
     analytics_services.event_store(**event)
@@ -296,6 +298,106 @@ def lead_payload(lead: Lead) -> dict:
     }
 
 
+LEAD_UPSERT_FIELDS = ("first_name", "last_name", "phone")
+
+
+@transaction.atomic
+def lead_upsert(
+    *,
+    workspace: Workspace,
+    email: str,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    phone: str | None = None,
+    fields: Mapping[str, str] | None = None,
+    tags: list[str] | None = None,
+) -> tuple[Lead, bool]:
+    """Create the workspace's lead with this e-mail, or update the one there is
+    (fields not passed stay as they are). Validated like an opt-in form."""
+    data: dict[str, str] = {"email": email or ""}
+    for key, value in (
+        ("first_name", first_name),
+        ("last_name", last_name),
+        ("phone", phone),
+    ):
+        if value is not None:
+            data[key] = value
+    for key, value in (fields or {}).items():
+        data[f"custom_{key}"] = value
+    if len(fields or {}) > MAX_CUSTOM_FIELDS:
+        raise ValidationError(
+            {"fields": f"Send at most {MAX_CUSTOM_FIELDS} custom fields."}
+        )
+    cleaned = optin_clean(data)
+    now = timezone.now()
+    lead = (
+        Lead.objects.select_for_update()
+        .filter(workspace=workspace, email__iexact=cleaned["email"])
+        .first()
+    )
+    created = False
+    if lead is None:
+        try:
+            with transaction.atomic():
+                lead = Lead.objects.create(
+                    workspace=workspace,
+                    email=cleaned["email"],
+                    created_at=now,
+                    updated_at=now,
+                )
+                created = True
+        except IntegrityError:  # created by a concurrent request a moment ago
+            lead = Lead.objects.select_for_update().get(
+                workspace=workspace, email__iexact=cleaned["email"]
+            )
+    before = {k: getattr(lead, k) for k in LEAD_UPSERT_FIELDS} | {
+        "fields": dict(lead.fields)
+    }
+    for key in LEAD_UPSERT_FIELDS:
+        if key in data:
+            setattr(lead, key, cleaned[key])
+    lead.fields = {**lead.fields, **cleaned["custom"]}
+    lead.updated_at = now
+    lead.save()
+    for name in tags or []:
+        _tag_add(workspace, [lead.pk], name)
+    after = {k: getattr(lead, k) for k in LEAD_UPSERT_FIELDS} | {
+        "fields": dict(lead.fields)
+    }
+    audit_record(
+        workspace=workspace,
+        action="lead.create" if created else "lead.update",
+        target=lead,
+        target_label=lead.email,
+        before=None if created else before,
+        after=after,
+    )
+    event = WebhookEvent.LEAD_CREATED if created else WebhookEvent.LEAD_UPDATED
+    webhooks_dispatch(
+        workspace_id=workspace.pk, event=event, payload=lead_payload(lead)
+    )
+    return lead, created
+
+
+def _tag_add(workspace: Workspace, lead_ids: list[int], tag_name: str) -> int:
+    name = " ".join((tag_name or "").split())[:60]
+    if not name:
+        raise ValidationError({"tags": "Give the tag a name."})
+    tag = Tag.objects.filter(workspace=workspace, name__iexact=name).first()
+    if tag is None:
+        tag = Tag.objects.create(workspace=workspace, name=name)
+    ids = list(
+        Lead.objects.filter(workspace=workspace, pk__in=lead_ids).values_list(
+            "pk", flat=True
+        )
+    )
+    Through = Lead.tags.through
+    Through.objects.bulk_create(
+        [Through(lead_id=pk, tag_id=tag.pk) for pk in ids], ignore_conflicts=True
+    )
+    return len(ids)
+
+
 @transaction.atomic
 def leads_tag(*, workspace: Workspace, lead_ids: list[int], tag_name: str) -> int:
     """Add a tag to many leads of the workspace; returns how many were tagged."""
@@ -335,11 +437,25 @@ def lead_erase(*, lead: Lead) -> Lead:
     analytics_services.visitors_forget_lead(
         workspace_id=lead.workspace_id, lead_id=lead.pk
     )
+    # The entry names the lead by its random id only: its e-mail is gone for good.
+    audit_record(
+        workspace=lead.workspace_id,
+        action="lead.erase",
+        target=lead,
+        target_label=f"lead {lead.public_id}",
+    )
     return lead
 
 
+@transaction.atomic
 def lead_export(*, lead: Lead) -> dict:
-    """Everything stored about one lead, for a data-access request."""
+    """Everything stored about one lead, for a data-access request (audited)."""
+    audit_record(
+        workspace=lead.workspace_id,
+        action="lead.export",
+        target=lead,
+        target_label=lead.email,
+    )
     return {
         **lead_payload(lead),
         "consent_text": lead.consent_text,
@@ -407,11 +523,59 @@ def webhook_create(*, workspace: Workspace, url: str, events: list[str]) -> Webh
     hook = Webhook(workspace=workspace, url=url.strip(), events=_clean_events(events))
     hook.full_clean()
     hook.save()
+    audit_record(
+        workspace=workspace,
+        action="webhook.create",
+        target=hook,
+        target_label=hook.url,
+        after=_webhook_state(hook),
+    )
+    return hook
+
+
+def _webhook_state(hook: Webhook) -> dict:
+    return {"url": hook.url, "events": hook.events, "is_active": hook.is_active}
+
+
+@transaction.atomic
+def webhook_update(
+    *,
+    webhook: Webhook,
+    url: str | None = None,
+    events: list[str] | None = None,
+    is_active: bool | None = None,
+) -> Webhook:
+    """Change any of a webhook's URL, events and active flag (only those passed)."""
+    hook = Webhook.objects.select_for_update().get(pk=webhook.pk)
+    before = _webhook_state(hook)
+    if url is not None:
+        hook.url = url.strip()
+    if events is not None:
+        hook.events = _clean_events(events)
+    if is_active is not None:
+        hook.is_active = is_active
+    hook.full_clean()
+    hook.save()
+    audit_record(
+        workspace=hook.workspace_id,
+        action="webhook.update",
+        target=hook,
+        target_label=hook.url,
+        before=before,
+        after=_webhook_state(hook),
+    )
     return hook
 
 
 @transaction.atomic
 def webhook_delete(*, webhook: Webhook) -> None:
+    audit_record(
+        workspace=webhook.workspace_id,
+        action="webhook.delete",
+        target=webhook,
+        target_label=webhook.url,
+        before=_webhook_state(webhook),
+    )
     webhook.delete()
 
 
@@ -428,6 +592,13 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
         next_attempt_at=timezone.now(),
     )
     enqueue_on_commit(webhook_deliver_task, copy.pk)
+    audit_record(
+        workspace=delivery.workspace_id,
+        action="webhook.resend",
+        target=delivery.webhook,
+        target_label=delivery.webhook.url,
+        after={"event": delivery.event, "event_id": str(delivery.event_id)},
+    )
     return copy
 
 
@@ -464,10 +635,18 @@ def lead_export_start(*, workspace: Workspace, user, query: str) -> LeadExport:
         raise ValidationError(
             "Three exports are already running. Please wait for one to finish."
         )
-    export = LeadExport.objects.create(
-        workspace=workspace, requested_by=user, query=query[:2000]
-    )
-    enqueue_on_commit(lead_export_task, export.pk)
+    with transaction.atomic():
+        export = LeadExport.objects.create(
+            workspace=workspace, requested_by=user, query=query[:2000]
+        )
+        audit_record(
+            workspace=workspace,
+            action="leads.export_csv",
+            target=export,
+            target_label="lead list CSV",
+            after={"filters": query[:500]},
+        )
+        enqueue_on_commit(lead_export_task, export.pk)
     return export
 
 

@@ -13,13 +13,14 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .sanitize import clean_rich, clean_text
+from .sanitize import clean_inline, clean_rich, clean_text
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
-    # text, rich, textarea, lines, url, int, bool, choice, html, image, step, datetime
+    # text, inline, rich, textarea, lines, url, int, bool, choice, html, image,
+    # step, datetime
     kind: str
     label: str
     default: Any = ""
@@ -27,6 +28,9 @@ class Field:
     help: str = ""
     min_value: int | None = None
     max_value: int | None = None
+    # Editable in place on the canvas: "inline" (one formatted line), "rich"
+    # (paragraphs and lists), "plain" (text only) or "lines" (list items).
+    inplace: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,13 @@ register(
         "Headline",
         "H",
         (
-            Field("text", "text", "Text", "Your big, bold promise goes here"),
+            Field(
+                "text",
+                "inline",
+                "Text",
+                "Your big, bold promise goes here",
+                inplace="inline",
+            ),
             Field("size", "choice", "Size", "xl", SIZES),
             Field("align", "choice", "Alignment", "center", ALIGN),
         ),
@@ -82,9 +92,10 @@ register(
         (
             Field(
                 "text",
-                "text",
+                "inline",
                 "Text",
                 "A supporting line that makes the promise concrete",
+                inplace="inline",
             ),
             Field("align", "choice", "Alignment", "center", ALIGN),
         ),
@@ -103,6 +114,7 @@ register(
                 "Text",
                 "<p>Write a short paragraph that speaks to your visitor.</p>",
                 help="Bold, italic, links and lists are kept; scripts are removed.",
+                inplace="rich",
             ),
             Field("align", "choice", "Alignment", "left", ALIGN),
         ),
@@ -120,6 +132,7 @@ register(
                 "lines",
                 "Items (one per line)",
                 ["First benefit", "Second benefit", "Third benefit"],
+                inplace="lines",
             ),
             Field(
                 "icon",
@@ -182,7 +195,7 @@ register(
         "Button",
         "▭",
         (
-            Field("text", "text", "Button text", "Yes! I want this"),
+            Field("text", "text", "Button text", "Yes! I want this", inplace="plain"),
             Field("subtext", "text", "Small text under the label", ""),
             Field("action", "choice", "When clicked", "next", ACTIONS),
             Field("step_id", "step", "Step", None),
@@ -382,7 +395,7 @@ def summary(block: dict[str, Any], limit: int = 60) -> str:
         return "Block"
     settings = settings_with_defaults(block)
     for f in bt.fields:
-        if f.kind not in ("text", "rich", "textarea", "lines"):
+        if f.kind not in ("text", "inline", "rich", "textarea", "lines"):
             continue
         value = settings.get(f.name)
         if isinstance(value, list):
@@ -393,6 +406,23 @@ def summary(block: dict[str, Any], limit: int = 60) -> str:
                 text = text[: limit - 1].rstrip() + "…"
             return f"{bt.label}: {text}"
     return bt.label
+
+
+def inplace_field(block_type: BlockType, name: str) -> Field | None:
+    """The field of that name if it is edited in place on the canvas."""
+    return next((f for f in block_type.fields if f.name == name and f.inplace), None)
+
+
+def clean_inplace(f: Field, value: str) -> Any:
+    """What the canvas editor sent, as the field stores it (sanitised)."""
+    if f.inplace == "inline":
+        return clean_inline(value)
+    if f.inplace == "rich":
+        return clean_rich(value)
+    if f.inplace == "lines":
+        items = [" ".join(clean_text(line).split()) for line in value.splitlines()]
+        return [item for item in items if item][:50]
+    return " ".join(clean_text(value).split())[:500]
 
 
 def settings_with_defaults(block: dict[str, Any]) -> dict[str, Any]:
@@ -407,7 +437,7 @@ def settings_with_defaults(block: dict[str, Any]) -> dict[str, Any]:
 
 def _form_field(f: Field, step_choices: list[tuple[str, str]]) -> forms.Field:
     common = {"label": f.label, "required": False, "help_text": f.help}
-    if f.kind in ("text",):
+    if f.kind in ("text", "inline"):
         return forms.CharField(max_length=500, **common)
     if f.kind in ("rich", "textarea", "html", "lines"):
         return forms.CharField(
@@ -462,6 +492,8 @@ def clean_settings(block_type: BlockType, cleaned: dict[str, Any]) -> dict[str, 
         value = cleaned.get(f.name)
         if f.kind == "text":
             value = clean_text(value or "")
+        elif f.kind == "inline":
+            value = clean_inline(value or "")
         elif f.kind == "rich":
             value = clean_rich(value or "")
         elif f.kind == "textarea":

@@ -296,8 +296,23 @@ def find_row(doc: Doc, row_id: str) -> Node | None:
     return None
 
 
+def set_block_style(doc: Doc, block_id: str, style: dict[str, Any]) -> Doc:
+    """Replace a block's style (already cleaned by pages.styles)."""
+    doc = _copy(doc)
+    blocks, i = _locate_block(doc, block_id)
+    if style:
+        blocks[i]["style"] = dict(style)
+    else:
+        blocks[i].pop("style", None)
+    return doc
+
+
 def image_ids(doc: Doc) -> set[int]:
     ids = set()
+    for section in doc.get("sections", []):
+        value = section.get("settings", {}).get("bg_image")
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            ids.add(int(value))
     for block in iter_blocks(doc):
         value = block.get("settings", {}).get("image_id")
         if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):

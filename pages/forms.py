@@ -5,7 +5,7 @@ from django import forms
 from accounts.models import Workspace
 from funnels.models import Funnel
 
-from .models import ButtonStyle, FunnelTheme, Page
+from .models import ButtonStyle, FunnelTheme, Page, SpeedBudget
 from .sanitize import clean_text
 
 MAX_RADIUS = 60
@@ -153,3 +153,32 @@ class DomainForm(forms.Form):
         self.fields["funnel"].queryset = Funnel.objects.filter(
             workspace=workspace, archived_at__isnull=True
         ).order_by("name")
+
+
+class SpeedBudgetForm(forms.ModelForm):
+    class Meta:
+        model = SpeedBudget
+        fields = [
+            "mode",
+            "max_html_css_kb",
+            "max_first_view_image_kb",
+            "allow_blocking_scripts",
+        ]
+        widgets = {"mode": forms.RadioSelect}
+        help_texts = {
+            "max_html_css_kb": "The page itself and its styles. 40 KB keeps a page "
+            "fast on a slow phone connection.",
+            "max_first_view_image_kb": "What a visitor downloads before scrolling.",
+        }
+
+    def clean_max_html_css_kb(self) -> int:
+        value = self.cleaned_data["max_html_css_kb"]
+        if not 10 <= value <= 2000:
+            raise forms.ValidationError("Between 10 and 2,000 KB.")
+        return value
+
+    def clean_max_first_view_image_kb(self) -> int:
+        value = self.cleaned_data["max_first_view_image_kb"]
+        if not 20 <= value <= 20000:
+            raise forms.ValidationError("Between 20 and 20,000 KB.")
+        return value

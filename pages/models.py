@@ -8,6 +8,8 @@ from django.utils import timezone
 from accounts.models import Workspace
 from funnels.models import Funnel, Step
 
+from . import themes
+
 
 def empty_document() -> dict:
     return {"sections": []}
@@ -107,6 +109,9 @@ class PageRevision(models.Model):
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     label = models.CharField(max_length=80, blank=True)
+    # Edits of one typing session on the canvas share a group and fold into one
+    # revision, so one undo takes back the whole session.
+    group = models.CharField(max_length=64, blank=True)
     document = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -134,6 +139,8 @@ class PageVersion(models.Model):
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The page-speed report measured when this version was published.
+    speed = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]
@@ -153,20 +160,6 @@ class ButtonStyle(models.TextChoices):
     SQUARE = "square", "Square"
 
 
-FONT_STACKS = {
-    "system": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",  # noqa: E501
-    "serif": "Georgia, 'Times New Roman', serif",
-    "humanist": "'Trebuchet MS', 'Lucida Grande', 'Segoe UI', sans-serif",
-    "mono": "ui-monospace, 'SF Mono', Menlo, Consolas, monospace",
-}
-FONT_CHOICES = [
-    ("system", "Modern sans-serif"),
-    ("serif", "Classic serif"),
-    ("humanist", "Friendly humanist"),
-    ("mono", "Monospace"),
-]
-
-
 class FunnelTheme(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     funnel = models.OneToOneField(
@@ -177,7 +170,7 @@ class FunnelTheme(models.Model):
     text_color = models.CharField(max_length=7, default="#1f2937")
     background_color = models.CharField(max_length=7, default="#ffffff")
     font_family = models.CharField(
-        max_length=40, default="system", choices=FONT_CHOICES
+        "Fonts", max_length=40, default="system", choices=themes.FONT_CHOICES
     )
     button_style = models.CharField(
         max_length=10, choices=ButtonStyle.choices, default=ButtonStyle.ROUNDED
@@ -188,8 +181,17 @@ class FunnelTheme(models.Model):
         return f"Theme of {self.funnel_id}"
 
     @property
+    def font_pair(self) -> themes.FontPair:
+        return themes.pair(self.font_family)
+
+    @property
     def font_stack(self) -> str:
-        return FONT_STACKS.get(self.font_family, FONT_STACKS["system"])
+        """The body font (``--of-font``)."""
+        return self.font_pair.body_stack()
+
+    @property
+    def heading_stack(self) -> str:
+        return self.font_pair.heading_stack()
 
     @property
     def radius_px(self) -> int:
@@ -223,12 +225,48 @@ class ImageAsset(models.Model):
             return default_storage.url(self.variants[widest])
         return self.original.url
 
+    def url_at(self, width: int) -> str:
+        """The URL of the widest variant not wider than ``width`` (or the
+        narrowest one)."""
+        if not self.variants:
+            return self.original.url
+        widths = sorted(int(w) for w in self.variants)
+        best = max((w for w in widths if w <= width), default=widths[0])
+        return default_storage.url(self.variants[str(best)])
+
     @property
     def srcset(self) -> str:
         return ", ".join(
             f"{default_storage.url(path)} {width}w"
             for width, path in sorted(self.variants.items(), key=lambda kv: int(kv[0]))
         )
+
+
+class BudgetMode(models.TextChoices):
+    OFF = "off", "Off: measure only"
+    WARN = "warn", "Warn before publishing"
+    BLOCK = "block", "Block publishing above the budget"
+
+
+class SpeedBudget(models.Model):
+    """A workspace's page-speed budget, checked every time a funnel is published."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="speed_budget"
+    )
+    mode = models.CharField(
+        max_length=5, choices=BudgetMode.choices, default=BudgetMode.WARN
+    )
+    max_html_css_kb = models.PositiveSmallIntegerField("HTML + CSS (KB)", default=40)
+    max_first_view_image_kb = models.PositiveIntegerField(
+        "Images above the fold (KB)", default=200
+    )
+    allow_blocking_scripts = models.BooleanField(
+        "Allow render-blocking scripts in head code", default=False
+    )
+
+    def __str__(self) -> str:
+        return f"Speed budget of {self.workspace_id}"
 
 
 from .domain_models import Domain  # noqa: E402, F401  (one module per concern)

@@ -12,7 +12,7 @@ from django.template.loader import get_template, render_to_string
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from . import blocks
+from . import blocks, styles
 from .documents import Doc, Node
 
 
@@ -158,7 +158,10 @@ def render_block(block: Node, ctx: RenderContext) -> SafeString:
     bt = blocks.REGISTRY.get(block.get("type", ""))
     if bt is None:
         return mark_safe("")
-    html = get_template(bt.template).render(block_context(block, ctx))
+    html = styles.wrap_block(
+        get_template(bt.template).render(block_context(block, ctx)),
+        block.get("style"),
+    )
     if ctx.editor and ctx.page is not None:
         return editor_chrome(block, bt, html, ctx)
     return mark_safe(html)
@@ -166,7 +169,8 @@ def render_block(block: Node, ctx: RenderContext) -> SafeString:
 
 CHROME = (
     '<div class="pb-block{selected}" id="block-{id}" data-id="{id}" data-type="{type}" '
-    'tabindex="0" role="group" aria-roledescription="block" aria-label="{name}">'
+    'tabindex="0" role="group" aria-roledescription="block" aria-label="{name}" '
+    'data-text-url="{text_url}">'
     '<div class="pb-block-bar" role="toolbar" aria-label="Block actions">'
     '<span class="pb-drag" title="Drag to move" aria-hidden="true">⠿</span>'
     '<a class="pb-block-name" href="{editor_url}?block={id}" hx-get="{settings_url}" '
@@ -175,7 +179,7 @@ CHROME = (
     '<input type="hidden" name="block_id" value="{id}">'
     '<button name="action" value="block_up" type="submit" class="pb-icon" title="Move up" aria-label="Move up">↑</button>'  # noqa: E501
     '<button name="action" value="block_down" type="submit" class="pb-icon" title="Move down" aria-label="Move down">↓</button>'  # noqa: E501
-    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate">⧉</button>'  # noqa: E501
+    '<button name="action" value="duplicate_block" type="submit" class="pb-icon" title="Duplicate" aria-label="Duplicate"><svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><rect x="5.5" y="5.5" width="8" height="8" rx="1.5" fill="none" stroke="currentColor" stroke-width="1.6"/><path d="M3 10.5V3.8C3 3.4 3.4 3 3.8 3h6.7" fill="none" stroke="currentColor" stroke-width="1.6"/></svg></button>'  # noqa: E501
     '<button name="action" value="delete_block" type="submit" class="pb-icon pb-danger" title="Delete" aria-label="Delete">✕</button>'  # noqa: E501
     "</form></div>"
     '<div class="pb-block-body" hx-get="{settings_url}" hx-target="#settings-pane" '
@@ -195,6 +199,7 @@ def _chrome_urls(ctx: RenderContext) -> dict[str, str]:
             "editor_url": reverse("pages:editor", args=[pk]),
             "edit_url": reverse("pages:edit", args=[pk]),
             "settings_url": reverse("pages:block_settings", args=[pk, "__id__"]),
+            "text_url": reverse("pages:block_inplace", args=[pk, "__id__"]),
             "csrf": format_html(
                 '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', token
             )
@@ -219,10 +224,23 @@ def editor_chrome(
             editor_url=urls["editor_url"],
             edit_url=urls["edit_url"],
             settings_url=urls["settings_url"].replace("__id__", block_id),
+            text_url=urls["text_url"].replace("__id__", block_id),
             csrf=urls["csrf"],
             html=html,
         )
     )
+
+
+def _section_image(settings: dict[str, Any], ctx: RenderContext) -> str:
+    """The URL of a section's background image: its largest variant up to 1600
+    px (a background is never shown sharper than that)."""
+    try:
+        image = ctx.images.get(int(settings.get("bg_image") or 0))
+    except (TypeError, ValueError):
+        image = None
+    if image is None:
+        return ""
+    return image.url_at(1600)
 
 
 def render_document(doc: Doc, ctx: RenderContext) -> SafeString:
@@ -245,8 +263,16 @@ def render_document(doc: Doc, ctx: RenderContext) -> SafeString:
                     }
                 )
             rows.append({"row": row, "columns": cols})
+        settings = section.get("settings", {})
+        image = _section_image(settings, ctx)
         sections.append(
-            {"section": section, "s": section.get("settings", {}), "rows": rows}
+            {
+                "section": section,
+                "s": settings,
+                "rows": rows,
+                "classes": styles.section_classes(settings),
+                "css": styles.section_css(settings, image),
+            }
         )
     return mark_safe(
         render_to_string(

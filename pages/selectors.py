@@ -14,12 +14,14 @@ from accounts.models import Workspace, WorkspaceSlugAlias
 from analytics import experiments
 from funnels.models import Funnel, Step, StepKind
 
+from . import speed
 from .models import (
     Domain,
     FunnelTheme,
     ImageAsset,
     Page,
     PageVersion,
+    SpeedBudget,
     SplitTest,
 )
 
@@ -48,6 +50,19 @@ def theme_for(*, funnel: Funnel) -> FunnelTheme:
         funnel=funnel, defaults={"workspace_id": funnel.workspace_id}
     )
     return theme
+
+
+def speed_budget(*, workspace: Workspace) -> speed.Budget:
+    """The workspace's budget, or the defaults when it never set one."""
+    row = SpeedBudget.objects.filter(workspace=workspace).first()
+    if row is None:
+        return speed.Budget()
+    return speed.Budget(
+        mode=row.mode,
+        max_html_css_kb=row.max_html_css_kb,
+        max_first_view_image_kb=row.max_first_view_image_kb,
+        allow_blocking_scripts=row.allow_blocking_scripts,
+    )
 
 
 def images_for(*, workspace_id: int, ids: set[int]) -> dict[int, ImageAsset]:
@@ -149,6 +164,54 @@ def funnel_templates() -> dict[str, dict[str, Any]]:
         data = json.loads(path.read_text())
         out[data["key"]] = data
     return dict(sorted(out.items(), key=lambda kv: kv[1].get("order", 99)))
+
+
+TEMPLATE_ASSETS = Path(__file__).resolve().parents[1] / "static" / "img" / "templates"
+
+
+def template_asset_path(name: str) -> Path | None:
+    """The shipped image of a template (static/img/templates/<name>.webp)."""
+    if not name.replace("-", "").isalnum():
+        return None
+    path = TEMPLATE_ASSETS / f"{name}.webp"
+    return path if path.exists() else None
+
+
+class TemplateImage:
+    """A shipped template image, shaped like an ImageAsset for previews."""
+
+    def __init__(self, name: str) -> None:
+        from django.templatetags.static import static
+        from PIL import Image
+
+        path = template_asset_path(name)
+        self.url = static(f"img/templates/{name}.webp") if path else ""
+        self.srcset = ""
+        self.alt_text = ""
+        self.width, self.height = Image.open(path).size if path else (0, 0)
+
+    def url_at(self, width: int) -> str:
+        return self.url
+
+
+def template_preview_document(doc: dict[str, Any]) -> tuple[dict, dict]:
+    """A template document with its shipped images numbered for a preview render,
+    and those images by number."""
+    import copy
+
+    from .documents import iter_blocks
+
+    doc = copy.deepcopy(doc)
+    images: dict[int, TemplateImage] = {}
+    numbers: dict[str, int] = {}
+    for block in iter_blocks(doc):
+        name = block.get("settings", {}).pop("asset", None)
+        if name and template_asset_path(name):
+            if name not in numbers:
+                numbers[name] = len(numbers) + 1
+                images[numbers[name]] = TemplateImage(name)
+            block["settings"]["image_id"] = numbers[name]
+    return doc, images
 
 
 def funnel_template(*, key: str) -> dict[str, Any] | None:

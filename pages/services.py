@@ -21,10 +21,11 @@ from django.utils.text import slugify
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User, Workspace
+from accounts.services import audit_record
 from funnels import paths
 from funnels.models import Funnel, Step, StepKind, StepOffer
 
-from . import documents, edge, selectors, serving
+from . import documents, edge, selectors, serving, speed
 from .documents import Doc, DocumentError
 from .models import (
     Domain,
@@ -33,6 +34,7 @@ from .models import (
     Page,
     PageRevision,
     PageVersion,
+    SpeedBudget,
     SplitTest,
 )
 from .rendering import RenderContext, render_document
@@ -56,11 +58,30 @@ def _lock(page: Page, revision: int | None) -> Page:
     return locked
 
 
-def _store(page: Page, doc: Doc, label: str) -> Page:
-    """Save a new draft and push it onto the undo history (dropping redo)."""
+def _store(page: Page, doc: Doc, label: str, group: str = "") -> Page:
+    """Save a new draft and push it onto the undo history (dropping redo).
+
+    An edit whose ``group`` matches the current revision's (one typing session
+    on the canvas) replaces that revision instead, when nothing was undone."""
+    if group:
+        current = PageRevision.objects.filter(
+            page=page, number=page.history_pointer, group=group
+        ).first()
+        newest = not PageRevision.objects.filter(
+            page=page, number__gt=page.history_pointer
+        ).exists()
+        if current is not None and newest:
+            current.document = doc
+            current.save(update_fields=["document"])
+            page.document = doc
+            page.draft_revision += 1
+            page.save(update_fields=["document", "draft_revision", "updated_at"])
+            return page
     number = page.history_pointer + 1
     PageRevision.objects.filter(page=page, number__gte=number).delete()
-    PageRevision.objects.create(page=page, number=number, document=doc, label=label)
+    PageRevision.objects.create(
+        page=page, number=number, document=doc, label=label, group=group
+    )
     page.document = doc
     page.history_pointer = number
     page.draft_revision += 1
@@ -77,15 +98,17 @@ def page_edit(
     revision: int | None,
     operation: Callable[[Doc], Doc],
     label: str = "Edit",
+    group: str = "",
 ) -> Page:
     """Apply a pure document operation to the draft. ``revision`` is the
-    draft_revision the editor saw; a different one means another tab edited."""
+    draft_revision the editor saw; a different one means another tab edited.
+    Edits sharing a ``group`` fold into one undo step (see ``_store``)."""
     locked = _lock(page, revision)
     try:
         doc = operation(locked.document)
     except DocumentError as exc:
         raise ValidationError(str(exc)) from exc
-    return _store(locked, doc, label)
+    return _store(locked, doc, label, group)
 
 
 @transaction.atomic
@@ -276,6 +299,7 @@ def page_render_refused_form(
     )
     funnel = page.step.funnel
     values = {k: v for k, v in values.items() if k not in SECRET_FORM_FIELDS}
+    assert page.published_version is not None  # checked above
     return _render_public(
         page,
         page.published_version.document,
@@ -295,6 +319,8 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     if not steps:
         raise ValidationError("Add at least one step before publishing.")
     theme = selectors.theme_for(funnel=funnel)
+    budget = selectors.speed_budget(workspace=funnel.workspace)
+    reports: list[tuple[Page, speed.Report]] = []
     versions = []
     for step in steps:
         page = page_for_step(step=step)
@@ -313,28 +339,87 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
                 .first()
                 or 0
             ) + 1
+            html = _render_public(variant, variant.document, steps, theme)
+            report = speed.measure(html, budget)
+            reports.append((variant, report))
             version = PageVersion.objects.create(
                 workspace_id=variant.workspace_id,
                 page=variant,
                 number=number,
                 document=variant.document,
-                html=_render_public(variant, variant.document, steps, theme),
+                html=html,
                 published_by=user,
+                speed=report.as_dict(),
             )
             variant.published_version = version
             variant.save(update_fields=["published_version"])
             versions.append(version)
         split_test_start_if_needed(step=step)
+    blocked = [(p, r) for p, r in reports if speed.is_blocked(r, budget)]
+    if blocked:
+        page, report = blocked[0]
+        raise ValidationError(
+            f"Not published: {page.step.name} is over the workspace's page-speed "
+            f"budget (score {report.score}/100). {report.fixes[0]}"
+        )
+    was_published = funnel.published_at is not None
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
+    audit_record(
+        workspace=funnel.workspace_id,
+        action="funnel.publish",
+        target=funnel,
+        before={"published": was_published},
+        after={
+            "published": True,
+            "versions": {str(v.page_id): v.number for v in versions},
+        },
+    )
     _forget_live_pages(funnel)
     return versions
 
 
+def funnel_speed_check(*, funnel: Funnel) -> list[tuple[Page, speed.Report]]:
+    """Measure every live variant's draft as publishing would render it, without
+    publishing anything (the publish dialog shows this)."""
+    steps = list(funnel.steps.order_by("position", "id"))
+    theme = selectors.theme_for(funnel=funnel)
+    budget = selectors.speed_budget(workspace=funnel.workspace)
+    out = []
+    for step in steps:
+        for variant in (
+            Page.objects.filter(step=step, archived_at__isnull=True)
+            .select_related("step__funnel")
+            .order_by("id")
+        ):
+            html = _render_public(variant, variant.document, steps, theme)
+            out.append((variant, speed.measure(html, budget)))
+    return out
+
+
+@transaction.atomic
+def speed_budget_update(*, workspace: Workspace, data: dict[str, Any]) -> SpeedBudget:
+    budget, _ = SpeedBudget.objects.get_or_create(workspace=workspace)
+    for key, value in data.items():
+        setattr(budget, key, value)
+    budget.save()
+    return budget
+
+
 @transaction.atomic
 def funnel_unpublish(*, funnel: Funnel) -> Funnel:
-    Funnel.objects.filter(pk=funnel.pk).update(published_at=None)
+    updated = Funnel.objects.filter(pk=funnel.pk, published_at__isnull=False).update(
+        published_at=None
+    )
     funnel.published_at = None
+    if updated:
+        audit_record(
+            workspace=funnel.workspace_id,
+            action="funnel.unpublish",
+            target=funnel,
+            before={"published": True},
+            after={"published": False},
+        )
     _forget_live_pages(funnel)
     return funnel
 
@@ -348,8 +433,20 @@ def page_rollback(*, page: Page, version: PageVersion) -> Page:
         raise ValidationError(
             "This variant was removed from its split test and cannot go live again."
         )
+    previous = page.published_version_id
     Page.objects.filter(pk=page.pk).update(published_version=version)
     page.published_version = version
+    audit_record(
+        workspace=page.workspace_id,
+        action="page.rollback",
+        target=page,
+        before={
+            "version": PageVersion.objects.filter(pk=previous or 0)
+            .values_list("number", flat=True)
+            .first()
+        },
+        after={"version": version.number},
+    )
     _forget_live_pages(page.step.funnel)
     return page
 
@@ -488,9 +585,10 @@ def variant_pause(*, page: Page) -> Page:
     """Stop serving a variant (weight 0) without removing it."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was removed.")
+    page = found
     if not any(p.weight > 0 for p in variants if p.pk != page.pk):
         raise ValidationError(
             f"{page.name} is the only variant being served: resume another one first."
@@ -506,9 +604,10 @@ def variant_resume(*, page: Page) -> Page:
     """Serve a paused variant again, with the average weight of the others."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was removed; it cannot be resumed.")
+    page = found
     served = [p.weight for p in variants if p.weight > 0 and p.pk != page.pk]
     page.weight = round(sum(served) / len(served)) if served else 100
     page.save(update_fields=["weight", "updated_at"])
@@ -533,9 +632,10 @@ def variant_remove(*, page: Page) -> Page:
     """Remove a variant, mid-test or not: it stops being served at once."""
     step = _lock_step(page.step)
     variants = _live_variants(step)
-    page = next((p for p in variants if p.pk == page.pk), None)
-    if page is None:
+    found = next((p for p in variants if p.pk == page.pk), None)
+    if found is None:
         raise ValidationError("That variant was already removed.")
+    page = found
     others = [p for p in variants if p.pk != page.pk]
     if not others:
         raise ValidationError("A step needs a page: this is its only variant.")
@@ -584,9 +684,10 @@ def split_test_declare_winner(
             "variants to start one."
         )
     variants = _live_variants(step)
-    winner = next((p for p in variants if p.pk == winner.pk), None)
-    if winner is None:
+    chosen = next((p for p in variants if p.pk == winner.pk), None)
+    if chosen is None:
         raise ValidationError("Pick one of the step's current variants as the winner.")
+    winner = chosen
     if step.funnel.is_published and winner.published_version_id is None:
         raise ValidationError(
             f"{winner.name} has never been published: publish the funnel first, "
@@ -623,6 +724,29 @@ def _fresh_ids(doc: Doc) -> Doc:
     return {"sections": [documents._reassign_ids(s) for s in doc.get("sections", [])]}
 
 
+def _template_images(workspace: Workspace, doc: Doc, assets: dict[str, int]) -> Doc:
+    """Template images ship as static files (``"asset": name``); a new funnel
+    gets its own copies in the workspace's image library, so marketers can
+    replace them like any upload. ``assets`` remembers what this funnel already
+    imported."""
+    for block in documents.iter_blocks(doc):
+        settings_ = block.get("settings", {})
+        name = settings_.pop("asset", None)
+        if not name:
+            continue
+        if name not in assets:
+            path = selectors.template_asset_path(name)
+            if path is None:
+                continue
+            with open(path, "rb") as fh:
+                upload = ContentFile(fh.read(), name=path.name)
+            assets[name] = image_upload(
+                workspace=workspace, upload=upload, alt_text=settings_.get("alt", "")
+            ).pk
+        settings_["image_id"] = assets[name]
+    return doc
+
+
 @transaction.atomic
 def funnel_create_from_template(
     *, workspace: Workspace, user: User | None, template_key: str, name: str
@@ -638,6 +762,7 @@ def funnel_create_from_template(
         workspace=workspace, funnel=funnel, **template.get("theme", {})
     )
     steps: list[Step] = []
+    assets: dict[str, int] = {}
     for position, spec in enumerate(template["steps"]):
         step = Step.objects.create(
             workspace=workspace,
@@ -648,7 +773,8 @@ def funnel_create_from_template(
             position=position,
         )
         steps.append(step)
-        page = page_create_blank(step=step, document=_fresh_ids(spec["document"]))
+        document = _template_images(workspace, _fresh_ids(spec["document"]), assets)
+        page = page_create_blank(step=step, document=document)
         page.title = spec.get("title", spec["name"])
         page.save(update_fields=["title"])
     by_slug = {step.slug: step for step in steps}
@@ -761,7 +887,7 @@ def _load_image(
             probe.verify()
             with _decode_slots().hold(settings.IMAGE_UPLOAD_WAIT_SECONDS):
                 upload.seek(0)
-                image = Image.open(upload)
+                image: Image.Image = Image.open(upload)
                 target = _fit(width, height, max_side)
                 if fmt == "JPEG":
                     image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale
@@ -806,7 +932,7 @@ def image_upload(
             f"images/{month}/{stem}.{ext}", ContentFile(buf.getvalue())
         )
         stored.append(original)
-        variants = {}
+        variants: dict[str, str] = {}
         # Every standard width below the original, then the original's own width
         # (capped at the largest standard width), so a 1600-px image is offered
         # at 480, 960 and 1600 and full-width layouts get full resolution.
@@ -959,11 +1085,25 @@ def domain_add(*, workspace: Workspace, host: str, funnel: Funnel) -> Domain:
             )
     except IntegrityError:  # added by someone else a moment ago
         raise ValidationError(f"{name} is already used.") from None
+    audit_record(
+        workspace=workspace,
+        action="domain.add",
+        target=domain,
+        target_label=name,
+        after={"host": name, "funnel": funnel.name},
+    )
     _forget_live_pages()
     return domain
 
 
 @transaction.atomic
 def domain_delete(*, domain: Domain) -> None:
+    audit_record(
+        workspace=domain.workspace_id,
+        action="domain.delete",
+        target=domain,
+        target_label=domain.host,
+        before={"host": domain.host},
+    )
     domain.delete()
     _forget_live_pages()

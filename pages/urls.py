@@ -20,6 +20,31 @@ urlpatterns = [
         views.block_update,
         name="block_update",
     ),
+    path(
+        "pages/<int:pk>/blocks/<str:block_id>/text/",
+        views.block_inplace,
+        name="block_inplace",
+    ),
+    path(
+        "pages/<int:pk>/blocks/<str:block_id>/style/",
+        views.block_style,
+        name="block_style",
+    ),
+    path(
+        "pages/<int:pk>/sections/<str:section_id>/",
+        views.section_settings,
+        name="section_settings",
+    ),
+    path(
+        "pages/<int:pk>/sections/<str:section_id>/style/",
+        views.section_style,
+        name="section_style",
+    ),
+    path(
+        "pages/<int:pk>/sections/<str:section_id>/image/",
+        views.section_image,
+        name="section_image",
+    ),
     path("pages/<int:pk>/history/<str:direction>/", views.history, name="history"),
     path("pages/<int:pk>/images/", views.image_upload, name="image_upload"),
     path("pages/<int:pk>/settings/", views.page_settings, name="settings"),
@@ -31,6 +56,8 @@ urlpatterns = [
         name="version_action",
     ),
     path("pages/<int:pk>/publish/", views.publish, name="publish"),
+    path("pages/<int:pk>/publish/check/", views.publish_check, name="publish_check"),
+    path("settings/page-speed/", views.speed_budget, name="speed_budget"),
     path(
         "funnels/<int:funnel_pk>/publish/", views.funnel_publish, name="funnel_publish"
     ),

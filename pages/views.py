@@ -12,13 +12,29 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
+from accounts.models import Role
 from accounts.tenancy import workspace_view
 from funnels.models import Funnel
 
-from . import blocks, documents, rendering, selectors, services
+from . import (
+    blocks,
+    documents,
+    rendering,
+    selectors,
+    services,
+    speed,
+    styles,
+    themes,
+)
 from .documents import Doc
-from .forms import ImageUploadForm, PageSettingsForm, TemplateCreateForm, ThemeForm
-from .models import ImageAsset, Page
+from .forms import (
+    ImageUploadForm,
+    PageSettingsForm,
+    SpeedBudgetForm,
+    TemplateCreateForm,
+    ThemeForm,
+)
+from .models import ImageAsset, Page, SpeedBudget
 from .rendering import RenderContext, render_block, render_document
 from .split_views import variant_rows
 
@@ -102,6 +118,7 @@ def _editor_context(
                 block_type=bt,
                 form=form,
                 image=_block_image(page, block),
+                style=styles.form_context(block.get("style")),
             )
     return ctx
 
@@ -168,6 +185,9 @@ def step_edit(request: HttpRequest, step_pk: int) -> HttpResponse:
 def editor(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     ctx = _editor_context(page, request=request, selected=request.GET.get("block"))
+    section = documents.find_section(page.document, request.GET.get("section", ""))
+    if section is not None and ctx["can_edit"] and not ctx["selected"]:
+        ctx.update(_section_context(page, section))
     ctx.update(
         variants=variant_rows(selectors.step_variants(step=page.step)),
         max_variants=services.MAX_VARIANTS,
@@ -352,6 +372,11 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
         return _error(request, page, exc.messages[0])
     if not request.htmx:
         return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
+    return _block_swap(request, page, block_id)
+
+
+def _block_swap(request: HttpRequest, page: Page, block_id: str) -> HttpResponse:
+    """The re-rendered block plus the new revision and undo state."""
     block = documents.find_block(page.document, block_id)
     single = {"sections": [{"rows": [{"columns": [{"blocks": [block]}]}]}]}
     html = render_block(block, _render_ctx(page, single, block_id, request))
@@ -366,6 +391,185 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
             "can_redo": False,
         },
     )
+
+
+ALIGNABLE = ("left", "center", "right")
+
+
+@require_POST
+@workspace_view
+def block_inplace(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
+    """Text typed on the canvas (headline, text, button label, list items).
+
+    Cleaned like the settings form; edits of one typing session (``session``)
+    fold into one undo step. ``align`` sets the block's alignment setting.
+    """
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    block = documents.find_block(page.document, block_id)
+    if block is None:
+        return _error(request, page, "That block no longer exists — reload the page.")
+    bt = blocks.get(block["type"])
+    name = request.POST.get("field", "")
+    session = request.POST.get("session", "")[:40]
+    changes: dict[str, Any] = {}
+    if name == "align":
+        value = request.POST.get("value", "")
+        if value not in ALIGNABLE or "align" not in bt.defaults():
+            return _error(request, page, "That block cannot be aligned that way.")
+        changes["align"] = value
+    else:
+        field = blocks.inplace_field(bt, name)
+        if field is None:
+            return _error(request, page, "That text cannot be edited on the canvas.")
+        value = request.POST.get("value", "")
+        if len(value) > 50_000:
+            return _error(request, page, "That text is too long (50,000 characters).")
+        changes[name] = blocks.clean_inplace(field, value)
+    try:
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=lambda d: documents.update_block(d, block_id, changes),
+            label=f"Typed in {bt.label.lower()}",
+            group=f"{block_id}:{session}" if session else "",
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    if not request.htmx:
+        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
+    return _block_swap(request, page, block_id)
+
+
+@require_POST
+@workspace_view
+def block_style(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
+    """Save a block's style panel (colours, spacing, alignment, visibility...)."""
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    block = documents.find_block(page.document, block_id)
+    if block is None:
+        return _error(request, page, "That block no longer exists — reload the page.")
+    try:
+        style = styles.clean_block_style(styles.from_post(request.POST))
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=lambda d: documents.set_block_style(d, block_id, style),
+            label=f"Styled {blocks.get(block['type']).label.lower()}",
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    if not request.htmx:
+        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
+    return _block_swap(request, page, block_id)
+
+
+def _section_context(page: Page, section: dict[str, Any]) -> dict[str, Any]:
+    settings = section.get("settings", {})
+    image = None
+    if settings.get("bg_image"):
+        image = selectors.images_for(
+            workspace_id=page.workspace_id, ids={int(settings["bg_image"])}
+        ).get(int(settings["bg_image"]))
+    return {
+        "section": section,
+        "s": settings,
+        "image_thumb": image.url_at(480) if image else "",
+        "tokens": [(k, n, c) for k, (n, c) in styles.COLOR_TOKENS.items()],
+        "section_backgrounds": rendering.SECTION_BACKGROUNDS,
+        "section_widths": rendering.SECTION_WIDTHS,
+        "paddings": list(styles.SECTION_PADDING.items()),
+        "overlays": list(styles.OVERLAYS.items()),
+    }
+
+
+@workspace_view
+def section_settings(request: HttpRequest, pk: int, section_id: str) -> HttpResponse:
+    """The section's style pane (background, image, padding, visibility)."""
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    if not request.htmx:
+        return redirect(f"{reverse('pages:editor', args=[pk])}?section={section_id}")
+    section = documents.find_section(page.document, section_id)
+    if section is None:
+        return _error(request, page, "That section no longer exists — reload.")
+    ctx = {"page": page, **_section_context(page, section)}
+    return render(request, "pages/editor/_section_settings.html", ctx)
+
+
+def _section_swap(
+    request: HttpRequest, page: Page, section_id: str, *, with_pane: bool
+) -> HttpResponse:
+    if not request.htmx:
+        url = reverse("pages:editor", args=[page.pk])
+        return redirect(f"{url}?section={section_id}")
+    section = documents.find_section(page.document, section_id)
+    single = {"sections": [section]}
+    html = render_document(single, _render_ctx(page, single, None, request))
+    ctx = {
+        "page": page,
+        "html": html,
+        "can_undo": True,
+        "can_redo": False,
+        "with_pane": with_pane,
+        **_section_context(page, section),
+    }
+    return render(request, f"{EDITOR}#section-swap", ctx)
+
+
+@require_POST
+@workspace_view
+def section_style(request: HttpRequest, pk: int, section_id: str) -> HttpResponse:
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    p = request.POST
+    try:
+        background = p.get("background", "white")
+        width = p.get("width", "md")
+        if background not in SECTION_BACKGROUNDS or width not in SECTION_WIDTHS:
+            raise ValidationError("Unknown section background or width.")
+        data = dict(p.items())
+        if not p.get("bg_color_on"):
+            data["bg_color"] = ""
+        extra = styles.clean_section_style(data)
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=lambda d: documents.update_section(
+                d, section_id, {"background": background, "width": width, **extra}
+            ),
+            label="Section style",
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    return _section_swap(request, page, section_id, with_pane=False)
+
+
+@require_POST
+@workspace_view
+def section_image(request: HttpRequest, pk: int, section_id: str) -> HttpResponse:
+    """Upload (or remove) a section's background image."""
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    try:
+        if documents.find_section(page.document, section_id) is None:
+            raise ValidationError("That section no longer exists — reload.")
+        if request.POST.get("remove"):
+            image_id = None
+        else:
+            form = ImageUploadForm(request.POST, request.FILES)
+            if not form.is_valid():
+                raise ValidationError("Choose an image file to upload.")
+            image_id = services.image_upload(
+                workspace=request.workspace, upload=form.cleaned_data["image"]
+            ).pk
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=lambda d: documents.update_section(
+                d, section_id, {"bg_image": image_id}
+            ),
+            label="Section image" if image_id else "Removed section image",
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    return _section_swap(request, page, section_id, with_pane=True)
 
 
 def _column_of(doc: Doc, block_id: str) -> dict[str, Any] | None:
@@ -494,6 +698,15 @@ def page_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def theme(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     theme_obj = selectors.theme_for(funnel=page.step.funnel)
+    preset_key = request.POST.get("preset")
+    if request.method == "POST" and preset_key is not None:
+        preset = themes.PRESETS.get(preset_key)
+        if preset is None:
+            messages.error(request, "That theme preset does not exist.")
+            return redirect("pages:theme", pk=page.pk)
+        services.theme_update(funnel=page.step.funnel, data=preset.values())
+        messages.success(request, f"{preset.name} theme applied to every page.")
+        return redirect("pages:editor", pk=page.pk)
     form = ThemeForm(request.POST or None, instance=theme_obj)
     if request.method == "POST" and form.is_valid():
         services.theme_update(funnel=page.step.funnel, data=form.cleaned_data)
@@ -502,7 +715,14 @@ def theme(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "pages/theme.html",
-        {"page": page, "form": form, "funnel": page.step.funnel},
+        {
+            "page": page,
+            "form": form,
+            "funnel": page.step.funnel,
+            "presets": themes.PRESETS.values(),
+            "fonts": themes.FONTS.values(),
+            "current": theme_obj,
+        },
     )
 
 
@@ -542,6 +762,42 @@ def version_action(
         messages.error(request, exc.messages[0])
         return redirect("pages:versions", pk=page.pk)
     raise Http404
+
+
+@workspace_view
+def publish_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """The publish dialog: each page's speed score and top fixes, then Publish."""
+    page = selectors.page_get(workspace=request.workspace, pk=pk)
+    funnel = page.step.funnel
+    budget = selectors.speed_budget(workspace=request.workspace)
+    reports = services.funnel_speed_check(funnel=funnel)
+    ctx = {
+        "page": page,
+        "funnel": funnel,
+        "reports": reports,
+        "budget": budget,
+        "variants_shown": len({p.step_id for p, _ in reports}) < len(reports),
+        "over": any(r.over_budget for _, r in reports),
+        "blocked": any(speed.is_blocked(r, budget) for _, r in reports),
+        "can_edit": request.membership.can_edit,
+    }
+    template = "pages/publish_check.html"
+    return render(request, f"{template}#check" if request.htmx else template, ctx)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(write_role=Role.ADMIN)
+def speed_budget(request: HttpRequest) -> HttpResponse:
+    """Workspace settings → Page speed: the budget publishing is checked against."""
+    instance = SpeedBudget.objects.filter(workspace=request.workspace).first()
+    form = SpeedBudgetForm(request.POST or None, instance=instance or SpeedBudget())
+    if request.method == "POST" and form.is_valid():
+        services.speed_budget_update(
+            workspace=request.workspace, data=form.cleaned_data
+        )
+        messages.success(request, "Page-speed budget saved.")
+        return redirect("pages:speed_budget")
+    return render(request, "pages/speed_budget.html", {"form": form, "tab": "speed"})
 
 
 @require_POST
@@ -598,7 +854,8 @@ def template_preview(request: HttpRequest, key: str, index: int = 0) -> HttpResp
         raise Http404
     spec = template["steps"][index]
     theme_obj = services.FunnelTheme(**template.get("theme", {}))
-    body = render_document(spec["document"], RenderContext())
+    doc, images = selectors.template_preview_document(spec["document"])
+    body = render_document(doc, RenderContext(images=images))
     return render(
         request,
         "pages/template_preview.html",

@@ -224,16 +224,22 @@ def ensure() -> tuple[dict[str, str], list[str]]:
     """Return the env to use and the names of the servers started here."""
     env: dict[str, str] = {}
     started: list[str] = []
+    # Only servers started here are stopped afterwards: `make shell` or
+    # `make apitoken` next to a running `make run` must not stop its servers.
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
     else:
+        running = (PG_DIR / "postmaster.pid").exists()
         env["DATABASE_URL"] = start_postgres()
-        started.append("postgres")
+        if not running:
+            started.append("postgres")
     if os.environ.get("REDIS_URL"):
         env["REDIS_URL"] = os.environ["REDIS_URL"]
     else:
+        running = _redis_alive()
         env["REDIS_URL"] = start_redis()
-        started.append("redis")
+        if not running:
+            started.append("redis")
     return env, started
 
 
@@ -254,8 +260,8 @@ def main(argv: list[str]) -> int:
     except SetupError as exc:
         _say(str(exc))
         return 1
-    if started:
-        _say("using project-local " + " and ".join(started) + " under .data/")
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        _say("using project-local servers under .data/")
     if command == "env":
         for key, value in env.items():
             print(f"{key}={value}")

@@ -40,6 +40,17 @@ def public_client(db):
 
 
 @pytest.fixture(autouse=True)
+def _media_root(tmp_path_factory):
+    """Uploads (and template images copied into new funnels) go to a temporary
+    folder, never into the checkout's .data/media. (Not through the ``settings``
+    fixture: some tests name a parameter ``settings``.)"""
+    from django.test import override_settings
+
+    with override_settings(MEDIA_ROOT=tmp_path_factory.getbasetemp() / "media"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _no_events_left_behind(request):
     """The events table is not a Django-managed table, so a transactional test's
     flush does not empty it: do it here so tests never see each other's events."""

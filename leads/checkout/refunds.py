@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Max, Sum
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 
 from .. import gateways, services
 from ..gateways import GatewayError
@@ -155,6 +156,7 @@ def refund_book(order: Order, refund: Payment) -> None:
         currency=order.currency,
         event_id=services.event_id_for(f"refund:{refund.pk}"),
     )
+    before = {"status": order.status, "refunded_minor": order.refunded_minor}
     order.refunded_minor += refund.amount_minor
     order.status = (
         OrderStatus.REFUNDED
@@ -162,3 +164,16 @@ def refund_book(order: Order, refund: Payment) -> None:
         else OrderStatus.PARTIALLY_REFUNDED
     )
     order.save(update_fields=["refunded_minor", "status"])
+    audit_record(
+        workspace=order.workspace_id,
+        action="order.refund",
+        target=order,
+        target_label=f"order {order.public_id}",
+        before=before,
+        after={
+            "status": order.status,
+            "refunded_minor": order.refunded_minor,
+            "refund_minor": refund.amount_minor,
+            "currency": order.currency,
+        },
+    )

@@ -177,6 +177,26 @@
     if (btn && btn.parentElement) btn.parentElement.remove();
   });
 
+  // Publish: a dialog with each page's speed score and top fixes, then confirm.
+  var dialog = document.getElementById("publish-dialog");
+  document.addEventListener("click", function (e) {
+    var open = e.target.closest && e.target.closest("[data-publish-dialog]");
+    if (open && dialog && dialog.showModal) {
+      e.preventDefault();
+      var body = document.getElementById("publish-dialog-body");
+      body.innerHTML = '<p class="muted">Measuring your pages…</p>';
+      dialog.showModal();
+      htmx.ajax("GET", open.getAttribute("href"), { target: "#publish-dialog-body", swap: "innerHTML", source: open })
+        .then(function () {
+          var first = document.getElementById("publish-confirm");
+          if (first && !first.disabled) first.focus();
+        });
+      return;
+    }
+    var close = e.target.closest && e.target.closest("[data-close-dialog]");
+    if (close && dialog && dialog.open) { e.preventDefault(); dialog.close(); }
+  });
+
   document.body.addEventListener("htmx:beforeRequest", function (e) {
     if (e.detail.requestConfig && e.detail.requestConfig.verb === "post") state("Saving…", true);
   });

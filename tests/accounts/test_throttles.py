@@ -151,3 +151,18 @@ def test_signup_is_limited_per_address(client):
     ]
     assert codes == [302] * 3 + [429] * 2
     assert len(mail.outbox) == 3
+
+
+def test_signup_with_the_mail_server_down_says_so(client, settings):
+    """A real SMTP connection refused: a clear 503 on the form, not a 500, and the
+    same for any address."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    response = client.post(reverse("accounts:signup"), {"email": "new@acme.test"})
+    assert response.status_code == 503
+    assert "We could not send the e-mail just now" in response.content.decode()

@@ -82,7 +82,7 @@ def _script(funnel, variants: dict[int, list[int]], n: int, seed: int) -> list[d
 
 
 def _recount(events, funnel, step, goal, start, end):
-    """METRICS.md split-test numbers straight from the raw events."""
+    """docs/metrics.md split-test numbers straight from the raw events."""
     ids = [s.pk for s in funnel.s]
     later = set(ids[ids.index(step.pk) :])
     by_visitor = defaultdict(list)

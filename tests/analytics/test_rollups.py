@@ -72,7 +72,7 @@ def _clean():
 
 
 def _recount(events, steps, entry_step, goal_kind, filters, sources):
-    """METRICS.md, computed straight from the raw events."""
+    """docs/metrics.md, computed straight from the raw events."""
     per_visitor = defaultdict(list)
     for e in events:
         per_visitor[e["visitor"]].append(e)
@@ -308,7 +308,7 @@ def test_report_equals_recount(
 
 @pytest.mark.django_db
 def test_thousand_hundred_fifty_ten_is_one_percent(workspace):
-    """The METRICS example: 1000 → 100 → 50 → 10 buy reads 1 % exactly."""
+    """The docs/metrics.md example: 1000 → 100 → 50 → 10 buy reads 1 % exactly."""
     funnel = FunnelFactory(workspace=workspace)
     optin, sales, order = (
         StepFactory(funnel=funnel, kind=k, position=i).pk

@@ -51,7 +51,8 @@ def new_page(browser, person_user_agent):
 
     def make(**kwargs):
         kwargs.setdefault("user_agent", person_user_agent)
-        context = browser.new_context(viewport={"width": 1280, "height": 860}, **kwargs)
+        kwargs.setdefault("viewport", {"width": 1280, "height": 860})
+        context = browser.new_context(**kwargs)
         context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()

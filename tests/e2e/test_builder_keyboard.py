@@ -30,7 +30,7 @@ def test_canvas_works_from_the_keyboard(
     live_server, page, owner, workspace, screenshot
 ):
     """Tab reaches the first block; arrows move between blocks; the toolbar is a Tab
-    away; Alt+↓ moves the block; Enter opens its settings; Delete removes it and
+    away; Alt+↓ moves the block; Enter edits it in place; Delete removes it and
     Ctrl+Z brings it back."""
     pg = page_with_blocks("headline", "text", "button", workspace=workspace)
     log_in(page, live_server, owner.email)
@@ -67,13 +67,26 @@ def test_canvas_works_from_the_keyboard(
     assert _order(pg.pk) == ["text", "headline", "button"]
     assert page.get_by_role("status").first.inner_text() == "Moved headline down"
 
-    # Enter opens the block's settings with the focus in its first field.
+    # Enter edits the headline in place; Esc saves and returns to the block.
     page.keyboard.press("Enter")
-    page.locator("#settings-pane", has_text="Headline").wait_for()
-    page.wait_for_function("() => document.activeElement.closest('#settings-pane')")
-    assert page.evaluate("document.activeElement.name") == "text"
+    editor = page.get_by_role("textbox", name="Headline text")
+    editor.wait_for()
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "textbox"
+    page.keyboard.press("End")
+    page.keyboard.type(" today")
     page.keyboard.press("Escape")
-    assert _focused(page)["name"].startswith("Headline:")
+    page.wait_for_function(
+        "() => document.activeElement.dataset && document.activeElement.dataset.type"
+        " === 'headline'"
+    )
+    htmx_idle(page)
+    assert _focused(page)["name"] == "Headline: Your big, bold promise goes here today"
+    headline = next(
+        b
+        for b in documents.iter_blocks(Page.objects.get(pk=pg.pk).document)
+        if b["type"] == "headline"
+    )
+    assert headline["settings"]["text"] == "Your big, bold promise goes here today"
 
     # Delete removes it, says how to get it back, and Ctrl+Z does.
     page.keyboard.press("Delete")
@@ -86,6 +99,24 @@ def test_canvas_works_from_the_keyboard(
     page.locator(".pb-block[data-type=headline]").wait_for()
     htmx_idle(page)
     assert _order(pg.pk) == ["text", "headline", "button"]
+
+
+def test_enter_opens_settings_of_a_block_without_text(
+    live_server, page, owner, workspace
+):
+    """A block with nothing to type in (a divider) opens its settings on Enter,
+    with the focus on its first field; Esc comes back to the block."""
+    pg = page_with_blocks("divider", workspace=workspace)
+    log_in(page, live_server, owner.email)
+    page.goto(f"{live_server.url}/pages/{pg.pk}/edit/")
+    htmx_idle(page)
+    page.locator(".pb-block").first.focus()
+    page.keyboard.press("Enter")
+    page.locator("#settings-pane", has_text="Divider").wait_for()
+    page.wait_for_function("() => document.activeElement.closest('#settings-pane')")
+    assert page.evaluate("document.activeElement.name") == "style"
+    page.keyboard.press("Escape")
+    assert _focused(page)["name"] == "Divider"
 
 
 def test_custom_html_block_selects_on_click(live_server, page, owner, workspace):

@@ -118,6 +118,7 @@ def test_build_tripwire_funnel_and_publish(
 
     htmx_idle(page)
     page.locator("#publish-btn").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish funnel").click()
     page.get_by_text("Published!").wait_for()
     draft = Page.objects.get(step__funnel=funnel, step__slug="optin")
     assert draft.published_version.number == 1

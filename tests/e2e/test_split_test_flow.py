@@ -128,6 +128,7 @@ def test_split_test_from_builder_to_winner(
     # Publish from B's editor.
     page.locator(f"#variant-{b.pk}").get_by_role("link", name="Edit page").click()
     page.locator("#publish-btn").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish").click()
     page.get_by_text("Published!").wait_for()
     a.refresh_from_db()
     b.refresh_from_db()

@@ -33,9 +33,15 @@ def test_every_block_type_renders_with_defaults():
 
 
 def test_headline_and_subheadline():
-    assert _render("headline", text="Big <b>promise</b>", size="lg", align="left") == (
-        '<h1 class="of-headline of-size-lg of-align-left">Big &lt;b&gt;promise&lt;/b&gt;</h1>\n'  # noqa: E501
-    )
+    """Headlines keep inline formatting (bold, colour) and are cleaned again as
+    they render: no script survives, and plain-text "<" stays text."""
+    assert _render(
+        "headline",
+        text="Big <b>promise</b><script>x()</script>",
+        size="lg",
+        align="left",
+    ) == ('<h1 class="of-headline of-size-lg of-align-left">Big <b>promise</b></h1>\n')
+    assert "a &lt; b</h1>" in _render("headline", text="a < b")
     assert 'of-subheadline of-align-center">Support</p>' in _render(
         "subheadline", text="Support"
     )

@@ -260,7 +260,7 @@ def test_an_uploaded_image_on_a_published_page_loads_on_its_host(
     )
     services.funnel_publish(funnel=tripwire, user=owner)
     html = Client(HTTP_HOST="acme.localhost").get(f"/{tripwire.slug}/").content
-    src = re.search(rb'<img[^>]+src="([^"]+)"', html)[1].decode()
+    src = re.search(rb'<img[^>]+src="([^"]+)"[^>]+alt="Hero"', html)[1].decode()
     assert src.startswith("/media/")
     for host in ("acme.localhost", SHOP):
         response = Client(HTTP_HOST=host).get(src)

@@ -145,9 +145,23 @@ def test_publish_without_steps_is_refused(workspace, owner):
         services.funnel_publish(funnel=funnel, user=owner)
 
 
-@pytest.mark.parametrize(
-    "key", ["lead-magnet", "tripwire", "product-launch", "webinar"]
-)
+TEMPLATES = [
+    "lead-magnet",
+    "tripwire",
+    "product-launch",
+    "webinar",
+    "webinar-replay",
+    "application",
+    "free-plus-shipping",
+    "membership-launch",
+]
+
+
+def test_eight_templates_in_gallery_order():
+    assert list(selectors.funnel_templates()) == TEMPLATES
+
+
+@pytest.mark.parametrize("key", TEMPLATES)
 def test_create_funnel_from_each_template(workspace, owner, key):
     template = selectors.funnel_template(key=key)
     funnel = services.funnel_create_from_template(
@@ -159,6 +173,21 @@ def test_create_funnel_from_each_template(workspace, owner, key):
     assert all(s.pages.count() == 1 for s in steps)
     page = steps[0].pages.get()
     assert len(list(documents.iter_blocks(page.document))) >= 5
+    # Shipped images became this workspace's own uploads, with variants.
+    shipped = {
+        b["settings"]["asset"]
+        for spec in template["steps"]
+        for b in documents.iter_blocks(spec["document"])
+        if b["settings"].get("asset")
+    }
+    images = ImageAsset.objects.filter(workspace=workspace)
+    assert images.count() == len(shipped)
+    for step in steps:
+        for block in documents.iter_blocks(step.pages.get().document):
+            assert "asset" not in block["settings"]
+            if block["type"] == "image":
+                assert images.filter(pk=block["settings"]["image_id"]).exists()
+    assert all("480" in image.variants for image in images)
     again = services.funnel_create_from_template(
         workspace=workspace, user=owner, template_key=key, name="My funnel"
     )

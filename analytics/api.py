@@ -1,0 +1,192 @@
+"""API v1: a funnel's dashboard numbers (KPIs and the per-step table) for a period.
+
+Definitions: docs/metrics.md. Money is in minor units of the dashboard's currency.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from accounts.apikit import workspace_of
+from accounts.services import audit_record
+from funnels.api import ERRORS, funnel_or_404
+
+from . import reports, rollups
+
+router = Router(tags=["Stats"])
+TAIL_INLINE_LIMIT = 20_000
+CURRENCY = "USD"
+
+
+class StatsQuery(Schema):
+    date_from: date | None = Field(None, description="First day (default: 29 days ago)")
+    date_to: date | None = Field(
+        None, description="Last day, inclusive (default: today)"
+    )
+    source: str = Field("", max_length=200, description="First-touch utm_source")
+    medium: str = Field("", max_length=200)
+    campaign: str = Field("", max_length=200)
+
+
+class KpisOut(Schema):
+    entered: int = Field(description="Visitors who entered the funnel")
+    bounced: int
+    bounce_rate: float | None
+    reached_goal: int
+    overall_conversion: float | None
+    optins: int
+    buyers: int
+    orders: int
+    revenue_minor: int
+    epc_minor: float | None = Field(description="Earnings per click")
+    aov_minor: float | None = Field(description="Average order value")
+    average_cart_value_minor: float | None
+    bump_take_rate: float | None
+    median_seconds_to_goal: float | None
+    mean_seconds_to_goal: float | None
+
+
+class StepStatsOut(Schema):
+    step: int
+    name: str
+    kind: str
+    all_views: int
+    unique_views: int
+    optins: int
+    optin_rate: float | None
+    orders: int
+    buyers: int
+    sales_rate: float | None
+    conversion_from_previous: float | None
+    drop_off_count: int | None
+    drop_off_rate: float | None
+    bumps: int
+    upsell_accepts: int
+    upsell_declines: int
+    upsell_take_rate: float | None
+    revenue_minor: int
+    earnings_per_view_minor: float | None
+    earnings_per_unique_view_minor: float | None
+
+
+class StatsOut(Schema):
+    funnel: int
+    date_from: date
+    date_to: date
+    currency: str
+    kpis: KpisOut
+    previous_period: KpisOut = Field(description="The same span just before")
+    steps: list[StepStatsOut]
+    rolled_up_to: datetime | None = Field(description="Events folded in up to here")
+
+
+def _kpis(totals: reports.FunnelTotals) -> KpisOut:
+    return KpisOut(
+        entered=totals.entered,
+        bounced=totals.bounced,
+        bounce_rate=totals.bounce_rate,
+        reached_goal=totals.reached_goal,
+        overall_conversion=totals.overall_conversion,
+        optins=totals.optins,
+        buyers=totals.buyers,
+        orders=totals.orders,
+        revenue_minor=totals.revenue_minor,
+        epc_minor=totals.epc,
+        aov_minor=totals.aov,
+        average_cart_value_minor=totals.average_cart_value,
+        bump_take_rate=totals.bump_take_rate,
+        median_seconds_to_goal=totals.median_seconds_to_goal,
+        mean_seconds_to_goal=totals.mean_seconds_to_goal,
+    )
+
+
+def _period(query: StatsQuery) -> reports.ReportFilters:
+    today = timezone.localdate()
+    end = query.date_to or today
+    start = query.date_from or end - timedelta(days=29)
+    if start > end:
+        raise ValidationError({"date_to": "The end date is before the start date."})
+    if (end - start).days + 1 > reports.MAX_RANGE_DAYS:
+        raise ValidationError({"date_from": "Ask for at most three years at a time."})
+    if start.year < 2000 or end > today + timedelta(days=366):
+        raise ValidationError(
+            {"date_from": "Use dates from 2000 up to a year from now."}
+        )
+    return reports.ReportFilters(
+        start, end, source=query.source, medium=query.medium, campaign=query.campaign
+    )
+
+
+@router.get(
+    "/funnels/{funnel_id}/stats",
+    response={200: StatsOut, **ERRORS},
+    summary="The funnel dashboard's KPIs and per-step table for a period",
+)
+def funnel_stats(
+    request: HttpRequest, funnel_id: int, query: Query[StatsQuery]
+) -> StatsOut:
+    workspace = workspace_of(request)
+    funnel = funnel_or_404(request, funnel_id)
+    filters = _period(query)
+    # Fold a small not-yet-rolled-up tail in first, as the dashboard does.
+    if 0 < rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
+        rollups.rollups_update(wait=False)
+    report = reports.funnel_report(workspace=workspace, funnel=funnel, filters=filters)
+    previous = reports.funnel_report(
+        workspace=workspace,
+        funnel=funnel,
+        filters=filters.previous(),
+        detail=False,
+        steps=[s.step for s in report.steps],
+    )
+    with transaction.atomic():
+        # Reading numbers out through the API is a data export: it is audited.
+        audit_record(
+            workspace=workspace,
+            action="stats.read",
+            target=funnel,
+            after={
+                "date_from": filters.date_from.isoformat(),
+                "date_to": filters.date_to.isoformat(),
+            },
+        )
+    return StatsOut(
+        funnel=funnel.pk,
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+        currency=CURRENCY,
+        kpis=_kpis(report.totals),
+        previous_period=_kpis(previous.totals),
+        steps=[
+            StepStatsOut(
+                step=s.step.pk,
+                name=s.step.name,
+                kind=s.step.kind,
+                all_views=s.all_views,
+                unique_views=s.unique_views,
+                optins=s.optins,
+                optin_rate=s.optin_rate,
+                orders=s.orders,
+                buyers=s.buyers,
+                sales_rate=s.sales_rate,
+                conversion_from_previous=s.conversion_from_previous,
+                drop_off_count=s.drop_off_count,
+                drop_off_rate=s.drop_off_rate,
+                bumps=s.bumps,
+                upsell_accepts=s.upsell_accepts,
+                upsell_declines=s.upsell_declines,
+                upsell_take_rate=s.upsell_take_rate,
+                revenue_minor=s.revenue_minor,
+                earnings_per_view_minor=s.earnings_per_view,
+                earnings_per_unique_view_minor=s.earnings_per_unique_view,
+            )
+            for s in report.steps
+        ],
+        rolled_up_to=rollups.rollup_watermark(),
+    )

@@ -1,0 +1,77 @@
+"""API: a funnel's dashboard numbers, exact, for a period."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import AuditEntry
+from tests.analytics.conftest import _clean_stream  # noqa: F401  (autouse)
+from tests.analytics.test_dashboard_views import tracked_funnel  # noqa: F401
+from tests.api.conftest import error_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_stats_are_the_dashboards_numbers(api, tracked_funnel, workspace):  # noqa: F811
+    """Three visitors view the opt-in, two opt in and view the order form, one buys
+    for $27 (docs/metrics.md definitions), and the read is audited."""
+    today = timezone.localdate()
+    response = api.get(
+        f"/funnels/{tracked_funnel.pk}/stats",
+        date_from=(today - timedelta(days=6)).isoformat(),
+        date_to=today.isoformat(),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["date_from"], body["date_to"]) == (
+        (today - timedelta(days=6)).isoformat(),
+        today.isoformat(),
+    )
+    kpis = body["kpis"]
+    assert (kpis["entered"], kpis["optins"], kpis["buyers"], kpis["orders"]) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert kpis["revenue_minor"] == 2700
+    assert kpis["epc_minor"] == 900.0
+    assert kpis["bounce_rate"] == pytest.approx(1 / 3)
+    optin, order = body["steps"]
+    assert (optin["unique_views"], optin["optins"], optin["optin_rate"]) == (
+        3,
+        2,
+        pytest.approx(2 / 3),
+    )
+    assert optin["conversion_from_previous"] is None
+    assert (order["unique_views"], order["orders"], order["revenue_minor"]) == (
+        2,
+        1,
+        2700,
+    )
+    assert order["conversion_from_previous"] == pytest.approx(2 / 3)
+    assert order["drop_off_count"] == 1
+    assert body["previous_period"]["entered"] == 0
+    entry = AuditEntry.objects.get(workspace=workspace, action="stats.read")
+    assert entry.target_id == str(tracked_funnel.pk)
+    assert entry.changes["after"]["date_to"] == today.isoformat()
+    sourced = api.get(f"/funnels/{tracked_funnel.pk}/stats", source="facebook")
+    assert sourced.json()["kpis"]["entered"] == 2
+
+
+def test_stats_bad_input(api, tracked_funnel):  # noqa: F811
+    path = f"/funnels/{tracked_funnel.pk}/stats"
+    for query, field in (
+        ({"date_from": "2026-02-30"}, "date_from"),
+        ({"date_from": "2026-05-02", "date_to": "2026-05-01"}, "date_to"),
+        ({"date_from": "1990-01-01", "date_to": "1990-01-02"}, "date_from"),
+        ({"date_from": "2010-01-01", "date_to": "2020-01-01"}, "date_from"),
+        ({"source": "x" * 201}, "source"),
+    ):
+        response = api.get(path, **query)
+        assert response.status_code == 400, query
+        assert field in error_of(response)["fields"], query
+    assert not AuditEntry.objects.filter(action="stats.read").exists()
