@@ -51,7 +51,7 @@ def write(name: str, lines: list[dict], tail: bytes = b"") -> None:
     shipper.logs_dir().mkdir(parents=True, exist_ok=True)
     with (shipper.logs_dir() / name).open("ab") as handle:
         for line in lines:
-            handle.write(json.dumps(line).encode() + b"\n")
+            handle.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
         handle.write(tail)
 
 
@@ -139,7 +139,7 @@ def test_half_a_line_waits_for_its_end_and_rotation_loses_nothing(live):
     its new name (same inode)."""
     _, step, page = live
     first = view(step, page)
-    raw = json.dumps(first).encode()
+    raw = json.dumps(first, separators=(",", ":")).encode()
     write("views.log", [view(step, page)], tail=raw[:20])
     assert shipper.ship_once() == 1
     with (shipper.logs_dir() / "views.log").open("ab") as handle:
