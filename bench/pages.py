@@ -120,6 +120,19 @@ def public_base(workspace: Workspace, port: int) -> tuple[str, str]:
 
 
 def run_lighthouse(binary: Path, url: str, out: Path) -> dict:
+    """One Lighthouse run; a run that fails (Chromium can time out on a loaded
+    machine) is tried again, up to three times in all."""
+    for attempt in range(3):
+        try:
+            return _lighthouse_once(binary, url, out)
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
+def _lighthouse_once(binary: Path, url: str, out: Path) -> dict:
     subprocess.run(
         [
             str(binary),
