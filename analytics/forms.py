@@ -5,6 +5,8 @@ from datetime import date, timedelta
 from django import forms
 from django.utils import timezone
 
+from .reports import ReportFilters
+
 PRESETS = [
     ("today", "Today"),
     ("7d", "Last 7 days"),
@@ -64,6 +66,24 @@ class RangeForm(forms.Form):
             start = end - timedelta(days=MAX_DAYS - 1)
             notes.append("Ranges are limited to three years; the start was moved.")
         return start, end, notes
+
+
+def range_filters(data) -> tuple[RangeForm, ReportFilters, list[str]]:
+    """The period and first-touch filters a dashboard URL asks for (30 days by
+    default), with notes naming what was wrong and ignored."""
+    form = RangeForm(data or None)
+    if not form.is_bound:
+        form = RangeForm({"range": "30d"})
+    start, end, notes = form.resolve()
+    cleaned = form.cleaned_data  # the valid fields; resolve() named the others
+    filters = ReportFilters(
+        start,
+        end,
+        source=cleaned.get("source") or "",
+        medium=cleaned.get("medium") or "",
+        campaign=cleaned.get("campaign") or "",
+    )
+    return form, filters, notes
 
 
 class AdSpendForm(forms.Form):

@@ -21,7 +21,7 @@ from django.db import connection
 
 from accounts.models import Workspace
 from funnels import paths
-from funnels.models import Funnel, Step
+from funnels.models import Funnel, Stage, Step
 
 from .reports import ReportFilters
 
@@ -100,7 +100,6 @@ class JourneyNode:
     visitors: int = 0  # distinct visitors who got there
     visits: int = 0  # arrivals (a visitor coming back arrives again)
     exits: int = 0  # visitors whose path ends here
-    stage: str = ""
 
 
 @dataclass
@@ -115,6 +114,8 @@ class JourneyMap:
     paths: list[JourneyPath] = field(default_factory=list)
     links: list[JourneyLink] = field(default_factory=list)
     nodes: list[JourneyNode] = field(default_factory=list)
+    # (stage label, visitors who reached a step of that stage), in journey order.
+    stages: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def revenue_per_visitor(self) -> float | None:
@@ -250,6 +251,16 @@ def journey_map(
         ),
     )
     jmap.nodes = [nodes[s.pk] for s in steps]
+    stage_of = {s.pk: s.journey_stage for s in steps}
+    reached: dict[str, int] = defaultdict(int)
+    for jp in jmap.paths:
+        for stage in {
+            stage_of[e.step_id] for e in jp.elements if e.step_id in stage_of
+        }:
+            reached[stage] += jp.visitors
+    jmap.stages = [
+        (label, reached[value]) for value, label in Stage.choices if value in reached
+    ]
     return jmap
 
 
@@ -286,3 +297,42 @@ def step_flow(jmap: JourneyMap) -> dict[int, dict[str, int]]:
                 out[element.step_id][source] += jp.visitors
             previous = element
     return out
+
+
+PATH_KEY_CHARS = frozenset("0123456789ioad>+")
+
+
+def path_key_valid(key: str) -> bool:
+    return 0 < len(key) <= 400 and set(key) <= PATH_KEY_CHARS
+
+
+def dropped_visitors_sql(
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    step_id: int | None = None,
+    path: str | None = None,
+    variant: int | None = None,
+) -> tuple[str, list]:
+    """SQL (and its parameters) for the visitors of the period's cohort who went no
+    further than ``step_id`` (their path ends there), or who took exactly ``path``:
+    ``workspace_id, visitor_id, last_at, last_step_id, source, medium, campaign,
+    path``. The same visitors the map counts as "left here" / on that path."""
+    where, params = _where(filters, variant)
+    sql = (
+        "SELECT workspace_id, visitor_id, last_at, last_step_id, source, medium, "
+        "campaign, path FROM analytics_funnelvisitorpath "
+        f"WHERE workspace_id = %s AND funnel_id = %s AND {where}"
+    )
+    params = [workspace.pk, funnel.pk, *params]
+    if path:
+        sql += " AND path = %s"
+        params.append(path)
+    elif step_id:
+        # A path cut short has no known end: the map counts no exit for it.
+        sql += " AND last_step_id = %s AND right(path, 1) <> '+'"
+        params.append(step_id)
+    else:
+        raise ValueError("a step or a path")
+    return sql, params

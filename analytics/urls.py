@@ -19,6 +19,7 @@ urlpatterns = [
         views.funnel_export,
         name="funnel_export",
     ),
+    path("analytics/customers/", views.customer_value, name="customers"),
     path("analytics/ad-spend/", views.ad_spend, name="ad_spend"),
     path(
         "analytics/ad-spend/<int:pk>/delete/",

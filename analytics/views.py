@@ -19,8 +19,8 @@ from funnels import paths
 from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
-from . import charts, journeys, reports, rollups
-from .forms import PRESETS, AdSpendForm, RangeForm
+from . import charts, customers, journeys, reports, rollups
+from .forms import PRESETS, AdSpendForm, RangeForm, range_filters
 from .models import AdSpend
 
 TAIL_INLINE_LIMIT = 20_000
@@ -34,19 +34,7 @@ def _catch_up() -> None:
 
 
 def _filters(request: HttpRequest) -> tuple[RangeForm, reports.ReportFilters, list]:
-    form = RangeForm(request.GET or None)
-    if not form.is_bound:
-        form = RangeForm({"range": "30d"})
-    start, end, notes = form.resolve()
-    data = form.cleaned_data  # the valid fields; resolve() named the others
-    filters = reports.ReportFilters(
-        start,
-        end,
-        source=data.get("source") or "",
-        medium=data.get("medium") or "",
-        campaign=data.get("campaign") or "",
-    )
-    return form, filters, notes
+    return range_filters(request.GET)
 
 
 def _pct(value: float | None) -> str:
@@ -518,6 +506,24 @@ def _journey_context(request: HttpRequest, funnel: Funnel) -> dict:
         "jmap": jmap,
         "sankey": sankey,
         "link_rows": link_rows,
+        # The same cohort filters for "dropped here" (the leads app reads them).
+        "filter_query": urlencode(
+            {
+                k: v
+                for k, v in request.GET.items()
+                if k
+                in (
+                    "range",
+                    "date_from",
+                    "date_to",
+                    "source",
+                    "medium",
+                    "campaign",
+                    "variant",
+                )
+                and v
+            }
+        ),
         "updated": rollups.rollup_watermark(),
         "currency": "USD",
     }
@@ -532,4 +538,44 @@ def funnel_journey(request: HttpRequest, pk: int) -> HttpResponse:
     template = "analytics/journey.html"
     if request.htmx and request.htmx.target == "journey-live":
         template += "#journey-live"
+    return render(request, template, context)
+
+
+@workspace_view
+def customer_value(request: HttpRequest) -> HttpResponse:
+    """Repeat purchases and lifetime value by first-touch source (next to ad spend
+    and CAC) and by cohort; the dashboard loads it as a fragment."""
+    form, filters, notes = _filters(request)
+    value = customers.customer_value(workspace=request.workspace, filters=filters)
+    spends: dict[str, int] = {}
+    for s in AdSpend.objects.filter(
+        workspace=request.workspace,
+        date_to__gte=filters.date_from,
+        date_from__lte=filters.date_to,
+    ):
+        spends[s.source] = spends.get(s.source, 0) + s.amount_minor
+    rows = [
+        {
+            "row": r,
+            "source": r.key or "(direct)",
+            "spend": spends.get(r.key),
+            "cac": spends[r.key] / r.customers
+            if r.key in spends and r.customers
+            else None,
+        }
+        for r in value.by_source
+    ]
+    context = {
+        "form": form,
+        "filters": filters,
+        "notes": notes,
+        "presets": PRESETS,
+        "value": value,
+        "rows": rows,
+        "windows": customers.WINDOWS,
+        "currency": "USD",
+    }
+    template = "analytics/customers.html"
+    if request.htmx:
+        template += "#customer-value"
     return render(request, template, context)

@@ -77,6 +77,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.setdefault("PUBLIC_DOMAIN", "localhost")  # required with DEBUG off
 
 # ----------------------------------------------------------------- the funnels
 # A stage is one event every visitor whose random draws fall in the given intervals

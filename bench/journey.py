@@ -46,6 +46,7 @@ _parts = urlsplit(_URL)
 BENCH_DB = f"{_parts.path.lstrip('/') or 'openfunnels'}_bench_journey"
 ADMIN_URL = urlunsplit(_parts._replace(path="/postgres"))
 os.environ["DATABASE_URL"] = urlunsplit(_parts._replace(path=f"/{BENCH_DB}"))
+os.environ.setdefault("PUBLIC_DOMAIN", "localhost")  # required with DEBUG off
 
 REQUESTS = 50
 TAIL_EVENTS_PER_REQUEST = 6

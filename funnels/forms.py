@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .models import StepKind
+from .models import Stage, StepKind
 
 
 def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -53,6 +53,10 @@ class StepCreateForm(forms.Form):
 class StepUpdateForm(forms.Form):
     name = forms.CharField(max_length=120)
     slug = forms.CharField(max_length=80, label="URL")
+    # Absent (older forms, API-less posts): unchanged; "" → the kind's default.
+    stage = forms.ChoiceField(
+        choices=[("", "Default for the kind"), *Stage.choices], required=False
+    )
     accept_target = forms.IntegerField(required=False)
     decline_target = forms.IntegerField(required=False)
 

@@ -62,6 +62,28 @@ class StepKind(models.TextChoices):
 BRANCHING_KINDS = frozenset({StepKind.UPSELL, StepKind.DOWNSELL})
 
 
+class Stage(models.TextChoices):
+    """Where a step sits in the customer's journey."""
+
+    AWARENESS = "awareness", "Awareness"
+    CONSIDERATION = "consideration", "Consideration"
+    PURCHASE = "purchase", "Purchase"
+    RETENTION = "retention", "Retention"
+    ADVOCACY = "advocacy", "Advocacy"
+
+
+# A step's stage unless the marketer picks another.
+DEFAULT_STAGES = {
+    StepKind.OPTIN: Stage.AWARENESS,
+    StepKind.PAGE: Stage.AWARENESS,
+    StepKind.SALES: Stage.CONSIDERATION,
+    StepKind.ORDER: Stage.PURCHASE,
+    StepKind.UPSELL: Stage.PURCHASE,
+    StepKind.DOWNSELL: Stage.PURCHASE,
+    StepKind.THANKYOU: Stage.RETENTION,
+}
+
+
 class Step(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     funnel = models.ForeignKey(Funnel, on_delete=models.CASCADE, related_name="steps")
@@ -77,6 +99,8 @@ class Step(models.Model):
     decline_target = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Blank: the default for the step's kind (DEFAULT_STAGES).
+    stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -89,6 +113,16 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.funnel}: {self.name}"
+
+    @property
+    def journey_stage(self) -> str:
+        return self.stage or DEFAULT_STAGES.get(self.kind, Stage.AWARENESS)
+
+    def get_journey_stage_display(self) -> str:
+        return Stage(self.journey_stage).label
+
+    def get_default_stage_display(self) -> str:
+        return Stage(DEFAULT_STAGES.get(self.kind, Stage.AWARENESS)).label
 
     @property
     def has_branches(self) -> bool:

@@ -14,7 +14,7 @@ from django.utils.text import slugify
 from accounts.models import Workspace
 from accounts.services import audit_record
 
-from .models import BRANCHING_KINDS, Funnel, Product, Step, StepKind
+from .models import BRANCHING_KINDS, Funnel, Product, Stage, Step, StepKind
 
 
 # The public route table answers these first path segments itself (uploaded images
@@ -267,9 +267,16 @@ def step_update(
     kind: str | None = None,
     accept_target: Step | object | None = _UNSET,
     decline_target: Step | object | None = _UNSET,
+    stage: str | None = None,
 ) -> Step:
-    """Change any of a step's fields; only the keywords passed are touched."""
+    """Change any of a step's fields; only the keywords passed are touched
+    (``stage=""``: back to the default for the step's kind)."""
     fields: list[str] = []
+    if stage is not None:
+        if stage and stage not in Stage.values:
+            raise ValidationError({"stage": "Pick a journey stage."})
+        step.stage = stage
+        fields.append("stage")
     if name is not None:
         step.name = _clean_name(name)
         fields.append("name")

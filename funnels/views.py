@@ -21,7 +21,7 @@ from .forms import (
     StepUpdateForm,
     add_service_errors,
 )
-from .models import BRANCHING_KINDS, Funnel, StepKind
+from .models import BRANCHING_KINDS, Funnel, Stage, StepKind
 
 DETAIL = "funnels/funnel_detail.html"
 
@@ -71,6 +71,7 @@ def _detail_context(
         "steps": steps,
         "graph": selectors.funnel_graph(steps=steps),
         "kinds": StepKind.choices,
+        "stages": Stage.choices,
         "branching_kinds": BRANCHING_KINDS,
         "settings_form": extra.pop("settings_form", None)
         or FunnelUpdateForm(initial={"name": funnel.name, "slug": funnel.slug}),
@@ -206,15 +207,16 @@ def step_update(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     step = selectors.step_get(workspace=request.workspace, funnel=funnel, pk=step_pk)
     form = StepUpdateForm(request.POST)
     if not form.is_valid():
-        return _render_steps(
-            request,
-            funnel,
-            422,
-            error="Give the step a name and a URL.",
-            open_step=step.pk,
+        error = (
+            "Pick a journey stage from the list."
+            if list(form.errors) == ["stage"]
+            else "Give the step a name and a URL."
         )
+        return _render_steps(request, funnel, 422, error=error, open_step=step.pk)
     data = form.cleaned_data
     changes: dict[str, object] = {"name": data["name"], "slug": data["slug"]}
+    if "stage" in request.POST:
+        changes["stage"] = data["stage"]
     if step.kind in BRANCHING_KINDS:
         for field in ("accept_target", "decline_target"):
             target_pk = data[field]

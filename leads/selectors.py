@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Workspace
+from analytics import journeys
+from analytics.reports import ReportFilters
+from funnels.models import Funnel
 
 from .models import (
     Lead,
@@ -275,3 +279,59 @@ def order_export_rows(
     yield from qs.values_list(*(c for c, _ in ORDER_CSV_COLUMNS)).iterator(
         chunk_size=2000
     )
+
+
+@dataclass(frozen=True)
+class DroppedLead:
+    lead: Lead
+    dropped_at: datetime
+    source: str
+    medium: str
+    campaign: str
+
+
+DROPPED_LIMIT = 5000
+
+
+def dropped_leads(
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    step_id: int | None = None,
+    path: str | None = None,
+    variant: int | None = None,
+    limit: int | None = DROPPED_LIMIT,
+) -> list[DroppedLead]:
+    """The leads behind a leak: whose visitor (of the period's cohort) went no
+    further than the step, or took exactly the path; with their first touch and
+    when they dropped (their last event in the funnel), latest first."""
+    sql, params = journeys.dropped_visitors_sql(
+        workspace=workspace,
+        funnel=funnel,
+        filters=filters,
+        step_id=step_id,
+        path=path,
+        variant=variant,
+    )
+    query = (
+        f"WITH d AS ({sql}) "
+        "SELECT v.lead_id, max(d.last_at), "
+        "(array_agg(d.source ORDER BY d.last_at DESC))[1], "
+        "(array_agg(d.medium ORDER BY d.last_at DESC))[1], "
+        "(array_agg(d.campaign ORDER BY d.last_at DESC))[1] "
+        "FROM d JOIN analytics_visitor v "
+        "ON v.workspace_id = d.workspace_id AND v.public_id = d.visitor_id "
+        "WHERE v.lead_id IS NOT NULL GROUP BY v.lead_id ORDER BY 2 DESC, 1 DESC"
+    )
+    if limit:
+        query += f" LIMIT {int(limit)}"
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    leads = Lead.objects.filter(
+        workspace=workspace, erased_at__isnull=True, pk__in=[r[0] for r in rows]
+    ).in_bulk()
+    return [
+        DroppedLead(leads[r[0]], r[1], r[2], r[3], r[4]) for r in rows if r[0] in leads
+    ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import order_views, payment_webhooks, views
+from . import leak_views, order_views, payment_webhooks, views
 
 app_name = "leads"
 
@@ -17,6 +17,9 @@ urlpatterns = [
         name="export_download",
     ),
     path("leads/tag/", views.lead_bulk_tag, name="bulk_tag"),
+    path("leads/dropped/", leak_views.dropped, name="dropped"),
+    path("leads/dropped.csv", leak_views.dropped_csv, name="dropped_csv"),
+    path("leads/dropped/tag/", leak_views.dropped_tag, name="dropped_tag"),
     path("leads/<int:pk>/", views.lead_detail, name="detail"),
     path("leads/<int:pk>/export.json", views.lead_export_json, name="export_json"),
     path("leads/<int:pk>/erase/", views.lead_erase, name="erase"),

@@ -209,6 +209,7 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "analytics:journey": _funnel,
     "analytics:funnel_export": _funnel_table,
     "analytics:ad_spend": None,
+    "analytics:customers": None,
     "analytics:ad_spend_delete": _ad_spend,
     "accounts:settings": None,
     "accounts:members": None,
@@ -221,6 +222,10 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "leads:export_status": _export,
     "leads:export_download": _export,
     "leads:bulk_tag": None,
+    # The cohort's funnel is in the query (tests/leads/test_dropped.py: 404s).
+    "leads:dropped": None,
+    "leads:dropped_csv": None,
+    "leads:dropped_tag": None,
     "leads:detail": _lead,
     "leads:export_json": _lead,
     "leads:erase": _lead,

@@ -207,3 +207,45 @@ def test_dashboard_funnel_chart_follows_the_graph(owner_client, branched):
     assert "50 % via up" in chart and "50 % via down" in chart
     assert "100.0 %" not in chart
     assert 'class="parent-link"' in chart  # the thank-you's arc from the upsell
+
+
+def test_stages_default_by_kind_and_can_be_changed(owner_client, branched):
+    """Each step carries a journey stage (default by kind, changeable in the step's
+    settings); the map counts the visitors who reached each stage."""
+    from funnels import services
+
+    funnel, s = branched
+    assert [st.journey_stage for st in s.values()] == [
+        "awareness",
+        "purchase",
+        "purchase",
+        "purchase",
+        "retention",
+    ]
+    jmap = journeys.journey_map(
+        workspace=funnel.workspace,
+        funnel=funnel,
+        filters=reports.ReportFilters(T0.date(), T0.date()),
+    )
+    assert jmap.stages == [("Awareness", 11), ("Purchase", 7), ("Retention", 6)]
+    response = owner_client.post(
+        reverse("funnels:step_update", args=[funnel.pk, s["thanks"].pk]),
+        {"name": "thanks", "slug": "thanks", "stage": "advocacy"},
+    )
+    assert response.status_code == 302
+    s["thanks"].refresh_from_db()
+    assert s["thanks"].journey_stage == "advocacy"
+    html = owner_client.get(
+        reverse("analytics:journey", args=[funnel.pk]) + QUERY
+    ).content.decode()
+    assert "<td>Advocacy</td>" in html and "<span>Advocacy</span>" in html
+    bad = owner_client.post(
+        reverse("funnels:step_update", args=[funnel.pk, s["thanks"].pk]),
+        {"name": "thanks", "slug": "thanks", "stage": "fame"},
+    )
+    assert bad.status_code == 422
+    assert "Pick a journey stage from the list." in bad.content.decode()
+    s["thanks"].refresh_from_db()
+    assert s["thanks"].stage == "advocacy"
+    services.step_update(step=s["thanks"], stage="")
+    assert s["thanks"].journey_stage == "retention"

@@ -136,7 +136,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     # Step, all views, unique, conversion, drop-off, opt-ins, opt-in rate, orders,
     # sales rate, revenue, earnings per view (and per unique view).
     assert _cells(admin, 0) == [
-        "Opt-in Opt-in",
+        "Opt-in Opt-in · Awareness",
         "5",
         "5",
         "—",
@@ -149,7 +149,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         "$0.00 $0.00 /unique",
     ]
     assert _cells(admin, 1) == [
-        "Order form Order form",
+        "Order form Order form · Purchase",
         "3",
         "3",
         "60.0 % of Opt-in",
@@ -163,7 +163,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     ]
     assert _cells(admin, 2)[8] == "0.0 % 50.0 % take"  # upsell take rate
     assert _cells(admin, 2)[:5] == [
-        "Upsell Upsell",
+        "Upsell Upsell · Purchase",
         "2",
         "2",
         "66.7 % of Order form",
@@ -174,14 +174,14 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     # and so is the thank-you page (reached by accepting or via the downsell).
     assert _cells(admin, 3)[8] == "0.0 % 0.0 % take"
     assert _cells(admin, 3)[:5] == [
-        "Downsell Downsell",
+        "Downsell Downsell · Purchase",
         "1",
         "1",
         "50.0 % of Upsell",
         "1 (50.0 %)",
     ]
     assert _cells(admin, 4)[:5] == [
-        "Thank you Thank-you",
+        "Thank you Thank-you · Retention",
         "2",
         "2",
         "100.0 % of Upsell",
@@ -199,6 +199,37 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         "2",
     ]
     screenshot(admin, "dashboard-funnel")
+
+    # The journey map: every path the five took, exactly.
+    admin.get_by_role("link", name="Journey map").click()
+    admin.wait_for_url(re.compile(rf"/analytics/funnels/{tripwire.pk}/journey/"))
+    paths_table = admin.get_by_role("table", name="Paths")
+    rows = {
+        " ".join(r.get_by_role("rowheader").inner_text().split()): r.locator(
+            "td"
+        ).first.inner_text()
+        for r in paths_table.locator("tbody tr").all()
+    }
+    # v1 and v4 left at once, v2 at the order form, v3 took the upsell, v5 declined
+    # the upsell and the downsell.
+    assert rows == {
+        "Opt-in": "2",
+        "Opt-in opted in → Order form": "1",
+        "Opt-in opted in → Order form opted in and ordered → Upsell accepted → "
+        "Thank you": "1",
+        "Opt-in opted in → Order form opted in and ordered → Upsell declined → "
+        "Downsell declined → Thank you": "1",
+    }
+    screenshot(admin, "journey-map")
+    # "Dropped here" at the order form: the lead who opted in and went no further.
+    admin.get_by_role("link", name=re.compile("dropped at Order form")).click()
+    admin.wait_for_url(re.compile(r"/leads/dropped/\?"))
+    cohort = admin.get_by_role("table", name=re.compile("lead"))
+    assert cohort.get_by_role("link", name="fran@example.com").is_visible()
+    assert "gus@example.com" not in admin.content()
+    screenshot(admin, "journey-dropped-order-form")
+    admin.go_back()
+    admin.go_back()
 
     # The source filter: Google brought v3 (who bought everything) and v4.
     admin.locator("select[name=source]").select_option("google")
