@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-chromium: ## Install Debian's Chromium (browser tests) and caddy (proxy test) when missing
+chromium: ## Install Debian's Chromium (browser tests), caddy and nginx (proxy/edge tests) when missing
 	@test -x $(CHROMIUM) || { \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
@@ -32,6 +32,12 @@ chromium: ## Install Debian's Chromium (browser tests) and caddy (proxy test) wh
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy || true; \
 		else \
 			echo "Optional: sudo apt-get install -y caddy (runs the proxy test)"; \
+		fi; }
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx || true; \
+		else \
+			echo "Optional: sudo apt-get install -y nginx (runs the edge tests)"; \
 		fi; }
 
 run: $(VENV)/.installed ## Run the app, a Celery worker and beat (local Postgres/Redis if no URLs set)

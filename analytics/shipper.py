@@ -51,7 +51,9 @@ from .services import UTM_FIELDS, device_class, is_bot
 logger = logging.getLogger(__name__)
 
 VIEW_STATUSES = frozenset({"200", "304"})
-MAX_READ = 8 << 20  # bytes per file per transaction
+# Bytes per file per transaction (~4,000 views): small enough that a line waits
+# little for its batch's commit, large enough for COPY to pay off.
+MAX_READ = 1 << 20
 
 
 def logs_dir() -> Path:
@@ -218,16 +220,25 @@ def _lock_key(source: str, inode: int) -> int:
     return zlib.crc32(f"shipper:{source}:{inode}".encode()) - (1 << 31)
 
 
-def file_ship(path: Path, *, source: str, context: _Context) -> tuple[int, int]:
-    """Ship what is new in one file, in one transaction; return (lines, stored)."""
+def file_ship(
+    path: Path, *, source: str, context: _Context, wait: bool = True
+) -> tuple[int, int]:
+    """Ship what is new in one file, in one transaction; return (lines, stored).
+
+    ``wait=False`` skips a file another shipper is working on (returns (0, 0)).
+    """
     try:
         stat = path.stat()
     except FileNotFoundError:
         return 0, 0
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s)", [_lock_key(source, stat.st_ino)]
-        )
+        key = _lock_key(source, stat.st_ino)
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+            if not cursor.fetchone()[0]:
+                return 0, 0
         cursor.execute(_OFFSET_SQL, [source, stat.st_ino])
         row = cursor.fetchone()
         position = row[0] if row else 0
@@ -255,14 +266,18 @@ def file_ship(path: Path, *, source: str, context: _Context) -> tuple[int, int]:
     return len(raws), stored
 
 
-def ship_once(*, source: str | None = None) -> int:
-    """Ship every log until its end; return the number of new events stored."""
+def ship_once(*, source: str | None = None, wait: bool = True) -> int:
+    """Ship every log until its end; return the number of new events stored.
+
+    ``wait=False`` (a web request that needs its view now) leaves files that a
+    shipper is busy with to that shipper instead of queueing behind it.
+    """
     source = source or source_name()
     context = _Context()
     total = 0
     for path in log_files():
         while True:
-            lines, stored = file_ship(path, source=source, context=context)
+            lines, stored = file_ship(path, source=source, context=context, wait=wait)
             total += stored
             if not lines:
                 break
@@ -278,6 +293,37 @@ def ship_forever(*, interval: float = 0.25, stop=lambda: False) -> None:
             connection.close()
             time.sleep(1.0)
         time.sleep(interval)
+
+
+def view_in_logs(
+    request_id: str, *, step_id: int, tail_bytes: int = 32 << 20
+) -> dict | None:
+    """The logged line of a view not yet shipped, found in the logs' tails.
+
+    For the edge's form token when the shipper lags (or is down): the line nginx
+    wrote is proof enough that the page was fetched. Scans the last
+    ``tail_bytes`` of each log, newest first; None when it is not there.
+    """
+    if len(request_id) != 32 or not all(c in "0123456789abcdef" for c in request_id):
+        return None
+    needle = f'"id":"{request_id}"'.encode()
+    for path in sorted(log_files(), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - tail_bytes))
+                data = handle.read()
+        except OSError:
+            continue
+        at = data.rfind(needle)
+        if at < 0:
+            continue
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        line = _parse(data[start : end if end >= 0 else len(data)])
+        if line and str(line.get("s")) == str(step_id):
+            return line
+    return None
 
 
 # ------------------------------------------------------------------ writing

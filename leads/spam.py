@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 
 from django.core import signing
 
@@ -58,11 +59,12 @@ def check_edge_token(
     """The token of a form on a page nginx served (pages.edge): the view's own
     request id, which nginx logged and set in the ``oft_<step>`` cookie.
 
-    Valid when a view of this step with that id is stored (the app ships the
-    logs itself if the shipper has not yet), at least MIN_FILL_SECONDS ago and
-    at most a day. A bot must fetch the page to get one; each id is accepted for
+    Valid when a view of this step with that id is stored, or still in the tail
+    of a view log (the shipper lags), at least MIN_FILL_SECONDS ago and at most
+    a day. A bot must fetch the page to get one; each id is accepted for
     one submission (it is the submission's nonce, unique per workspace).
     """
+    now = now if now is not None else time.time()  # when the post arrived
     try:
         event_id = uuid.UUID(hex=request_id or "")
     except ValueError:
@@ -71,16 +73,26 @@ def check_edge_token(
         ) from None
     seen = analytics_selectors.view_logged(event_id=event_id, step_id=step_id)
     deadline = time.monotonic() + EDGE_TOKEN_WAIT_SECONDS
-    while seen is None and time.monotonic() < deadline:
-        # The view may still be in the log (the shipper runs every ~1 s).
-        shipper.ship_once()
+    while seen is None:
+        # Not shipped yet: the line in the log is proof enough (nginx writes its
+        # buffer every second, so it may take a moment to appear).
+        line = shipper.view_in_logs(event_id.hex, step_id=step_id)
+        if line is not None:
+            try:
+                shown = datetime.fromtimestamp(float(line["t"]), UTC)
+                variant = int(str(line.get("p") or "").split("-", 1)[0])
+            except (KeyError, TypeError, ValueError):
+                break
+            seen = (shown, variant)
+            break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
         seen = analytics_selectors.view_logged(event_id=event_id, step_id=step_id)
-        if seen is None:
-            time.sleep(0.2)
     if seen is None:
         raise SpamError("This form is not valid. Reload the page and try again.")
     shown_at, variant_id = seen
-    elapsed = (now if now is not None else time.time()) - shown_at.timestamp()
+    elapsed = now - shown_at.timestamp()
     if elapsed > MAX_AGE_SECONDS:
         raise SpamError("This form has expired. Reload the page and try again.")
     if elapsed < MIN_FILL_SECONDS:

@@ -293,7 +293,9 @@ def config_render(snap: Snapshot, policies: dict[tuple[int, str, str], str]) -> 
         " application/javascript js; }",
         "  default_type application/octet-stream;",
         "  sendfile on; tcp_nopush on; keepalive_timeout 30; server_tokens off;",
-        "  charset utf-8; charset_types text/html;",
+        "  charset utf-8;",
+        # Keys are "<method> <host><path>": room for long host names and paths.
+        "  map_hash_bucket_size 512; map_hash_max_size 1048576;",
         f"  client_body_temp_path {base}/tmp/body;",
         f"  proxy_temp_path {base}/tmp/proxy;",
         f"  fastcgi_temp_path {base}/tmp/fastcgi;",
