@@ -338,6 +338,11 @@ class OrderListQuery(Schema):
     funnel: int | None = Field(None, ge=1)
     product: int | None = Field(None, ge=1)
     status: Literal["paid", "failed", "partially_refunded", "refunded", ""] = ""
+    show: Literal["orders", "attempts", "all"] = Field(
+        "orders",
+        description="orders: checkouts that paid something; attempts: declined or "
+        "abandoned ones; all: both",
+    )
     date_from: date | None = None
     date_to: date | None = None
     updated_since: datetime | None = Field(
@@ -349,7 +354,7 @@ class OrderListQuery(Schema):
 
 def order_or_404(request: HttpRequest, order_id: uuid.UUID) -> Order:
     order = selectors.order_queryset(
-        workspace=workspace_of(request), filters=selectors.OrderFilters()
+        workspace=workspace_of(request), filters=selectors.OrderFilters(show="all")
     ).filter(public_id=order_id)
     return get_object_or_404(order.prefetch_related("items"))
 
@@ -371,6 +376,7 @@ def order_list(request: HttpRequest, query: Query[OrderListQuery]) -> OrderPage:
             status=query.status,
             date_from=query.date_from,
             date_to=query.date_to,
+            show=query.show,
         ),
     )
     since = query.updated_since

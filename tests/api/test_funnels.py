@@ -187,6 +187,7 @@ def test_publish_refused_without_steps(api, workspace):
 
 # ---------------------------------------------------------------- pages
 def test_pages_list_read_and_publish(api, tripwire):
+    offers_fill(tripwire)  # publishing refuses selling steps without a product
     pages = api.get(f"/funnels/{tripwire.pk}/pages").json()
     assert len(pages) == 5 and all(p["published_version"] is None for p in pages)
     page = api.get(f"/pages/{pages[0]['id']}").json()

@@ -47,18 +47,18 @@ def order(workspace):
 def test_order_list_and_detail(api, workspace, other_workspace, order):
     buy(other_workspace, "theirs@example.test")
     failed = buy(workspace, "declined@example.test", card=DECLINED_CARD)
+    # A declined attempt is not an order: listed only when asked for.
     body = api.get("/orders").json()
-    assert [o["id"] for o in body["results"]] == [
-        str(failed.public_id),
-        str(order.public_id),
-    ]
+    assert [o["id"] for o in body["results"]] == [str(order.public_id)]
     assert body["next_cursor"] is None
+    attempts = api.get("/orders", show="attempts").json()["results"]
+    assert [o["id"] for o in attempts] == [str(failed.public_id)]
     paid = api.get("/orders", status="paid").json()["results"]
     assert [(o["lead"]["email"], o["paid_minor"]) for o in paid] == [
         ("buyer@example.test", 1600)
     ]
-    first = api.get("/orders", limit=1).json()
-    second = api.get("/orders", limit=1, cursor=first["next_cursor"]).json()
+    first = api.get("/orders", limit=1, show="all").json()
+    second = api.get("/orders", limit=1, show="all", cursor=first["next_cursor"]).json()
     assert [first["results"][0]["id"], second["results"][0]["id"]] == [
         str(failed.public_id),
         str(order.public_id),
