@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import smtplib
@@ -18,6 +17,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+
+from config import csvsafe
 
 from . import selectors, services, throttles
 from .forms import (
@@ -474,21 +475,11 @@ class _Echo:
         return value
 
 
-def _csv_cell(value: object) -> str:
-    """Text as a spreadsheet shows it, never as a formula it would run."""
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text
-    return text
-
-
 @workspace_view(read_role=Role.ADMIN)
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     _form, filters, _cursor = _audit_filters(request)
     rows = selectors.audit_export_rows(workspace=request.workspace, filters=filters)
-    writer = csv.writer(_Echo())
+    writer = csvsafe.writer(_Echo())
     header = ["When", "Who", "IP", "Action", "Type", "Id", "Object", "Changes"]
 
     def lines() -> Iterator[str]:
@@ -497,8 +488,10 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
         for row in rows:
             *cells, changes = row
             yield writer.writerow(
-                [_csv_cell(c) for c in cells]
-                + [_csv_cell(json.dumps(changes, ensure_ascii=False))]
+                [
+                    *("" if c is None else c for c in cells),
+                    json.dumps(changes, ensure_ascii=False),
+                ]
             )
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M")

@@ -101,7 +101,7 @@ def test_orders_csv(owner_client, workspace):
     from funnels.models import StepOffer
     from leads import checkout
     from leads.gateways.testgateway import SUCCESS_CARD
-    from tests.factories import ProductFactory
+    from tests.factories import ProductFactory, offers_freeze
 
     funnel = FunnelFactory(
         workspace=workspace, name="=1+1", published_at=timezone.now()
@@ -109,6 +109,7 @@ def test_orders_csv(owner_client, workspace):
     step = StepFactory(funnel=funnel, slug="order", kind="order", position=0)
     product = ProductFactory(workspace=workspace, name="Guide", price_minor=700)
     StepOffer.objects.create(workspace=workspace, step=step, product=product)
+    offers_freeze(funnel)  # checkout charges only the offer a publish froze
     checkout.order_checkout(
         step=step,
         data={"email": "buyer@x.io"},
