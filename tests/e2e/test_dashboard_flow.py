@@ -211,13 +211,14 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         for r in paths_table.locator("tbody tr").all()
     }
     # v1 and v4 left at once, v2 at the order form, v3 took the upsell, v5 declined
-    # the upsell and the downsell.
+    # the upsell and the downsell. Buying on the order form is an order, not an
+    # opt-in (issue 11).
     assert rows == {
         "Opt-in": "2",
         "Opt-in opted in → Order form": "1",
-        "Opt-in opted in → Order form opted in and ordered → Upsell accepted → "
+        "Opt-in opted in → Order form ordered → Upsell accepted → "
         "Thank you": "1",
-        "Opt-in opted in → Order form opted in and ordered → Upsell declined → "
+        "Opt-in opted in → Order form ordered → Upsell declined → "
         "Downsell declined → Thank you": "1",
     }
     screenshot(admin, "journey-map")
