@@ -216,8 +216,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     assert rows == {
         "Opt-in": "2",
         "Opt-in opted in → Order form": "1",
-        "Opt-in opted in → Order form ordered → Upsell accepted → "
-        "Thank you": "1",
+        "Opt-in opted in → Order form ordered → Upsell accepted → Thank you": "1",
         "Opt-in opted in → Order form ordered → Upsell declined → "
         "Downsell declined → Thank you": "1",
     }
