@@ -9,6 +9,7 @@ from pages import selectors, services
 from pages.models import Page
 from tests.e2e.axe import violations
 from tests.e2e.conftest import htmx_idle, log_in
+from tests.factories import offers_fill
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +52,7 @@ def test_every_template_page_published_has_no_serious_violation(
         funnel = services.funnel_create_from_template(
             workspace=workspace, user=owner, template_key=key, name=f"Axe {key}"
         )
+        offers_fill(funnel)  # publishing refuses selling steps without a product
         services.funnel_publish(funnel=funnel, user=owner)
         for step in funnel.steps.order_by("position"):
             page.goto(public_url(workspace, f"/{funnel.slug}/{step.slug}/"))
