@@ -174,8 +174,9 @@ def sitemap_xml(request: HttpRequest) -> HttpResponse:
 def media(request: HttpRequest, path: str) -> HttpResponse:
     """Uploaded images, for `make run` and any deployment without a media proxy.
 
-    Names are content-addressed, so a year of caching is safe. The folder is the
-    same for every host: an image URL only works where its page links it.
+    Names never change their bytes, so a year of caching is safe. The folder is the
+    same for every host, so any host answers any image's URL: image URLs are
+    unguessable but not private (the same holds behind the compose proxy).
     """
     if not settings.SERVE_MEDIA:
         raise Http404
