@@ -88,6 +88,17 @@ def _event_line(
     return event_uuid, line
 
 
+def _event_line_or_log(**fields: Any) -> tuple[uuid.UUID, bytes] | None:
+    """``_event_line`` for one event, or None (logged) when it cannot be encoded."""
+    try:
+        return _event_line(**fields)
+    except (TypeError, ValueError, AttributeError):
+        logger.exception(
+            "analytics: unusable event for workspace %s", fields.get("workspace_id")
+        )
+        return None
+
+
 def event_record(
     *,
     workspace_id: int,
@@ -110,24 +121,23 @@ def event_record(
     break the page or the opt-in that records it. Recording the same ``event_id``
     twice stores it once (as long as ``occurred_at`` is the same too).
     """
-    try:
-        event_uuid, line = _event_line(
-            workspace_id=workspace_id,
-            funnel_id=funnel_id,
-            step_id=step_id,
-            visitor_id=visitor_id,
-            kind=kind,
-            occurred_at=occurred_at,
-            event_id=event_id,
-            page_version_id=page_version_id,
-            variant_id=variant_id,
-            amount_minor=amount_minor,
-            currency=currency,
-            properties=properties,
-        )
-    except (TypeError, ValueError, AttributeError):
-        logger.exception("analytics: unusable event for workspace %s", workspace_id)
+    encoded = _event_line_or_log(
+        workspace_id=workspace_id,
+        funnel_id=funnel_id,
+        step_id=step_id,
+        visitor_id=visitor_id,
+        kind=kind,
+        occurred_at=occurred_at,
+        event_id=event_id,
+        page_version_id=page_version_id,
+        variant_id=variant_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        properties=properties,
+    )
+    if encoded is None:
         return None
+    event_uuid, line = encoded
     if not ingest.stream_append(ingest.EVENT_FIELD, [line]):
         ingest.lines_write_direct([line])
     return event_uuid
@@ -157,24 +167,23 @@ def event_store(
     (bad data, logged) from failing the row; a database that is down fails both.
     Storing the same ``event_id`` twice stores it once.
     """
-    try:
-        event_uuid, line = _event_line(
-            workspace_id=workspace_id,
-            funnel_id=funnel_id,
-            step_id=step_id,
-            visitor_id=visitor_id,
-            kind=kind,
-            occurred_at=occurred_at,
-            event_id=event_id,
-            page_version_id=page_version_id,
-            variant_id=variant_id,
-            amount_minor=amount_minor,
-            currency=currency,
-            properties=properties,
-        )
-    except (TypeError, ValueError, AttributeError):
-        logger.exception("analytics: unusable event for workspace %s", workspace_id)
+    encoded = _event_line_or_log(
+        workspace_id=workspace_id,
+        funnel_id=funnel_id,
+        step_id=step_id,
+        visitor_id=visitor_id,
+        kind=kind,
+        occurred_at=occurred_at,
+        event_id=event_id,
+        page_version_id=page_version_id,
+        variant_id=variant_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        properties=properties,
+    )
+    if encoded is None:
         return None
+    event_uuid, line = encoded
     try:
         ingest.lines_write([line])
     except ingest.BAD_DATA_ERRORS:
