@@ -148,9 +148,13 @@
   });
 
   // Links and forms inside the canvas are previews: never navigate away.
+  // A click on a block's body selects it at once; its settings follow via htmx.
   canvas.addEventListener("click", function (e) {
     var a = e.target.closest(".pb-block-body a, .pb-block-body button");
     if (a) e.preventDefault();
+    var body = e.target.closest(".pb-block-body");
+    var block = body && body.closest(".pb-block");
+    if (block && block.dataset.id) select(block.dataset.id);
   }, true);
   canvas.addEventListener("submit", function (e) {
     if (e.target.closest(".pb-block-body")) e.preventDefault();

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from pages import documents
 from pages.models import Page
@@ -128,10 +131,8 @@ def test_custom_html_block_selects_on_click(live_server, page, owner, workspace)
     box = page.locator(".pb-block[data-type=custom_html] iframe").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.locator("#settings-pane", has_text="Custom HTML").wait_for()
-    assert (
-        page.locator(".pb-block[data-type=custom_html]")
-        .get_attribute("class")
-        .endswith("is-selected")
+    expect(page.locator(".pb-block[data-type=custom_html]")).to_have_class(
+        re.compile(r"\bis-selected\b")
     )
 
 
