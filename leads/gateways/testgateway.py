@@ -33,6 +33,11 @@ def _ref(prefix: str, key: str) -> str:
     return f"{prefix}_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
+def payment_reference(idempotency_key: str) -> str:
+    """The id this gateway gives the payment made with that key (webhooks say it)."""
+    return _ref("tpay", idempotency_key)
+
+
 class TestGateway:
     name = "test"
     signature_header = "X-Test-Signature"
