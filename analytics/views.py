@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -431,14 +432,20 @@ def ad_spend_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _variant_choices(funnel: Funnel) -> list[tuple[int, str]]:
     """The funnel's page variants on steps that have more than one (split tests)."""
-    rows = (
-        Step.objects.filter(funnel=funnel)
-        .annotate(n=Count("pages"))
-        .filter(n__gt=1)
-        .values_list("name", "pages__id", "pages__name")
+    # Counted here, not by the database: annotating Count("pages") next to the
+    # pages' own columns groups by each page, so every count was 1 and no step ever
+    # had variants.
+    rows = list(
+        Step.objects.filter(funnel=funnel, pages__isnull=False)
+        .values_list("pk", "name", "pages__id", "pages__name")
         .order_by("position", "id", "pages__id")
     )
-    return [(page_id, f"{step} · {page}") for step, page_id, page in rows]
+    per_step = Counter(step_id for step_id, *_ in rows)
+    return [
+        (page_id, f"{step} · {page}")
+        for step_id, step, page_id, page in rows
+        if per_step[step_id] > 1
+    ]
 
 
 def _variant(request: HttpRequest, choices: list[tuple[int, str]], notes: list):

@@ -189,8 +189,11 @@ def test_variant_filter_and_a_bad_variant(owner_client, workspace):
     assert [(p.label, p.visitors) for p in jmap.paths] == [("optin", 3)]
     url = reverse("analytics:journey", args=[funnel.pk]) + QUERY
     html = owner_client.get(url + f"&variant={a.pk}").content.decode()
+    assert "is not a variant" not in html
     assert "optin → order" in html
-    assert "<strong>2</strong>" in html  # visitors: only the two who saw A
+    # Visitors: only the two who saw A (the page lists A and B in its filter).
+    assert '<div class="kpi"><dt>Visitors</dt><dd><strong>2</strong>' in html
+    assert f'<option value="{b.pk}">optin · {b.name}</option>' in html
     bad = owner_client.get(url + "&variant=99999999")
     assert bad.status_code == 200
     assert "“99999999” is not a variant of this funnel" in bad.content.decode()
