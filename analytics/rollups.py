@@ -386,11 +386,25 @@ DO UPDATE SET
 )
 
 # ---------------------------------------------------------------- rebuild
-_COHORT_RECOMPUTE_SQL = f"""
+_DAYS_TOUCHED_SQL = """
 CREATE TEMP TABLE _days ON COMMIT DROP AS
 SELECT DISTINCT funnel_id, day FROM _old_fv
 UNION SELECT DISTINCT funnel_id, day FROM _new_fv;
+"""
+# A first run folds every event: the cohort buckets are the facts' sums, straight
+# (copying every fact into snapshots to add their difference would be twice the
+# work for the same numbers). The facts were all written by this run: fresh
+# statistics keep the planner from guessing "empty tables".
+_DAYS_ALL_SQL = """
+ANALYZE analytics_funnelvisitor;
+ANALYZE analytics_funnelvisitorstep;
+ANALYZE analytics_funnelvisitorpath;
+CREATE TEMP TABLE _days ON COMMIT DROP AS
+SELECT DISTINCT funnel_id, entry_day AS day FROM analytics_funnelvisitor;
+"""
 
+# Needs _days (funnel_id, day): recomputes those cohort buckets from the facts.
+_COHORT_RECOMPUTE_SQL = f"""
 DELETE FROM analytics_cohortfunnelrollup r USING _days d
 WHERE r.funnel_id = d.funnel_id AND r.day = d.day;
 
@@ -610,18 +624,20 @@ def _paths_params(cursor) -> dict[str, object]:
     }
 
 
-def _facts_and_contributions(*, ev_sql: str, probes: bool) -> list[str]:
-    """Snapshot the touched visitors' old facts, recompute them, snapshot again."""
-    statements = [
-        _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
-        "ANALYZE _old_fv; ANALYZE _old_fs; ANALYZE _old_fp",
-        ev_sql,
-        "ANALYZE _ev",
-        _FACTS_SQL,
-        _PATH_FACTS_SQL,
-        _CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL),
-        "ANALYZE _new_fv; ANALYZE _new_fs; ANALYZE _new_fp",
-    ]
+def _facts_and_contributions(
+    *, ev_sql: str, probes: bool, snapshots: bool = True
+) -> list[str]:
+    """Snapshot the touched visitors' old facts, recompute them, snapshot again
+    (without ``snapshots``, when the facts start empty: only recompute them)."""
+    statements = [ev_sql, "ANALYZE _ev", _FACTS_SQL, _PATH_FACTS_SQL]
+    if snapshots:
+        statements = [
+            _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
+            "ANALYZE _old_fv; ANALYZE _old_fs; ANALYZE _old_fp",
+            *statements,
+            _CONTRIB_SQL.format(name="_new", seconds=_SECONDS_TO_GOAL),
+            "ANALYZE _new_fv; ANALYZE _new_fs; ANALYZE _new_fp",
+        ]
     return [_joined(sql, probes=probes) for sql in statements]
 
 
@@ -673,8 +689,9 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
             *_facts_and_contributions(
                 ev_sql=_EV_FROM_TAIL_SQL if full else _EV_BY_PROBES_SQL,
                 probes=not full,
+                snapshots=not full,
             ),
-            _COHORT_DELTA_SQL,
+            *([_DAYS_ALL_SQL, _COHORT_RECOMPUTE_SQL] if full else [_COHORT_DELTA_SQL]),
             "INSERT INTO analytics_rollupfoldedevent (event_id, inserted_at) "
             "SELECT id, inserted_at FROM _tail WHERE inserted_at > %(read_from)s "
             "ON CONFLICT (event_id) DO NOTHING",
@@ -736,6 +753,7 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
                 ev_sql=_EV_FROM_EVENTS_SQL, probes=False
             ):
                 cursor.execute(statement, paths_params)
+            cursor.execute(_DAYS_TOUCHED_SQL)
             cursor.execute(_COHORT_RECOMPUTE_SQL)
         # Without a watermark the next incremental run starts over anyway.
         folded_after = _since(*row) if row else datetime.max.replace(tzinfo=UTC)
