@@ -44,6 +44,7 @@ from funnels import paths
 from .models import FunnelVisitorPath, RollupState
 
 STATE = "events"
+BATCH_WORK_MEM = "256MB"
 MARGIN = timedelta(minutes=2)
 SLACK = timedelta(seconds=1)
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('openfunnels.analytics.rollup'))"
@@ -607,6 +608,14 @@ class RollupRun:
     watermark: datetime | None
 
 
+def _batch_memory(cursor) -> None:
+    """Sort and hash memory for a run over every event (a first run, a rebuild), in
+    this transaction only. With the server's default (4 MB) a first run over 10 M
+    events spilled its visitor join and day groups to disk in 128 passes: minutes
+    instead of seconds. Incremental runs work on a small tail and keep the default."""
+    cursor.execute("SELECT set_config('work_mem', %s, true)", [BATCH_WORK_MEM])
+
+
 def _lock(cursor, wait: bool) -> bool:
     if wait:
         cursor.execute(LOCK_SQL)
@@ -658,6 +667,8 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
         # Taken under the lock, so watermarks only move forward.
         new_watermark, read_from, state = _clock_horizon_state(cursor)
         full = state is None
+        if full:
+            _batch_memory(cursor)
         params = {
             "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
             "read_from": read_from,
@@ -724,6 +735,7 @@ def rollups_rebuild(*, date_from: date, date_to: date) -> RollupRun:
     params = {"start": start - timedelta(hours=14), "end": end + timedelta(hours=14)}
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor, True)
+        _batch_memory(cursor)
         cursor.execute(_DROP_SQL)
         _now, _read_from, row = _clock_horizon_state(cursor)
         cursor.execute(
