@@ -11,10 +11,11 @@ from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from accounts.apikit import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
     ErrorOut,
-    keyset_page,
+    PageQuery,
+    SyncQuery,
+    cursor_list,
+    page_schema,
     workspace_of,
 )
 
@@ -31,15 +32,7 @@ ERRORS: dict[int, type[Schema]] = {
 }
 
 
-class ListQuery(Schema):
-    cursor: str | None = Field(None, description="next_cursor of the previous page")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    updated_since: datetime | None = Field(
-        None, description="Only objects changed at or after this time (ISO 8601)"
-    )
-
-
-class FunnelListQuery(ListQuery):
+class FunnelListQuery(SyncQuery):
     archived: bool = Field(False, description="List archived funnels instead")
 
 
@@ -67,9 +60,7 @@ def _funnel_fields(funnel: Funnel) -> dict:
     }
 
 
-class FunnelPage(Schema):
-    results: list[FunnelOut]
-    next_cursor: str | None
+FunnelPage = page_schema("FunnelPage", FunnelOut)
 
 
 class StepOut(Schema):
@@ -150,14 +141,9 @@ def funnel_or_404(request: HttpRequest, funnel_id: int) -> Funnel:
 
 
 @router.get("/funnels", response={200: FunnelPage, **ERRORS}, summary="List funnels")
-def funnel_list(request: HttpRequest, query: Query[FunnelListQuery]) -> FunnelPage:
+def funnel_list(request: HttpRequest, query: Query[FunnelListQuery]) -> dict:
     qs = selectors.funnel_list(workspace=workspace_of(request), archived=query.archived)
-    if query.updated_since:
-        qs = qs.filter(updated_at__gte=query.updated_since)
-    rows, next_cursor = keyset_page(qs, cursor=query.cursor, limit=query.limit)
-    return FunnelPage(
-        results=[FunnelOut(**_funnel_fields(f)) for f in rows], next_cursor=next_cursor
-    )
+    return cursor_list(qs, query, out=lambda f: FunnelOut(**_funnel_fields(f)))
 
 
 @router.get(
@@ -198,9 +184,7 @@ def product_out(product: Product) -> ProductOut:
     )
 
 
-class ProductPage(Schema):
-    results: list[ProductOut]
-    next_cursor: str | None
+ProductPage = page_schema("ProductPage", ProductOut)
 
 
 class ProductIn(Schema):
@@ -224,10 +208,8 @@ class ProductPatch(Schema):
     archived: bool | None = None
 
 
-class ProductListQuery(Schema):
-    cursor: str | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    archived: bool = False
+class ProductListQuery(PageQuery):
+    archived: bool = Field(False, description="List archived products instead")
 
 
 def product_or_404(request: HttpRequest, product_id: int) -> Product:
@@ -242,12 +224,11 @@ def product_or_404(request: HttpRequest, product_id: int) -> Product:
     tags=["Products"],
     summary="List products",
 )
-def product_list(request: HttpRequest, query: Query[ProductListQuery]) -> ProductPage:
+def product_list(request: HttpRequest, query: Query[ProductListQuery]) -> dict:
     qs = Product.objects.for_workspace(workspace_of(request)).filter(
         archived_at__isnull=not query.archived
     )
-    rows, next_cursor = keyset_page(qs, cursor=query.cursor, limit=query.limit)
-    return ProductPage(results=[product_out(p) for p in rows], next_cursor=next_cursor)
+    return cursor_list(qs, query, out=product_out)
 
 
 @router.post(
