@@ -55,7 +55,8 @@ def _ratio(num: float, den: float) -> float | None:
 LEGACY_CURRENCY = "USD"
 
 
-def _add_money(into: dict[str, int], currency: str, amount: int) -> None:
+def money_add(into: dict[str, int], currency: str, amount: int) -> None:
+    """Add an amount to its currency's total (never to another currency's)."""
     if amount:
         key = currency or LEGACY_CURRENCY
         into[key] = into.get(key, 0) + amount
@@ -291,8 +292,8 @@ def funnel_report(
         report.upsell_accepts += row["acc"] or 0
         report.upsell_declines += row["dec"] or 0
         report.revenue_minor += row["revenue"] or 0
-        _add_money(report.revenue_by_currency, row["currency"], row["revenue"] or 0)
-        _add_money(totals.revenue_by_currency, row["currency"], row["revenue"] or 0)
+        money_add(report.revenue_by_currency, row["currency"], row["revenue"] or 0)
+        money_add(totals.revenue_by_currency, row["currency"], row["revenue"] or 0)
         totals.orders += row["orders"] or 0
         totals.bumps += row["bumps"] or 0
         totals.revenue_minor += row["revenue"] or 0
@@ -403,7 +404,7 @@ def workspace_overview(
         e = events.setdefault(row["funnel_id"], {"orders": 0, "revenue": 0})
         e["orders"] += row["orders"] or 0
         e["revenue"] += row["revenue"] or 0
-        _add_money(
+        money_add(
             money.setdefault(row["funnel_id"], {}), row["currency"], row["revenue"] or 0
         )
     return [
