@@ -23,7 +23,6 @@ from . import journeys, reports, rollups, selectors
 
 router = Router(tags=["Stats"])
 TAIL_INLINE_LIMIT = 20_000
-CURRENCY = "USD"
 
 
 class StatsQuery(Schema):
@@ -52,9 +51,17 @@ class KpisOut(Schema):
     optins: int
     buyers: int
     orders: int
-    revenue_minor: int
-    epc_minor: float | None = Field(description="Earnings per click")
-    aov_minor: float | None = Field(description="Average order value")
+    revenue_minor: int | None = Field(
+        description="Revenue in the one currency; null when it is in several "
+        "(see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int] = Field(
+        description="Revenue per currency (ISO 4217), never added across currencies"
+    )
+    epc_minor: float | None = Field(
+        description="Earnings per click (null when revenue is in several currencies)"
+    )
+    aov_minor: float | None = Field(description="Average order value (likewise)")
     average_cart_value_minor: float | None
     bump_take_rate: float | None
     median_seconds_to_goal: float | None
@@ -79,7 +86,11 @@ class StepStatsOut(Schema):
     upsell_accepts: int
     upsell_declines: int
     upsell_take_rate: float | None
-    revenue_minor: int
+    revenue_minor: int | None = Field(
+        description="In the one currency; null when the funnel's revenue is in "
+        "several (see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int]
     earnings_per_view_minor: float | None
     earnings_per_unique_view_minor: float | None
 
@@ -119,7 +130,11 @@ class JourneyOut(Schema):
     variant: int | None
     entered: int
     buyers: int
-    revenue_minor: int
+    revenue_minor: int = Field(
+        description="As the journey map sums it: the journey rollup does not keep "
+        "currencies apart, so a funnel selling in several currencies adds them up "
+        "here (see `currencies`; per-currency revenue is in `kpis`)"
+    )
     paths: list[JourneyPathOut]
 
 
@@ -127,7 +142,11 @@ class StatsOut(Schema):
     funnel: int
     date_from: date
     date_to: date
-    currency: str
+    currency: str | None = Field(
+        description="The currency of every amount; null when revenue is in several "
+        "(then only the *_by_currency figures are given)"
+    )
+    currencies: list[str] = Field(description="The currencies revenue is in")
     kpis: KpisOut
     previous_period: KpisOut = Field(description="The same span just before")
     steps: list[StepStatsOut]
@@ -136,6 +155,7 @@ class StatsOut(Schema):
 
 
 def _kpis(totals: reports.FunnelTotals) -> KpisOut:
+    one = not totals.mixed_currency
     return KpisOut(
         entered=totals.entered,
         bounced=totals.bounced,
@@ -145,10 +165,11 @@ def _kpis(totals: reports.FunnelTotals) -> KpisOut:
         optins=totals.optins,
         buyers=totals.buyers,
         orders=totals.orders,
-        revenue_minor=totals.revenue_minor,
-        epc_minor=totals.epc,
-        aov_minor=totals.aov,
-        average_cart_value_minor=totals.average_cart_value,
+        revenue_minor=totals.revenue_minor if one else None,
+        revenue_by_currency=dict(totals.revenue_list),
+        epc_minor=totals.epc if one else None,
+        aov_minor=totals.aov if one else None,
+        average_cart_value_minor=totals.average_cart_value if one else None,
         bump_take_rate=totals.bump_take_rate,
         median_seconds_to_goal=totals.median_seconds_to_goal,
         mean_seconds_to_goal=totals.mean_seconds_to_goal,
@@ -217,11 +238,13 @@ def funnel_stats(
                 "date_to": filters.date_to.isoformat(),
             },
         )
+    mixed = report.totals.mixed_currency
     return StatsOut(
         funnel=funnel.pk,
         date_from=filters.date_from,
         date_to=filters.date_to,
-        currency=CURRENCY,
+        currency=None if mixed else report.totals.currency,
+        currencies=report.totals.currencies,
         kpis=_kpis(report.totals),
         previous_period=_kpis(previous.totals),
         steps=[
@@ -243,9 +266,12 @@ def funnel_stats(
                 upsell_accepts=s.upsell_accepts,
                 upsell_declines=s.upsell_declines,
                 upsell_take_rate=s.upsell_take_rate,
-                revenue_minor=s.revenue_minor,
-                earnings_per_view_minor=s.earnings_per_view,
-                earnings_per_unique_view_minor=s.earnings_per_unique_view,
+                revenue_minor=None if mixed else s.revenue_minor,
+                revenue_by_currency=dict(sorted(s.revenue_by_currency.items())),
+                earnings_per_view_minor=None if mixed else s.earnings_per_view,
+                earnings_per_unique_view_minor=None
+                if mixed
+                else s.earnings_per_unique_view,
             )
             for s in report.steps
         ],

@@ -80,6 +80,48 @@ def test_stats_bad_input(api, tracked_funnel):  # noqa: F811
     assert not AuditEntry.objects.filter(action="stats.read").exists()
 
 
+def _world_funnel(workspace, sales):
+    from analytics import ingest
+    from tests.analytics.test_currency import _sales
+    from tests.factories import FunnelFactory, StepFactory
+
+    ingest.partitions_forget()
+    funnel = FunnelFactory(workspace=workspace, name="World funnel")
+    step = StepFactory(funnel=funnel, name="Order", kind="order", position=0)
+    _sales(workspace, funnel, step, sales)
+    return funnel
+
+
+def test_stats_keep_currencies_apart(api, workspace):
+    """€10 + $5 sold, €2 refunded: revenue per currency, never 1300 "USD"; the
+    one-currency figures (revenue_minor, EPC, AOV) are null when there are two."""
+    funnel = _world_funnel(
+        workspace,
+        [("order", 1000, "EUR"), ("order", 500, "USD"), ("refund", 200, "EUR")],
+    )
+    body = api.get(f"/funnels/{funnel.pk}/stats").json()
+    assert (body["currency"], body["currencies"]) == (None, ["EUR", "USD"])
+    kpis = body["kpis"]
+    assert kpis["revenue_by_currency"] == {"EUR": 800, "USD": 500}
+    assert (kpis["revenue_minor"], kpis["epc_minor"], kpis["aov_minor"]) == (
+        None,
+        None,
+        None,
+    )
+    (step,) = body["steps"]
+    assert step["revenue_by_currency"] == {"EUR": 800, "USD": 500}
+    assert step["revenue_minor"] is None
+
+
+def test_stats_in_one_currency_name_it(api, workspace):
+    """A euro shop's numbers are in EUR (the API said USD for every workspace)."""
+    funnel = _world_funnel(workspace, [("order", 2700, "EUR")])
+    body = api.get(f"/funnels/{funnel.pk}/stats").json()
+    assert (body["currency"], body["currencies"]) == ("EUR", ["EUR"])
+    assert body["kpis"]["revenue_minor"] == 2700
+    assert body["kpis"]["revenue_by_currency"] == {"EUR": 2700}
+
+
 JOURNEY_PERIOD = {"date_from": "2026-03-01", "date_to": "2026-03-31"}
 
 
