@@ -205,6 +205,7 @@ class FunnelReport:
     totals: FunnelTotals
     trend_days: list[date] = field(default_factory=list)
     trend: dict[str, list[int]] = field(default_factory=dict)
+    trend_revenue: dict[str, list[int]] = field(default_factory=dict)
     sources: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -340,21 +341,32 @@ def funnel_report(
 def _trend(report: FunnelReport) -> None:
     filters = report.filters
     days = [filters.date_from + timedelta(days=i) for i in range(filters.days)]
-    rows = {
-        r["day"]: r
-        for r in _filtered(StepDailyRollup.objects, [report.funnel.pk], filters)
-        .values("day")
+    counts: dict[date, dict[str, int]] = {}
+    money: dict[str, dict[date, int]] = {}
+    for r in (
+        _filtered(StepDailyRollup.objects, [report.funnel.pk], filters)
+        .values("day", "currency")
         .annotate(
             views=Sum("views"),
             optins=Sum("optins"),
             orders=Sum("orders"),
             revenue=Sum("revenue_minor"),
         )
-    }
+    ):
+        day = counts.setdefault(r["day"], {"views": 0, "optins": 0, "orders": 0})
+        for key in day:
+            day[key] += r[key] or 0
+        if r["revenue"]:
+            by_day = money.setdefault(r["currency"] or LEGACY_CURRENCY, {})
+            by_day[r["day"]] = by_day.get(r["day"], 0) + r["revenue"]
     report.trend_days = days
     report.trend = {
-        key: [(rows.get(d) or {}).get(key) or 0 for d in days]
-        for key in ("views", "optins", "orders", "revenue")
+        key: [(counts.get(d) or {}).get(key) or 0 for d in days]
+        for key in ("views", "optins", "orders")
+    }
+    # Revenue per day, per currency (never added across currencies).
+    report.trend_revenue = {
+        cur: [by_day.get(d, 0) for d in days] for cur, by_day in sorted(money.items())
     }
 
 
@@ -435,23 +447,27 @@ def filter_choices(*, workspace: Workspace, funnel: Funnel | None = None) -> dic
 
 def source_breakdown(
     *, workspace: Workspace, funnel: Funnel, filters: ReportFilters
-) -> dict[str, dict[str, int]]:
-    """New customers (cohort buyers) and revenue per first-touch source."""
-    out: dict[str, dict[str, int]] = {}
+) -> dict[str, SourceNumbers]:
+    """New customers (cohort buyers) and revenue per currency per first-touch
+    source."""
+    out: dict[str, SourceNumbers] = {}
     for row in (
         _filtered(CohortFunnelRollup.objects, [funnel.pk], filters)
         .values("source")
         .annotate(b=Sum("buyers"))
     ):
-        out.setdefault(row["source"], {"buyers": 0, "revenue": 0})["buyers"] = (
-            row["b"] or 0
-        )
+        out.setdefault(row["source"], SourceNumbers()).buyers = row["b"] or 0
     for row in (
         _filtered(StepDailyRollup.objects, [funnel.pk], filters)
-        .values("source")
+        .values("source", "currency")
         .annotate(r=Sum("revenue_minor"))
     ):
-        out.setdefault(row["source"], {"buyers": 0, "revenue": 0})["revenue"] = (
-            row["r"] or 0
-        )
+        numbers = out.setdefault(row["source"], SourceNumbers())
+        money_add(numbers.revenue, row["currency"], row["r"] or 0)
     return out
+
+
+@dataclass
+class SourceNumbers:
+    buyers: int = 0
+    revenue: dict[str, int] = field(default_factory=dict)  # per currency
