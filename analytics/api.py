@@ -1,4 +1,5 @@
-"""API v1: a funnel's dashboard numbers (KPIs and the per-step table) for a period.
+"""API v1: a funnel's dashboard numbers (KPIs and the per-step table) and its
+journey map's paths, for a period.
 
 Definitions: docs/metrics.md. Money is in minor units of the dashboard's currency.
 """
@@ -6,6 +7,7 @@ Definitions: docs/metrics.md. Money is in minor units of the dashboard's currenc
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,7 +19,7 @@ from accounts.apikit import workspace_of
 from accounts.services import audit_record
 from funnels.api import ERRORS, funnel_or_404
 
-from . import reports, rollups
+from . import journeys, reports, rollups, selectors
 
 router = Router(tags=["Stats"])
 TAIL_INLINE_LIMIT = 20_000
@@ -31,6 +33,13 @@ class StatsQuery(Schema):
     source: str = Field("", max_length=200, description="First-touch utm_source")
     medium: str = Field("", max_length=200)
     campaign: str = Field("", max_length=200)
+    variant: int | None = Field(
+        None,
+        ge=1,
+        description="Journey paths of the visitors who saw this page variant of a "
+        "split-tested step only (a page id), as the journey map's variant filter; "
+        "the KPIs and per-step table cover every variant",
+    )
 
 
 class KpisOut(Schema):
@@ -86,6 +95,49 @@ class StepStatsOut(Schema):
     earnings_per_unique_view_minor: float | None
 
 
+Action = Literal["opted_in", "ordered", "accepted", "declined"]
+ACTIONS: dict[str, Action] = {
+    "i": "opted_in",
+    "o": "ordered",
+    "a": "accepted",
+    "d": "declined",
+}
+
+
+class JourneyStopOut(Schema):
+    step: int
+    did: list[Action] = Field(description="What the visitor did on the step")
+
+
+class JourneyPathOut(Schema):
+    """One way through the funnel, and how many of the period's visitors took it."""
+
+    key: str = Field(description="The path's id, e.g. 12i>13o>14a")
+    label: str = Field(description="As the journey map names it")
+    steps: list[JourneyStopOut] = Field(description="In the order visited")
+    truncated: bool = Field(description="Longer than the map keeps (ends in …)")
+    visitors: int
+    share: float | None = Field(description="Of the visitors who entered")
+    buyers: int
+    revenue_minor: int
+    revenue_per_visitor_minor: float | None
+
+
+class JourneyOut(Schema):
+    """The journey map: the cohort of visitors who entered the funnel in the
+    period, and the paths they took, most taken first (definitions: docs/metrics.md)."""
+
+    variant: int | None
+    entered: int
+    buyers: int
+    revenue_minor: int = Field(
+        description="As the journey map sums it: the journey rollup does not keep "
+        "currencies apart, so a funnel selling in several currencies adds them up "
+        "here (see `currencies`; per-currency revenue is in `kpis`)"
+    )
+    paths: list[JourneyPathOut]
+
+
 class StatsOut(Schema):
     funnel: int
     date_from: date
@@ -98,6 +150,7 @@ class StatsOut(Schema):
     kpis: KpisOut
     previous_period: KpisOut = Field(description="The same span just before")
     steps: list[StepStatsOut]
+    journey: JourneyOut
     rolled_up_to: datetime | None = Field(description="Events folded in up to here")
 
 
@@ -143,7 +196,8 @@ def _period(query: StatsQuery) -> reports.ReportFilters:
 @router.get(
     "/funnels/{funnel_id}/stats",
     response={200: StatsOut, **ERRORS},
-    summary="The funnel dashboard's KPIs and per-step table for a period",
+    summary="The funnel dashboard's KPIs and per-step table, and its journey "
+    "map's paths, for a period",
 )
 def funnel_stats(
     request: HttpRequest, funnel_id: int, query: Query[StatsQuery]
@@ -151,6 +205,14 @@ def funnel_stats(
     workspace = workspace_of(request)
     funnel = funnel_or_404(request, funnel_id)
     filters = _period(query)
+    variants = {pk for pk, _label in selectors.funnel_variant_choices(funnel=funnel)}
+    if query.variant is not None and query.variant not in variants:
+        raise ValidationError(
+            {
+                "variant": f"{query.variant} is not a page variant of a split-tested "
+                f"step of this funnel (they are: {sorted(variants) or 'none'})."
+            }
+        )
     # Fold a small not-yet-rolled-up tail in first, as the dashboard does.
     if 0 < rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
         rollups.rollups_update(wait=False)
@@ -161,6 +223,9 @@ def funnel_stats(
         filters=filters.previous(),
         detail=False,
         steps=[s.step for s in report.steps],
+    )
+    jmap = journeys.journey_map(
+        workspace=workspace, funnel=funnel, filters=filters, variant=query.variant
     )
     with transaction.atomic():
         # Reading numbers out through the API is a data export: it is audited.
@@ -210,5 +275,32 @@ def funnel_stats(
             )
             for s in report.steps
         ],
+        journey=_journey(jmap),
         rolled_up_to=rollups.rollup_watermark(),
+    )
+
+
+def _journey(jmap: journeys.JourneyMap) -> JourneyOut:
+    return JourneyOut(
+        variant=jmap.variant,
+        entered=jmap.entered,
+        buyers=jmap.buyers,
+        revenue_minor=jmap.revenue_minor,
+        paths=[
+            JourneyPathOut(
+                key=p.key,
+                label=p.label,
+                steps=[
+                    JourneyStopOut(step=e.step_id, did=[ACTIONS[m] for m in e.marks])
+                    for e in p.elements
+                ],
+                truncated=p.truncated,
+                visitors=p.visitors,
+                share=p.share,
+                buyers=p.buyers,
+                revenue_minor=p.revenue_minor,
+                revenue_per_visitor_minor=p.revenue_per_visitor,
+            )
+            for p in jmap.paths
+        ],
     )

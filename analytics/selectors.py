@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count
 
 from accounts.models import Workspace
+from funnels.models import Funnel, Step
 
 from .models import Event, EventKind, Visitor
 
@@ -215,3 +217,21 @@ def leads_viewed_since(
             params,
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+def funnel_variant_choices(*, funnel: Funnel) -> list[tuple[int, str]]:
+    """The funnel's page variants on steps that have more than one (split tests):
+    (page id, "step · page"), what the journey map can be narrowed to."""
+    # Counted apart: grouping the page rows themselves would count one page a step.
+    split = (
+        Step.objects.filter(funnel=funnel)
+        .annotate(n=Count("pages"))
+        .filter(n__gt=1)
+        .values("pk")
+    )
+    rows = (
+        Step.objects.filter(pk__in=split)
+        .values_list("name", "pages__id", "pages__name")
+        .order_by("position", "id", "pages__id")
+    )
+    return [(page_id, f"{step} · {page}") for step, page_id, page in rows]

@@ -19,7 +19,7 @@ from funnels import paths
 from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
-from . import charts, customers, journeys, reports, rollups
+from . import charts, customers, journeys, reports, rollups, selectors
 from .forms import PRESETS, AdSpendForm, RangeForm, range_filters
 from .models import AdSpend
 
@@ -473,18 +473,6 @@ def ad_spend_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("analytics:ad_spend")
 
 
-def _variant_choices(funnel: Funnel) -> list[tuple[int, str]]:
-    """The funnel's page variants on steps that have more than one (split tests)."""
-    rows = (
-        Step.objects.filter(funnel=funnel)
-        .annotate(n=Count("pages"))
-        .filter(n__gt=1)
-        .values_list("name", "pages__id", "pages__name")
-        .order_by("position", "id", "pages__id")
-    )
-    return [(page_id, f"{step} · {page}") for step, page_id, page in rows]
-
-
 def _variant(request: HttpRequest, choices: list[tuple[int, str]], notes: list):
     raw = request.GET.get("variant", "")
     if not raw:
@@ -497,7 +485,7 @@ def _variant(request: HttpRequest, choices: list[tuple[int, str]], notes: list):
 
 def _journey_context(request: HttpRequest, funnel: Funnel) -> dict:
     form, filters, notes = _filters(request)
-    variants = _variant_choices(funnel)
+    variants = selectors.funnel_variant_choices(funnel=funnel)
     variant = _variant(request, variants, notes)
     jmap = journeys.journey_map(
         workspace=request.workspace, funnel=funnel, filters=filters, variant=variant
