@@ -342,12 +342,7 @@ def main() -> None:
             if r[0] == f"/{funnel.slug}/"
         )
         page_id, version_id, _ = snap.steps[route[1]].variants[0]
-        artifact = (
-            edge.sites_dir()
-            / str(route[1])
-            / "s"
-            / f"{edge.artifact_name(page_id, version_id)}.html"
-        )
+        artifact = edge.artifact_path(route[1], "s", page_id, version_id)
         html = artifact.read_bytes()
         nginx = start_nginx(tmp, nginx_port, html)
         nginx_url = f"http://127.0.0.1:{nginx_port}/index.html"
