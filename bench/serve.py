@@ -301,7 +301,19 @@ def cleanup(workspace: Workspace) -> None:
         workspace.delete()
 
 
+def need(binary: str, package: str) -> None:
+    """Install a missing tool (apt, when root), else say how."""
+    if shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists():
+        return
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=False)
+    if not (shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists()):
+        sys.exit(f"{binary} is missing: apt-get install -y {package}")
+
+
 def main() -> None:
+    need("wrk", "wrk")
+    need("nginx", "nginx-light")
     tmp = Path(tempfile.mkdtemp(prefix="of-bench-serve-"))
     os.chmod(tmp, 0o755)  # nginx's workers read the files
     # The edge's files, config and view logs (the app's too) live in tmp.
