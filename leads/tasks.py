@@ -195,3 +195,23 @@ def lead_exports_tidy_task() -> int:
     from .exports import lead_exports_tidy
 
     return lead_exports_tidy()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def sequence_send_task(self, enrollment_id: int) -> str:
+    """Send an enrolment's due step once; retry with backoff when the mail server
+    refused (the claim in the database keeps a retry from sending twice)."""
+    from .sequences.services import enrollment_send_next
+
+    outcome = enrollment_send_next(enrollment_id=enrollment_id)
+    if outcome.retry_in is not None and not self.request.is_eager:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(acks_late=True)
+def sequences_sweep_task() -> int:
+    """Queue due sequence e-mails nobody picked up; give up dead workers' claims."""
+    from .sequences.services import sequences_sweep
+
+    return sequences_sweep()

@@ -107,13 +107,17 @@ def test_overview_and_csv(owner_client, tracked_funnel, workspace):
     assert spend == [
         {
             "source": "facebook",
-            "spend": 1000,
+            "spend": {"USD": 1000},
             "buyers": 1,
-            "revenue": 2700,
-            "cac": 1000.0,
-            "roas": 2.7,
+            "revenue": {"USD": 2700},
+            "cac": {"USD": 1000.0},
+            "roas": {"USD": 2.7},
         }
     ]
+    # One currency looks as before: plain amounts and ratio.
+    table = response.content.decode().split("Ad spend", 1)[1].split("</table>")[0]
+    assert '<td>facebook</td><td class="right">$10.00</td>' in table
+    assert "$27.00" in table and "2.7×" in table and "USD" not in table
 
 
 def test_stranger_cannot_see_funnel_dashboard(client, stranger, tracked_funnel):

@@ -186,6 +186,7 @@ def test_variant_filter_and_a_bad_variant(owner_client, workspace):
     assert [(p.label, p.visitors) for p in jmap.paths] == [("optin", 3)]
     url = reverse("analytics:journey", args=[funnel.pk]) + QUERY
     html = owner_client.get(url + f"&variant={a.pk}").content.decode()
+    assert "is not a variant" not in html
     assert "optin → order" in html
     assert "<strong>2</strong>" in html  # visitors: only the two who saw A
     bad = owner_client.get(url + "&variant=99999999")
