@@ -108,8 +108,8 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
-from accounts.services import audit_erasable  # noqa: E402
 from analytics import services, shipper  # noqa: E402
 from pages import edge  # noqa: E402
 from pages.services import funnel_create_from_template, funnel_publish  # noqa: E402
@@ -406,8 +406,7 @@ def main() -> None:
         procs.stop_all()
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM analytics_event WHERE workspace_id = %s", [ws])
-        with audit_erasable():  # publishing wrote audit entries (append-only)
-            workspace.delete()
+        accounts_services.workspace_delete(workspace=workspace)
         shutil.rmtree(TMP, ignore_errors=True)
 
     lost = (

@@ -69,8 +69,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
-from accounts.services import audit_erasable  # noqa: E402
 from analytics import ingest, services  # noqa: E402
 from pages import edge  # noqa: E402
 from pages.services import funnel_create_from_template, funnel_publish  # noqa: E402
@@ -297,8 +297,7 @@ def cleanup(workspace: Workspace) -> None:
         cursor.execute(
             "DELETE FROM analytics_event WHERE workspace_id = %s", [workspace.pk]
         )
-    with audit_erasable():  # publishing wrote audit entries; the log is append-only
-        workspace.delete()
+    accounts_services.workspace_delete(workspace=workspace)
 
 
 def need(binary: str, package: str) -> None:
