@@ -62,6 +62,18 @@ def money_add(into: dict[str, int], currency: str, amount: int) -> None:
         into[key] = into.get(key, 0) + amount
 
 
+def funnel_currencies(*, funnel_ids: list[int]) -> list[str]:
+    """The currencies the funnels have ever had revenue in (from the daily rollup:
+    one short index range per funnel)."""
+    found = (
+        StepDailyRollup.objects.filter(funnel_id__in=funnel_ids)
+        .exclude(currency="")
+        .values_list("currency", flat=True)
+        .distinct()
+    )
+    return sorted(set(found))
+
+
 def _per_currency(
     amounts: dict[str, int], den: float
 ) -> list[tuple[str, float | None]]:

@@ -596,21 +596,21 @@ def customer_value(request: HttpRequest) -> HttpResponse:
     and CAC) and by cohort; the dashboard loads it as a fragment."""
     form, filters, notes = _filters(request)
     value = customers.customer_value(workspace=request.workspace, filters=filters)
-    spends: dict[str, int] = {}
+    spends: dict[str, dict[str, int]] = {}  # per source, per currency
     for s in AdSpend.objects.filter(
         workspace=request.workspace,
         date_to__gte=filters.date_from,
         date_from__lte=filters.date_to,
     ):
-        spends[s.source] = spends.get(s.source, 0) + s.amount_minor
+        reports.money_add(spends.setdefault(s.source, {}), s.currency, s.amount_minor)
     rows = [
         {
             "row": r,
             "source": r.key or "(direct)",
-            "spend": spends.get(r.key),
-            "cac": spends[r.key] / r.customers
+            "spend": spends.get(r.key, {}),
+            "cac": {cur: amount / r.customers for cur, amount in spends[r.key].items()}
             if r.key in spends and r.customers
-            else None,
+            else {},
         }
         for r in value.by_source
     ]

@@ -101,6 +101,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from analytics import services, shipper  # noqa: E402
 from pages import edge  # noqa: E402
@@ -394,7 +395,7 @@ def main() -> None:
         procs.stop_all()
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM analytics_event WHERE workspace_id = %s", [ws])
-        workspace.delete()
+        accounts_services.workspace_delete(workspace=workspace)
         shutil.rmtree(TMP, ignore_errors=True)
 
     lost = (

@@ -69,6 +69,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from analytics import ingest, services  # noqa: E402
 from pages import edge  # noqa: E402
@@ -296,7 +297,7 @@ def cleanup(workspace: Workspace) -> None:
         cursor.execute(
             "DELETE FROM analytics_event WHERE workspace_id = %s", [workspace.pk]
         )
-    workspace.delete()
+    accounts_services.workspace_delete(workspace=workspace)
 
 
 def main() -> None:

@@ -582,6 +582,15 @@ class SequenceStep(models.Model):
     def __str__(self) -> str:
         return self.subject
 
+    @property
+    def delay_text(self) -> str:
+        minutes = self.delay_minutes
+        for size, unit in ((60 * 24, "day"), (60, "hour"), (1, "minute")):
+            if minutes and minutes % size == 0:
+                n = minutes // size
+                return f"{n} {unit}{'s' if n != 1 else ''}"
+        return ""
+
 
 class EnrollmentStatus(models.TextChoices):
     ACTIVE = "active", "Active"

@@ -155,6 +155,9 @@ def sequence_enroll(
 ) -> int:
     """Enrol these leads (the sequence's workspace's, not erased, not unsubscribed)
     once each; the ones already in it stay where they are. Returns how many are new.
+
+    ``source_label`` says how they came, as the end of "Of 120 who …" (e.g.
+    "dropped at Order form").
     """
     now = now or timezone.now()
     first = sequence.steps.order_by("position").first()
@@ -211,7 +214,11 @@ def sequences_enroll_triggered(*, lead: Lead, step: Step, trigger: str) -> int:
         trigger=trigger,
         trigger_step=step,
     ):
-        label = f"{SequenceTrigger(trigger).label.split(' on ')[0]} on {step.name}"
+        label = (
+            f"opted in on {step.name}"
+            if trigger == SequenceTrigger.OPTIN
+            else f"abandoned the checkout on {step.name}"
+        )
         count += sequence_enroll(
             sequence=sequence,
             lead_ids=[lead.pk],

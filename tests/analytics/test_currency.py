@@ -20,9 +20,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _sales(
-    workspace, funnel, step, sales: list[tuple[str, int, str]], source: str = ""
+    workspace,
+    funnel,
+    step,
+    sales: list[tuple[str, int, str]],
+    source: str = "",
+    at=None,
 ) -> None:
-    now = timezone.now() - timedelta(minutes=5)
+    now = at or timezone.now() - timedelta(minutes=5)
     lines = []
     for kind, amount, currency in sales:
         visitor = uuid.uuid4()
@@ -188,3 +193,95 @@ def test_csv_of_one_currency_names_it(owner_client, workspace, funnel):
     row = dict(zip(steps[0], steps[1], strict=True))
     assert row["Revenue EUR (minor units)"] == "2700"
     assert not any("USD" in h for h in steps[0])
+
+
+def test_journey_map_keeps_currencies_apart(owner_client, workspace, funnel):
+    step = funnel.steps.get()
+    _sales(
+        workspace,
+        funnel,
+        step,
+        [("order", 1000, "EUR"), ("order", 500, "USD"), ("refund", 200, "EUR")],
+    )
+    rollups.rollups_update()
+    response = owner_client.get(reverse("analytics:journey", args=[funnel.pk]))
+    jmap = response.context["jmap"]
+    assert jmap.revenue_by_currency == {"EUR": 800, "USD": 500}
+    body = response.content.decode()
+    assert "€8.00 · $5.00" in body
+    assert "$13.00" not in body and "$8.00" not in body
+    by_path = {p.key: p.revenue_by_currency for p in jmap.paths}
+    assert by_path == {
+        f"{step.pk}o": {"EUR": 1000, "USD": 500},
+        f"{step.pk}": {"EUR": -200},
+    }
+
+
+def test_journey_map_in_one_currency_names_it(owner_client, workspace, funnel):
+    step = funnel.steps.get()
+    _sales(workspace, funnel, step, [("order", 2700, "EUR")])
+    rollups.rollups_update()
+    body = owner_client.get(
+        reverse("analytics:journey", args=[funnel.pk])
+    ).content.decode()
+    assert "€27.00" in body and "$27.00" not in body
+
+
+def test_customer_value_keeps_currencies_apart(owner_client, workspace, funnel):
+    """Two new customers 40 days ago, one paying €10 (and a €3 downsell), one $5:
+    lifetime value per currency (and the downsell counts), never "$9.00"."""
+    step = funnel.steps.get()
+    at = timezone.now() - timedelta(days=40)
+    buyer = uuid.uuid4()
+    Visitor.objects.create(workspace=workspace, public_id=buyer, utm_source="ads")
+    lines = [
+        ingest.event_line(
+            event_id=uuid.uuid4(),
+            workspace_id=workspace.pk,
+            funnel_id=funnel.pk,
+            step_id=step.pk,
+            visitor_id=visitor,
+            kind=kind,
+            page_version_id=None,
+            variant_id=None,
+            amount_minor=amount,
+            currency=currency,
+            properties=None,
+            occurred_at=at,
+            received_at=at,
+        )
+        for visitor, kind, amount, currency in (
+            (buyer, "order", 1000, "EUR"),
+            (buyer, "downsell_accept", 300, "EUR"),
+            (uuid.uuid4(), "order", 500, "USD"),
+        )
+    ]
+    ingest.lines_write(lines, [])
+    AdSpend.objects.create(
+        workspace=workspace,
+        source="ads",
+        date_from=at.date(),
+        date_to=at.date(),
+        amount_minor=2000,
+        currency="EUR",
+    )
+    AdSpend.objects.create(
+        workspace=workspace,
+        source="ads",
+        date_from=at.date(),
+        date_to=at.date(),
+        amount_minor=1000,
+        currency="USD",
+    )
+    day = timezone.localdate() - timedelta(days=40)
+    q = f"?range=custom&date_from={day - timedelta(days=1)}&date_to={day}"
+    response = owner_client.get(reverse("analytics:customers") + q)
+    value = response.context["value"]
+    assert value.total.ltv_by_currency(30) == {"EUR": 1300 / 2, "USD": 500 / 2}
+    html = response.content.decode()
+    assert "€6.50 · $2.50" in html  # 30-day value per new customer, per currency
+    row = html[html.index('<th scope="row">ads</th>') :]
+    row = row[: row.index("</tr>")]
+    assert "€13.00" in row  # the ads customer's own value, with the downsell
+    assert "€20.00 · $10.00" in row  # its spend, per currency
+    assert "$9.00" not in html and "$30.00" not in html

@@ -33,6 +33,33 @@ def _checkout(page, name: str, email: str, *, bump: bool) -> None:
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
 
 
+def _worker_flushes_and_rolls_up() -> None:
+    """A real worker moves the tracked events (Redis stream, view logs) into
+    Postgres and rolls them up, as beat makes it do every few seconds."""
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        with celery_worker():
+            events_flush_task.delay()
+            assert wait_for(
+                lambda: (
+                    ingest.redis_client().xlen(ingest.STREAM_KEY) == 0
+                    and ingest.stream_pending() == 0
+                ),
+                timeout=30,
+            ), "the worker did not flush the event stream"
+            rollups_update_task.delay()
+            assert wait_for(
+                lambda: (
+                    rollups.rollup_watermark() is not None
+                    and rollups.rollup_tail_size() == 0
+                ),
+                timeout=30,
+            ), "the worker did not roll the events up"
+    finally:
+        app.conf.task_always_eager = eager
+
+
 def _cells(admin, index: int) -> list[str]:
     row = admin.locator("table.steps tbody tr").nth(index)
     return [" ".join(t.split()) for t in row.locator("td").all_inner_texts()]
@@ -47,7 +74,7 @@ def _kpis(admin) -> dict[str, str]:
 
 
 def test_visits_optins_orders_show_exactly_on_the_dashboard(
-    live_server, public_url, new_page, screenshot, tripwire, owner
+    live_server, public_url, new_page, screenshot, tripwire, owner, mailoutbox
 ):
     base = public_url(tripwire.workspace, f"/{tripwire.slug}/")
     # Five visitors land on the opt-in page: two from Facebook, two from Google,
@@ -90,28 +117,7 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
 
     # A real worker moves the tracked events from Redis into Postgres and rolls
     # them up, as beat makes it do every few seconds.
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        with celery_worker():
-            events_flush_task.delay()
-            assert wait_for(
-                lambda: (
-                    ingest.redis_client().xlen(ingest.STREAM_KEY) == 0
-                    and ingest.stream_pending() == 0
-                ),
-                timeout=30,
-            ), "the worker did not flush the event stream"
-            rollups_update_task.delay()
-            assert wait_for(
-                lambda: (
-                    rollups.rollup_watermark() is not None
-                    and rollups.rollup_tail_size() == 0
-                ),
-                timeout=30,
-            ), "the worker did not roll the events up"
-    finally:
-        app.conf.task_always_eager = eager
+    _worker_flushes_and_rolls_up()
 
     admin = new_page()
     log_in(admin, live_server, owner.email)
@@ -274,3 +280,74 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     assert "gus@example.com" in orders and "dee@example.com" in orders
     assert "fran@example.com" not in orders
     assert "$113.00" in orders and "$7.00" in orders
+
+    # Revival: a follow-up sequence for those who dropped at the order form.
+    admin.get_by_role("link", name="Sequences").click()
+    admin.get_by_role("link", name="New sequence").click()
+    admin.get_by_label("Name", exact=True).fill("Win back")
+    admin.get_by_label("Funnel it brings people back to").select_option(
+        label="Fix Funnel"
+    )
+    admin.get_by_role("button", name="Create sequence").click()
+    admin.wait_for_url(re.compile(r"/sequences/\d+/$"))
+    admin.get_by_label("Wait", exact=True).fill("0")
+    admin.get_by_label("Unit").select_option("minutes")
+    admin.get_by_label("Subject").fill("Your checklist is still waiting")
+    admin.get_by_label("E-mail", exact=True).fill(
+        "Hi {{ email }},\n\nfinish your order here: {{ funnel_url }}special-offer/"
+    )
+    admin.get_by_role("button", name="Add e-mail").click()
+    admin.get_by_role("table", name="E-mails").wait_for()
+    assert "at once" in admin.get_by_role("table", name="E-mails").inner_text()
+
+    # From the journey map to the cohort, and the sequence started for it.
+    admin.goto(f"{live_server.url}/analytics/funnels/{tripwire.pk}/journey/")
+    admin.get_by_role("link", name=re.compile("dropped at Order form")).click()
+    admin.wait_for_url(re.compile(r"/leads/dropped/\?"))
+    admin.get_by_label("Follow up with").select_option(label="Win back")
+    admin.get_by_role("button", name="Start a sequence for this 1 lead").click()
+    admin.wait_for_url(re.compile(r"/sequences/\d+/$"))
+    assert "Started “Win back” for 1 lead." in admin.content()
+
+    # The e-mail went to Fran (sent by the task the click queued): her address
+    # filled in, a one-click unsubscribe, and the link through the tracked redirect.
+    assert [m.to for m in mailoutbox] == [["fran@example.com"]]
+    message = mailoutbox[0]
+    assert message.subject == "Your checklist is still waiting"
+    assert message.body.startswith("Hi fran@example.com,\n\nfinish your order here: ")
+    assert message.extra_headers["List-Unsubscribe-Post"] == (
+        "List-Unsubscribe=One-Click"
+    )
+    link = re.search(r"http://\S+/_seq/c/\S+/0/", message.body).group(0)
+    assert link.startswith(public_url(tripwire.workspace, "/_seq/c/"))
+
+    # Fran clicks it in the browser she left with, and buys this time.
+    v2.goto(link)
+    v2.wait_for_url(re.compile(r"/special-offer/$"))
+    _checkout(v2, "Fran Facebook", "fran@example.com", bump=False)
+    v2.wait_for_timeout(2100)
+    v2.locator("form.of-order button[type=submit]").click()
+    v2.wait_for_url(re.compile(r"/upgrade/$"))
+    _worker_flushes_and_rolls_up()
+
+    admin.reload()
+    assert admin.locator("#revival").inner_text() == (
+        "Of 1 who dropped at Order form, 1 came back, 1 bought, $7.00."
+    )
+    results = {
+        kpi.get_by_role("term").inner_text().strip().lower(): kpi.locator(
+            "strong"
+        ).inner_text()
+        for kpi in admin.get_by_role("region", name="Results").locator(".kpi").all()
+    }
+    assert results == {
+        "enrolled": "1",
+        "sent": "1",
+        "opened": "—",
+        "clicked": "1",
+        "came back": "1",
+        "bought": "1",
+        "revenue": "$7.00",
+        "unsubscribed": "0",
+    }
+    screenshot(admin, "sequence-revived-buyer")

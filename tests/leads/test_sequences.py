@@ -312,7 +312,10 @@ def test_opt_in_on_the_trigger_step_enrols(
     with django_capture_on_commit_callbacks(execute=True):
         services.lead_capture(step=optin_step, data={"email": "new@example.com"})
     enrollment = SequenceEnrollment.objects.get()
-    assert (enrollment.source, enrollment.source_label) == ("optin", "Opt-in on Opt-in")
+    assert (enrollment.source, enrollment.source_label) == (
+        "optin",
+        "opted in on Opt-in",
+    )
     assert [m.subject for m in mail.outbox] == ["Welcome"]
     assert s.funnel == optin_step.funnel
 
@@ -347,7 +350,7 @@ def test_abandoned_checkout_enrols(
         assert checkout.checkouts_mark_abandoned() == 1
     enrollment = SequenceEnrollment.objects.get()
     assert enrollment.source == "abandoned"
-    assert enrollment.source_label == "Abandoned checkout on Order"
+    assert enrollment.source_label == "abandoned the checkout on Order"
     assert [m.subject for m in mail.outbox] == ["Your cart"]
 
 
