@@ -191,8 +191,10 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "drill_leads": drill_leads,
         "drill_orders": drill_orders,
         "pct": _pct,
-        # Amounts are shown in their currency; several currencies are listed apart.
+        # Amounts are shown in their currency; several currencies are listed apart,
+        # and no change is shown between periods in different currencies.
         "currency": report.totals.currency,
+        "money_comparable": report.totals.comparable(previous.totals),
     }
 
 
