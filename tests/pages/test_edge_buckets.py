@@ -1,0 +1,31 @@
+"""Split-test buckets of the edge (pages.edge.buckets_assign): shares and moves."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pages import edge
+
+
+def test_buckets_follow_the_weights_and_every_served_variant_gets_one():
+    assert Counter(edge.buckets_assign([(1, 1, 50), (2, 2, 50)], [None] * 100)) == {
+        1: 50,
+        2: 50,
+    }
+    assert Counter(edge.buckets_assign([(1, 1, 1), (2, 2, 2)], [None] * 100)) == {
+        1: 33,
+        2: 67,
+    }
+    # A weight far below 1 % still gets a bucket; a paused variant gets none.
+    shares = edge.buckets_assign([(1, 1, 1), (2, 2, 999), (3, 3, 0)], [None] * 100)
+    assert Counter(shares) == {1: 1, 2: 99}
+
+
+def test_a_weight_change_moves_only_the_buckets_it_must():
+    before = edge.buckets_assign([(1, 1, 50), (2, 2, 50)], [None] * 100)
+    after = edge.buckets_assign([(1, 1, 20), (2, 2, 80)], before)
+    assert Counter(after) == {1: 20, 2: 80}
+    moved = sum(a != b for a, b in zip(before, after, strict=True))
+    assert moved == 30
+    # A new version of a page keeps its buckets (they are the page's).
+    assert edge.buckets_assign([(1, 9, 20), (2, 2, 80)], after) == after
