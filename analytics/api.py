@@ -1,7 +1,7 @@
 """API v1: a funnel's dashboard numbers (KPIs and the per-step table) and its
 journey map's paths, for a period.
 
-Definitions: docs/metrics.md. Money is in minor units of the dashboard's currency.
+Definitions: docs/metrics.md. Money is in minor units, per currency (never added up).
 """
 
 from __future__ import annotations
@@ -119,7 +119,11 @@ class JourneyPathOut(Schema):
     visitors: int
     share: float | None = Field(description="Of the visitors who entered")
     buyers: int
-    revenue_minor: int
+    revenue_minor: int | None = Field(
+        description="In the one currency; null when the funnel sells in several "
+        "(see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int]
     revenue_per_visitor_minor: float | None
 
 
@@ -130,10 +134,12 @@ class JourneyOut(Schema):
     variant: int | None
     entered: int
     buyers: int
-    revenue_minor: int = Field(
-        description="As the journey map sums it: the journey rollup does not keep "
-        "currencies apart, so a funnel selling in several currencies adds them up "
-        "here (see `currencies`; per-currency revenue is in `kpis`)"
+    revenue_minor: int | None = Field(
+        description="In the one currency; null when the funnel sells in several "
+        "(see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int] = Field(
+        description="Revenue per currency, never added across currencies"
     )
     paths: list[JourneyPathOut]
 
@@ -281,11 +287,13 @@ def funnel_stats(
 
 
 def _journey(jmap: journeys.JourneyMap) -> JourneyOut:
+    one = not jmap.mixed_currency
     return JourneyOut(
         variant=jmap.variant,
         entered=jmap.entered,
         buyers=jmap.buyers,
-        revenue_minor=jmap.revenue_minor,
+        revenue_minor=jmap.revenue_minor if one else None,
+        revenue_by_currency=dict(sorted(jmap.revenue_by_currency.items())),
         paths=[
             JourneyPathOut(
                 key=p.key,
@@ -298,8 +306,9 @@ def _journey(jmap: journeys.JourneyMap) -> JourneyOut:
                 visitors=p.visitors,
                 share=p.share,
                 buyers=p.buyers,
-                revenue_minor=p.revenue_minor,
-                revenue_per_visitor_minor=p.revenue_per_visitor,
+                revenue_minor=p.revenue_minor if one else None,
+                revenue_by_currency=dict(sorted(p.revenue_by_currency.items())),
+                revenue_per_visitor_minor=p.revenue_per_visitor if one else None,
             )
             for p in jmap.paths
         ],

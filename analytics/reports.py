@@ -168,6 +168,13 @@ class FunnelTotals:
     def revenue_list(self) -> list[tuple[str, int]]:
         return sorted(self.revenue_by_currency.items())
 
+    def comparable(self, other: FunnelTotals | None) -> bool:
+        """Whether money can be compared with ``other`` (a previous period): both
+        in the same one currency, or the other had no revenue."""
+        if other is None or not other.revenue_by_currency:
+            return True
+        return self.currencies == other.currencies and not self.mixed_currency
+
     @property
     def epc_list(self) -> list[tuple[str, float | None]]:
         return _per_currency(self.revenue_by_currency, self.entered)

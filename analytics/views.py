@@ -19,7 +19,7 @@ from funnels import paths
 from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
-from . import charts, customers, journeys, reports, rollups, selectors
+from . import charts, customers, journeys, reports, rollups, selectors, services
 from .forms import PRESETS, AdSpendForm, RangeForm, range_filters
 from .models import AdSpend
 
@@ -191,8 +191,10 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "drill_leads": drill_leads,
         "drill_orders": drill_orders,
         "pct": _pct,
-        # Amounts are shown in their currency; several currencies are listed apart.
+        # Amounts are shown in their currency; several currencies are listed apart,
+        # and no change is shown between periods in different currencies.
         "currency": report.totals.currency,
+        "money_comparable": report.totals.comparable(previous.totals),
     }
 
 
@@ -468,7 +470,7 @@ def _import_spend_csv(request: HttpRequest, upload) -> int:
 @require_POST
 def ad_spend_delete(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(AdSpend, pk=pk, workspace=request.workspace)
-    row.delete()
+    services.ad_spend_delete(spend=row)
     messages.success(request, "Ad spend removed.")
     return redirect("analytics:ad_spend")
 

@@ -9,8 +9,10 @@ less refunds, per currency.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Min, Q
 
@@ -105,7 +107,7 @@ def sequence_report(*, workspace: Workspace, sequence: Sequence) -> SequenceRepo
     report.clicked = (
         sent.filter(clicked_at__isnull=False).values("enrollment_id").distinct().count()
     )
-    per_step = {
+    per_step: dict[int, Mapping[str, Any]] = {
         row["step_id"]: row
         for row in sends.values("step_id").annotate(
             sent=Count("id", filter=Q(status=SendStatus.SENT)),
@@ -156,7 +158,7 @@ def sequence_report(*, workspace: Workspace, sequence: Sequence) -> SequenceRepo
     for lead_id, currency, paid, refunded, paid_at in orders.values_list(
         "lead_id", "currency", "paid_minor", "refunded_minor", "paid_at"
     ):
-        if paid_at < first_sent[lead_id]:
+        if paid_at is None or paid_at < first_sent[lead_id]:
             continue
         buyers.add(lead_id)
         revenue[currency] = revenue.get(currency, 0) + paid - refunded

@@ -285,3 +285,23 @@ def test_customer_value_keeps_currencies_apart(owner_client, workspace, funnel):
     assert "€13.00" in row  # the ads customer's own value, with the downsell
     assert "€20.00 · $10.00" in row  # its spend, per currency
     assert "$9.00" not in html and "$30.00" not in html
+
+
+def test_no_change_badge_across_currencies(owner_client, workspace, funnel):
+    """$10 sold in the previous period and €20 now: no "▲ 100 %" comparing euros
+    with dollars."""
+    step = funnel.steps.get()
+    _sales(workspace, funnel, step, [("order", 2000, "EUR")])
+    _sales(
+        workspace,
+        funnel,
+        step,
+        [("order", 1000, "USD")],
+        at=timezone.now() - timedelta(days=10),
+    )
+    rollups.rollups_update()
+    body = owner_client.get(
+        reverse("analytics:funnel", args=[funnel.pk]), {"range": "7d"}
+    ).content.decode()
+    kpi = body.split("<dt>Revenue</dt>", 1)[1].split("</div>", 1)[0]
+    assert "€20.00" in kpi and "delta" not in kpi

@@ -111,6 +111,11 @@ def test_stats_keep_currencies_apart(api, workspace):
     (step,) = body["steps"]
     assert step["revenue_by_currency"] == {"EUR": 800, "USD": 500}
     assert step["revenue_minor"] is None
+    journey = body["journey"]
+    assert journey["revenue_by_currency"] == {"EUR": 800, "USD": 500}
+    assert journey["revenue_minor"] is None
+    by_path = {p["key"]: p["revenue_by_currency"] for p in journey["paths"]}
+    assert by_path[f"{step['step']}o"] == {"EUR": 1000, "USD": 500}
 
 
 def test_stats_in_one_currency_name_it(api, workspace):
@@ -175,6 +180,7 @@ def test_stats_include_the_journey_maps_paths(api, workspace, branched):  # noqa
         "entered": 0,
         "buyers": 0,
         "revenue_minor": 0,
+        "revenue_by_currency": {},
         "paths": [],
     }
 
