@@ -12,7 +12,8 @@ so that it can restart it; the machine's shared Redis is never touched):
    generated configuration), the shippers (``manage.py ship_views``; two, as
    compose runs them, unless ``--shippers`` says otherwise) and a Celery worker,
    all on loopback ports picked freely.
-3. 50 client threads for SECONDS (default 60): 40 ask for the opt-in page over
+3. Once the app, the edge and the shippers are up, 50 client threads for SECONDS
+   (default 60): 40 ask for the opt-in page over
    and over (new visitors), 10 play people who read the page for 2.1 s and opt in
    with their own e-mail address (the cookie nginx set carries the form token).
    A view is "sent" when a 200 with the page came back, an opt-in when the app
@@ -126,7 +127,7 @@ class Procs:
             cmd,
             cwd=ROOT,
             env={**os.environ, **ENV},
-            stdout=subprocess.DEVNULL,
+            stdout=open(TMP / f"{name}.out", "ab"),  # noqa: SIM115
             stderr=open(TMP / f"{name}.err", "ab"),  # noqa: SIM115
             start_new_session=True,
         )
@@ -158,6 +159,15 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def wait_file(path: Path, text: bytes, timeout: float = 60.0) -> None:
+    """Until a process has said ``text`` on its output (it is ready)."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_bytes()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name} never said {text!r}")
+        time.sleep(0.1)
 
 
 class Counts:
@@ -322,6 +332,8 @@ def main() -> None:
         procs.start("worker", worker_cmd)
         wait_port(app_port)
         wait_port(edge_port)
+        for name in shippers:  # set-up, not a fault: the clients wait for them
+            wait_file(TMP / f"{name}.out", b"shipping")
         host = f"{workspace.slug}.localhost"
         path = f"/{funnel.slug}/"
         form = f"/{funnel.slug}/{step.slug}/optin/"

@@ -52,6 +52,7 @@ host names of up to 253 characters load without nginx's warnings.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -383,6 +384,12 @@ def artifacts_prune(snap: Snapshot, *, keep_seconds: float = 300.0) -> int:
     if not base.exists():
         return 0
     cutoff = time.time() - keep_seconds
+    # Files of the layout before variant folders (<step>/<kind>/<name>.html).
+    for path in [*base.glob("*/*/*.html"), *base.glob("*/*/*.csp")]:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
     for folder in base.glob("*/*/v/*"):
         step_name = folder.parent.parent.parent.name
         if (step_name, folder.name) in live:
@@ -721,27 +728,38 @@ def edge_sync(*, prune: bool = True) -> bool:
         return False
     with _lock:
         _dirs()
-        snap = snapshot()
-        policies = artifacts_write(snap)
-        links_write(snap)
-        text = config_render(snap, policies)
-        path = conf_path()
-        old = path.read_text() if path.exists() else None
-        changed = old != text
-        if changed:
-            digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-            tmp = path.with_name(f".nginx-{digest}.conf")
-            tmp.write_text(text)
-            try:
-                config_test(tmp)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, path)
-            nginx_reload()
-        if prune:
-            artifacts_prune(snap)
-        return changed
+        # One writer at a time across processes too (web workers' publishes and
+        # the edge_sync command): the bucket links are read, then rewritten.
+        lock_fd = os.open(root() / ".sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            return _edge_sync(prune=prune)
+        finally:
+            os.close(lock_fd)  # releases the lock
+
+
+def _edge_sync(*, prune: bool) -> bool:
+    snap = snapshot()
+    policies = artifacts_write(snap)
+    links_write(snap)
+    text = config_render(snap, policies)
+    path = conf_path()
+    old = path.read_text() if path.exists() else None
+    changed = old != text
+    if changed:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        tmp = path.with_name(f".nginx-{digest}.conf")
+        tmp.write_text(text)
+        try:
+            config_test(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, path)
+        nginx_reload()
+    if prune:
+        artifacts_prune(snap)
+    return changed
 
 
 def edge_sync_quietly() -> None:

@@ -346,7 +346,7 @@ def _due_step(enrollment: SequenceEnrollment, now: datetime) -> SequenceStep | N
 def _claim(enrollment: SequenceEnrollment, step: SequenceStep) -> SequenceSend | None:
     """The (enrolment, step) row, claimed for this worker; None if it is not ours
     (sent, being sent elsewhere, or given up)."""
-    links = _links(render_step_text(step.body, enrollment))
+    links = _links(step.body, enrollment)
     try:
         with transaction.atomic():
             return SequenceSend.objects.create(
@@ -463,17 +463,29 @@ def unsubscribe_url(enrollment: SequenceEnrollment) -> str:
     return f"{_public_base(enrollment.workspace)}/_seq/u/{enrollment.public_id}/"
 
 
+def _system_fields(enrollment: SequenceEnrollment) -> dict[str, str]:
+    funnel = enrollment.sequence.funnel
+    return {
+        "funnel_url": funnel.public_url() if funnel else "",
+        "unsubscribe_url": unsubscribe_url(enrollment),
+    }
+
+
 def render_step_text(text: str, enrollment: SequenceEnrollment) -> str:
     from ..tasks import render_merge_fields
 
-    funnel = enrollment.sequence.funnel
-    return render_merge_fields(
-        text, enrollment.lead, funnel_url=funnel.public_url() if funnel else ""
-    )
+    return render_merge_fields(text, enrollment.lead, system=_system_fields(enrollment))
 
 
-def _links(text: str) -> list[str]:
-    """The distinct addresses a rendered body carries, in order of appearance."""
+def _links(text: str, enrollment: SequenceEnrollment) -> list[str]:
+    """The distinct addresses the marketer's text carries, in order: those it
+    names itself or through {{ funnel_url }}; never one a lead's own field put
+    there (a name like "https://evil.example" stays plain text, not a redirect
+    on the workspace's host). The unsubscribe link is not counted as a click."""
+    from ..tasks import _PLACEHOLDER
+
+    fields = {"funnel_url": _system_fields(enrollment)["funnel_url"]}
+    text = _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), " "), text)
     out: list[str] = []
     for match in _URL.finditer(text):
         url = match.group(0).rstrip(_TRAILING)
@@ -502,14 +514,7 @@ def sequence_message(
     base = _public_base(enrollment.workspace)
     unsubscribe = unsubscribe_url(enrollment)
     subject = render_step_text(step.subject, enrollment).replace("\n", " ")
-    body = _tracked(
-        render_step_text(step.body, enrollment).replace(
-            "{{ unsubscribe_url }}", unsubscribe
-        ),
-        send.links,
-        base,
-        send,
-    )
+    body = _tracked(render_step_text(step.body, enrollment), send.links, base, send)
     text = f"{body}\n\n--\nUnsubscribe: {unsubscribe}\n"
     paragraphs = "".join(
         "<p>" + _linkify(html.escape(p)).replace("\n", "<br>\n") + "</p>\n"

@@ -257,3 +257,18 @@ def test_pixel_and_click_redirect(sequence, workspace, other_workspace, funnel):
     assert stranger_host.get(f"/_seq/c/{send.public_id}/0/").status_code == 404
     send.refresh_from_db()
     assert send.clicks == 1 and send.opened_at and send.clicked_at
+
+
+def test_the_lead_page_shows_sequences_and_the_unsubscribe(
+    owner_client, sequence, workspace
+):
+    enrollment = _sent(sequence, workspace)
+    seq.lead_unsubscribe(
+        enrollment_public_id=str(enrollment.public_id), workspace_id=workspace.pk
+    )
+    html = owner_client.get(
+        reverse("leads:detail", args=[enrollment.lead_id])
+    ).content.decode()
+    assert "Unsubscribed</span> from sequence e-mail" in html
+    assert f'<a href="/sequences/{sequence.pk}/">Win back</a>' in html
+    assert "Completed" in html

@@ -426,3 +426,35 @@ def test_click_goes_only_to_a_link_of_the_mail(sequence, workspace, other_worksp
     )
     send.refresh_from_db()
     assert (send.clicks, send.clicked_at) == (0, None)
+
+
+def test_a_url_from_a_leads_own_field_is_never_a_tracked_redirect(workspace, funnel):
+    """A lead who opts in as "https://evil.example/x" gets that text as it is:
+    the redirect on the workspace's host knows only the marketer's links. The
+    {{ unsubscribe_url }} field is the lead's unsubscribe address, untracked, and
+    a lead's own field of that name cannot replace it."""
+    s = seq.sequence_save(workspace=workspace, name="Hi", funnel=funnel)
+    seq.sequence_step_save(
+        sequence=s,
+        subject="Hi",
+        body="Hi {{ first_name }}, see {{ funnel_url }} "
+        "or https://shop.example/{{ first_name }} — stop: {{ unsubscribe_url }}",
+        delay_minutes=0,
+    )
+    lead = Lead.objects.create(
+        workspace=workspace,
+        email="eve@example.com",
+        first_name="https://evil.example/x",
+        fields={"unsubscribe_url": "https://evil.example/u"},
+    )
+    enrollment = _enroll(s, lead)
+    seq.enrollment_send_next(enrollment_id=enrollment.pk)
+    send = SequenceSend.objects.get()
+    base = f"http://{workspace.slug}.localhost"
+    assert send.links == [f"{base}/guide/", "https://shop.example/"]
+    unsubscribe = f"{base}/_seq/u/{enrollment.public_id}/"
+    assert mail.outbox[0].body.startswith(
+        f"Hi https://evil.example/x, see {base}/_seq/c/{send.public_id}/0/ "
+        "or https://shop.example/https://evil.example/x — stop: "
+        f"{unsubscribe}\n"
+    )

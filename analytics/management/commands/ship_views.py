@@ -20,10 +20,10 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--interval", type=float, default=0.25)
+        parser.add_argument("--interval", type=float, default=0.1)
         parser.add_argument("--once", action="store_true")
 
-    def handle(self, *args, interval: float = 0.25, once: bool = False, **opts):
+    def handle(self, *args, interval: float = 0.1, once: bool = False, **opts):
         if once:
             stored = shipper.ship_once()
             self.stdout.write(f"shipped: {stored} new events")
@@ -32,4 +32,5 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
         self.stdout.write(f"shipping {shipper.logs_dir()} every {interval}s")
+        self.stdout.flush()  # "ready", for supervisors and benches reading a pipe
         shipper.ship_forever(interval=interval, stop=lambda: bool(stopping))
