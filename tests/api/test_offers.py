@@ -268,3 +268,31 @@ def test_product_writes_are_audited(api, workspace):
         "before": {"price_minor": 9700},
         "after": {"price_minor": 4700},
     }
+
+
+def test_products_sync_by_updated_since(api, workspace):
+    """`updated_since` lists the products changed (or archived) since then, paged
+    by cursor like every list."""
+    from datetime import timedelta
+
+    old, changed, archived = (
+        ProductFactory(workspace=workspace, name=n) for n in ("Old", "Changed", "Gone")
+    )
+    Product.objects.update(
+        created_at=timezone.now() - timedelta(days=3),
+        updated_at=timezone.now() - timedelta(days=3),
+    )
+    since = timezone.now() - timedelta(days=1)
+    api.patch(f"/products/{changed.pk}", {"price_minor": 1})
+    api.patch(f"/products/{archived.pk}", {"archived": True})
+    new = api.post("/products", {"name": "New", "price_minor": 5}).json()
+    assert new["updated_at"] >= new["created_at"]
+    query = {"updated_since": since.isoformat()}
+    names = [p["name"] for p in api.get("/products", **query).json()["results"]]
+    assert sorted(names) == ["Changed", "New"]
+    gone = api.get("/products", archived=True, **query).json()["results"]
+    assert [p["name"] for p in gone] == ["Gone"]
+    assert old.name not in names
+    response = api.get("/products", updated_since="last week")
+    assert response.status_code == 400
+    assert "updated_since" in error_of(response)["fields"]
