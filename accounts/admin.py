@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .models import ApiToken, AuditEntry, Invitation, Membership, User, Workspace
-from .services import audit_erasable
+from .services import audit_erasable, workspace_delete
 
 
 @admin.register(User)
@@ -44,8 +44,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     # A workspace's audit log goes with it (the log is otherwise append-only).
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        with audit_erasable():
-            super().delete_model(request, obj)
+        workspace_delete(workspace=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         with audit_erasable():

@@ -22,17 +22,18 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
+from pydantic import create_model
 
 from .actors import client_ip
 from .models import ApiIdempotencyKey, ApiToken, Workspace
@@ -404,7 +405,10 @@ def keyset_page(
     desc = order.startswith("-")
     if cursor:
         value, pk = decode_cursor(cursor)
-        field = qs.model._meta.get_field(column)
+        try:
+            field = qs.model._meta.get_field(column)
+        except FieldDoesNotExist:  # an annotation, e.g. a lower-cased e-mail
+            field = None
         if isinstance(field, models.DateTimeField):
             try:
                 value = datetime.fromisoformat(str(value))
@@ -425,3 +429,63 @@ def keyset_page(
             [value.isoformat() if isinstance(value, datetime) else value, last.pk]
         )
     return rows, next_cursor
+
+
+# ---------------------------------------------------------------- lists
+class PageQuery(Schema):
+    """The query every list takes: a cursor and a page size."""
+
+    cursor: str | None = Field(
+        None, max_length=500, description="next_cursor of the previous page"
+    )
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class SyncQuery(PageQuery):
+    """A list that can be synced: only what changed since the last sync."""
+
+    updated_since: datetime | None = Field(
+        None, description="Only objects changed at or after this time (ISO 8601)"
+    )
+
+
+def page_schema(name: str, item: type[Schema]) -> type[Schema]:
+    """The schema of a list's page: ``results`` and ``next_cursor``."""
+    return create_model(
+        name,
+        __base__=Schema,
+        results=(list[item], ...),  # type: ignore[valid-type]
+        next_cursor=(
+            str | None,
+            Field(description="Pass back as `cursor` for the next page; null: done"),
+        ),
+    )
+
+
+Out = TypeVar("Out")
+SinceFilter = Callable[[QuerySet[M], datetime], QuerySet[M]]
+
+
+def cursor_list(
+    qs: QuerySet[M],
+    query: PageQuery,
+    *,
+    out: Callable[[M], Out],
+    order: str = "-created_at",
+    since: str | SinceFilter[M] = "updated_at",
+) -> dict[str, Any]:
+    """One page of a list endpoint: ``{"results": [...], "next_cursor": ...}``.
+
+    ``query.updated_since`` (when the query is a :class:`SyncQuery`) keeps the rows
+    whose ``since`` column is at or after it, or ``since(qs, when)`` decides for
+    lists whose "changed" spans several columns; then a keyset page in ``order``.
+    """
+    when = getattr(query, "updated_since", None)
+    if when is not None:
+        qs = (
+            since(qs, when) if callable(since) else qs.filter(**{f"{since}__gte": when})
+        )
+    rows, next_cursor = keyset_page(
+        qs, cursor=query.cursor, limit=query.limit, order=order
+    )
+    return {"results": [out(row) for row in rows], "next_cursor": next_cursor}

@@ -537,6 +537,13 @@ def audit_erasable() -> Iterator[None]:
             cursor.execute("SET LOCAL openfunnels.audit_purge = 'off'")
 
 
+def workspace_delete(*, workspace: Workspace) -> None:
+    """Delete a workspace and everything it owns, its audit log included (the one
+    time the log goes: nobody is left to read it)."""
+    with audit_erasable():
+        workspace.delete()
+
+
 def audit_purge(*, now: datetime | None = None) -> int:
     """Delete the entries each workspace no longer keeps (its retention setting)."""
     now = now or timezone.now()

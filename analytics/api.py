@@ -1,11 +1,13 @@
-"""API v1: a funnel's dashboard numbers (KPIs and the per-step table) for a period.
+"""API v1: a funnel's dashboard numbers (KPIs and the per-step table) and its
+journey map's paths, for a period.
 
-Definitions: docs/metrics.md. Money is in minor units of the dashboard's currency.
+Definitions: docs/metrics.md. Money is in minor units, per currency (never added up).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,11 +19,10 @@ from accounts.apikit import workspace_of
 from accounts.services import audit_record
 from funnels.api import ERRORS, funnel_or_404
 
-from . import reports, rollups
+from . import journeys, reports, rollups, selectors
 
 router = Router(tags=["Stats"])
 TAIL_INLINE_LIMIT = 20_000
-CURRENCY = "USD"
 
 
 class StatsQuery(Schema):
@@ -32,6 +33,13 @@ class StatsQuery(Schema):
     source: str = Field("", max_length=200, description="First-touch utm_source")
     medium: str = Field("", max_length=200)
     campaign: str = Field("", max_length=200)
+    variant: int | None = Field(
+        None,
+        ge=1,
+        description="Journey paths of the visitors who saw this page variant of a "
+        "split-tested step only (a page id), as the journey map's variant filter; "
+        "the KPIs and per-step table cover every variant",
+    )
 
 
 class KpisOut(Schema):
@@ -43,9 +51,17 @@ class KpisOut(Schema):
     optins: int
     buyers: int
     orders: int
-    revenue_minor: int
-    epc_minor: float | None = Field(description="Earnings per click")
-    aov_minor: float | None = Field(description="Average order value")
+    revenue_minor: int | None = Field(
+        description="Revenue in the one currency; null when it is in several "
+        "(see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int] = Field(
+        description="Revenue per currency (ISO 4217), never added across currencies"
+    )
+    epc_minor: float | None = Field(
+        description="Earnings per click (null when revenue is in several currencies)"
+    )
+    aov_minor: float | None = Field(description="Average order value (likewise)")
     average_cart_value_minor: float | None
     bump_take_rate: float | None
     median_seconds_to_goal: float | None
@@ -70,23 +86,82 @@ class StepStatsOut(Schema):
     upsell_accepts: int
     upsell_declines: int
     upsell_take_rate: float | None
-    revenue_minor: int
+    revenue_minor: int | None = Field(
+        description="In the one currency; null when the funnel's revenue is in "
+        "several (see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int]
     earnings_per_view_minor: float | None
     earnings_per_unique_view_minor: float | None
+
+
+Action = Literal["opted_in", "ordered", "accepted", "declined"]
+ACTIONS: dict[str, Action] = {
+    "i": "opted_in",
+    "o": "ordered",
+    "a": "accepted",
+    "d": "declined",
+}
+
+
+class JourneyStopOut(Schema):
+    step: int
+    did: list[Action] = Field(description="What the visitor did on the step")
+
+
+class JourneyPathOut(Schema):
+    """One way through the funnel, and how many of the period's visitors took it."""
+
+    key: str = Field(description="The path's id, e.g. 12i>13o>14a")
+    label: str = Field(description="As the journey map names it")
+    steps: list[JourneyStopOut] = Field(description="In the order visited")
+    truncated: bool = Field(description="Longer than the map keeps (ends in …)")
+    visitors: int
+    share: float | None = Field(description="Of the visitors who entered")
+    buyers: int
+    revenue_minor: int | None = Field(
+        description="In the one currency; null when the funnel sells in several "
+        "(see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int]
+    revenue_per_visitor_minor: float | None
+
+
+class JourneyOut(Schema):
+    """The journey map: the cohort of visitors who entered the funnel in the
+    period, and the paths they took, most taken first (definitions: docs/metrics.md)."""
+
+    variant: int | None
+    entered: int
+    buyers: int
+    revenue_minor: int | None = Field(
+        description="In the one currency; null when the funnel sells in several "
+        "(see revenue_by_currency)"
+    )
+    revenue_by_currency: dict[str, int] = Field(
+        description="Revenue per currency, never added across currencies"
+    )
+    paths: list[JourneyPathOut]
 
 
 class StatsOut(Schema):
     funnel: int
     date_from: date
     date_to: date
-    currency: str
+    currency: str | None = Field(
+        description="The currency of every amount; null when revenue is in several "
+        "(then only the *_by_currency figures are given)"
+    )
+    currencies: list[str] = Field(description="The currencies revenue is in")
     kpis: KpisOut
     previous_period: KpisOut = Field(description="The same span just before")
     steps: list[StepStatsOut]
+    journey: JourneyOut
     rolled_up_to: datetime | None = Field(description="Events folded in up to here")
 
 
 def _kpis(totals: reports.FunnelTotals) -> KpisOut:
+    one = not totals.mixed_currency
     return KpisOut(
         entered=totals.entered,
         bounced=totals.bounced,
@@ -96,10 +171,11 @@ def _kpis(totals: reports.FunnelTotals) -> KpisOut:
         optins=totals.optins,
         buyers=totals.buyers,
         orders=totals.orders,
-        revenue_minor=totals.revenue_minor,
-        epc_minor=totals.epc,
-        aov_minor=totals.aov,
-        average_cart_value_minor=totals.average_cart_value,
+        revenue_minor=totals.revenue_minor if one else None,
+        revenue_by_currency=dict(totals.revenue_list),
+        epc_minor=totals.epc if one else None,
+        aov_minor=totals.aov if one else None,
+        average_cart_value_minor=totals.average_cart_value if one else None,
         bump_take_rate=totals.bump_take_rate,
         median_seconds_to_goal=totals.median_seconds_to_goal,
         mean_seconds_to_goal=totals.mean_seconds_to_goal,
@@ -126,7 +202,8 @@ def _period(query: StatsQuery) -> reports.ReportFilters:
 @router.get(
     "/funnels/{funnel_id}/stats",
     response={200: StatsOut, **ERRORS},
-    summary="The funnel dashboard's KPIs and per-step table for a period",
+    summary="The funnel dashboard's KPIs and per-step table, and its journey "
+    "map's paths, for a period",
 )
 def funnel_stats(
     request: HttpRequest, funnel_id: int, query: Query[StatsQuery]
@@ -134,6 +211,14 @@ def funnel_stats(
     workspace = workspace_of(request)
     funnel = funnel_or_404(request, funnel_id)
     filters = _period(query)
+    variants = {pk for pk, _label in selectors.funnel_variant_choices(funnel=funnel)}
+    if query.variant is not None and query.variant not in variants:
+        raise ValidationError(
+            {
+                "variant": f"{query.variant} is not a page variant of a split-tested "
+                f"step of this funnel (they are: {sorted(variants) or 'none'})."
+            }
+        )
     # Fold a small not-yet-rolled-up tail in first, as the dashboard does.
     if 0 < rollups.rollup_tail_size() <= TAIL_INLINE_LIMIT:
         rollups.rollups_update(wait=False)
@@ -144,6 +229,9 @@ def funnel_stats(
         filters=filters.previous(),
         detail=False,
         steps=[s.step for s in report.steps],
+    )
+    jmap = journeys.journey_map(
+        workspace=workspace, funnel=funnel, filters=filters, variant=query.variant
     )
     with transaction.atomic():
         # Reading numbers out through the API is a data export: it is audited.
@@ -156,11 +244,13 @@ def funnel_stats(
                 "date_to": filters.date_to.isoformat(),
             },
         )
+    mixed = report.totals.mixed_currency
     return StatsOut(
         funnel=funnel.pk,
         date_from=filters.date_from,
         date_to=filters.date_to,
-        currency=CURRENCY,
+        currency=None if mixed else report.totals.currency,
+        currencies=report.totals.currencies,
         kpis=_kpis(report.totals),
         previous_period=_kpis(previous.totals),
         steps=[
@@ -182,11 +272,44 @@ def funnel_stats(
                 upsell_accepts=s.upsell_accepts,
                 upsell_declines=s.upsell_declines,
                 upsell_take_rate=s.upsell_take_rate,
-                revenue_minor=s.revenue_minor,
-                earnings_per_view_minor=s.earnings_per_view,
-                earnings_per_unique_view_minor=s.earnings_per_unique_view,
+                revenue_minor=None if mixed else s.revenue_minor,
+                revenue_by_currency=dict(sorted(s.revenue_by_currency.items())),
+                earnings_per_view_minor=None if mixed else s.earnings_per_view,
+                earnings_per_unique_view_minor=None
+                if mixed
+                else s.earnings_per_unique_view,
             )
             for s in report.steps
         ],
+        journey=_journey(jmap),
         rolled_up_to=rollups.rollup_watermark(),
+    )
+
+
+def _journey(jmap: journeys.JourneyMap) -> JourneyOut:
+    one = not jmap.mixed_currency
+    return JourneyOut(
+        variant=jmap.variant,
+        entered=jmap.entered,
+        buyers=jmap.buyers,
+        revenue_minor=jmap.revenue_minor if one else None,
+        revenue_by_currency=dict(sorted(jmap.revenue_by_currency.items())),
+        paths=[
+            JourneyPathOut(
+                key=p.key,
+                label=p.label,
+                steps=[
+                    JourneyStopOut(step=e.step_id, did=[ACTIONS[m] for m in e.marks])
+                    for e in p.elements
+                ],
+                truncated=p.truncated,
+                visitors=p.visitors,
+                share=p.share,
+                buyers=p.buyers,
+                revenue_minor=p.revenue_minor if one else None,
+                revenue_by_currency=dict(sorted(p.revenue_by_currency.items())),
+                revenue_per_visitor_minor=p.revenue_per_visitor if one else None,
+            )
+            for p in jmap.paths
+        ],
     )

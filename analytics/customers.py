@@ -5,8 +5,9 @@ starts their lifetime. For the customers whose first order falls in the period:
 
 * repeat-purchase rate: customers with two or more orders ÷ customers;
 * lifetime value over N days (30 / 90 / 365): their revenue (orders, bumps, upsells,
-  minus refunds, in any funnel) from the first order to N days after it, per
-  customer, counting only customers whose N days are over (so a young cohort does not
+  downsells, minus refunds, in any funnel) from the first order to N days after it,
+  per customer and per currency (amounts in different currencies are never added
+  up), counting only customers whose N days are over (so a young cohort does not
   read low); ``None`` while nobody's window has closed;
 
 by first-touch source (next to the ad spend, so CAC and lifetime value sit side by
@@ -26,17 +27,18 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 
-from .reports import ReportFilters
+from .reports import ReportFilters, money_add
 
 WINDOWS = (30, 90, 365)
+# The money events (the partial index analytics_event_money covers exactly these).
+MONEY = "kind IN ('order', 'bump', 'upsell_accept', 'downsell_accept', 'refund')"
 
 _SQL = """
 WITH m AS (
-  SELECT visitor_id, kind, occurred_at,
+  SELECT visitor_id, kind, occurred_at, coalesce(currency, '') AS currency,
          CASE WHEN kind = 'refund' THEN -amount_minor ELSE amount_minor END AS amount
   FROM analytics_event
-  WHERE workspace_id = %(ws)s AND visitor_id IS NOT NULL
-    AND kind IN ('order', 'bump', 'upsell_accept', 'refund')
+  WHERE workspace_id = %(ws)s AND visitor_id IS NOT NULL AND {money}
 ), c AS (
   SELECT visitor_id, min(occurred_at) FILTER (WHERE kind = 'order') AS first_at,
          count(*) FILTER (WHERE kind = 'order') AS orders
@@ -63,7 +65,7 @@ FROM v GROUP BY 1 ORDER BY 1
 def _sql(group: str) -> str:
     windows = ", ".join(
         f"coalesce(sum(m.amount) FILTER (WHERE m.occurred_at < c.first_at "
-        f"+ interval '{n} days'), 0) AS rev{n}"
+        f"+ interval '{n} days' AND m.currency = %(cur)s), 0) AS rev{n}"
         for n in WINDOWS
     )
     sums = ", ".join(
@@ -72,7 +74,7 @@ def _sql(group: str) -> str:
         f"<= %(now)s), 0)"
         for n in WINDOWS
     )
-    return _SQL.format(windows=windows, group=group, sums=sums)
+    return _SQL.format(windows=windows, group=group, sums=sums, money=MONEY)
 
 
 @dataclass
@@ -80,16 +82,26 @@ class ValueRow:
     key: str  # a source ("" is direct) or a cohort month (YYYY-MM)
     customers: int = 0
     repeat: int = 0
-    # window → (customers whose window is over, their revenue in it)
-    windows: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # window → (customers whose window is over, their revenue in it per currency)
+    windows: dict[int, tuple[int, dict[str, int]]] = field(default_factory=dict)
 
     @property
     def repeat_rate(self) -> float | None:
         return self.repeat / self.customers if self.customers else None
 
+    def ltv_by_currency(self, days: int) -> dict[str, float]:
+        """Lifetime value per customer over ``days``, per currency ({} while
+        nobody's window has closed)."""
+        n, revenue = self.windows.get(days, (0, {}))
+        return {cur: amount / n for cur, amount in revenue.items()} if n else {}
+
     def ltv(self, days: int) -> float | None:
-        n, revenue = self.windows.get(days, (0, 0))
-        return revenue / n if n else None
+        """In the one currency (None while no window has closed, or when the
+        revenue is in several currencies: see ltv_by_currency)."""
+        n, revenue = self.windows.get(days, (0, {}))
+        if not n or len(revenue) > 1:
+            return None
+        return sum(revenue.values()) / n
 
     @property
     def ltv30(self) -> float | None:
@@ -103,6 +115,18 @@ class ValueRow:
     def ltv365(self) -> float | None:
         return self.ltv(365)
 
+    @property
+    def ltv30_by_currency(self) -> dict[str, float]:
+        return self.ltv_by_currency(30)
+
+    @property
+    def ltv90_by_currency(self) -> dict[str, float]:
+        return self.ltv_by_currency(90)
+
+    @property
+    def ltv365_by_currency(self) -> dict[str, float]:
+        return self.ltv_by_currency(365)
+
 
 @dataclass
 class CustomerValue:
@@ -111,15 +135,16 @@ class CustomerValue:
     total: ValueRow
 
 
-def _rows(cursor) -> list[ValueRow]:
-    out = []
+def _rows(cursor, currency: str, into: dict[str, ValueRow]) -> None:
+    """Fold one currency's query into the rows (customers are the same in each)."""
     for row in cursor.fetchall():
         key, customers, repeat, *rest = row
-        windows = {
-            n: (int(rest[2 * i]), int(rest[2 * i + 1])) for i, n in enumerate(WINDOWS)
-        }
-        out.append(ValueRow(key or "", customers, repeat, windows))
-    return out
+        value = into.setdefault(key or "", ValueRow(key or "", customers, repeat))
+        for i, n in enumerate(WINDOWS):
+            closed, revenue = int(rest[2 * i]), int(rest[2 * i + 1])
+            _, money = value.windows.setdefault(n, (closed, {}))
+            value.windows[n] = (closed, money)
+            money_add(money, currency, revenue)
 
 
 def customer_value(
@@ -140,16 +165,31 @@ def customer_value(
         "now": now or timezone.now(),
         "tz": str(tz),
     }
+    # One pass per currency (a workspace sells in one or a few): revenue is summed
+    # within a currency only.
     with connection.cursor() as cursor:
-        cursor.execute(_sql("source"), params)
-        by_source = _rows(cursor)
-        cursor.execute(_sql("cohort"), params)
-        by_cohort = _rows(cursor)
+        cursor.execute(
+            "SELECT DISTINCT coalesce(currency, '') FROM analytics_event "
+            f"WHERE workspace_id = %(ws)s AND visitor_id IS NOT NULL AND {MONEY}",
+            params,
+        )
+        currencies = sorted(row[0] for row in cursor.fetchall())
+        by_source: dict[str, ValueRow] = {}
+        by_cohort: dict[str, ValueRow] = {}
+        for currency in currencies or [""]:
+            cursor.execute(_sql("source"), {**params, "cur": currency})
+            _rows(cursor, currency, by_source)
+            cursor.execute(_sql("cohort"), {**params, "cur": currency})
+            _rows(cursor, currency, by_cohort)
+    sources = [by_source[k] for k in sorted(by_source)]
     total = ValueRow("all")
-    for r in by_source:
+    for r in sources:
         total.customers += r.customers
         total.repeat += r.repeat
-        for n, (k, rev) in r.windows.items():
-            k0, rev0 = total.windows.get(n, (0, 0))
-            total.windows[n] = (k0 + k, rev0 + rev)
-    return CustomerValue(by_source, by_cohort, total)
+        for n, (k, money) in r.windows.items():
+            k0, money0 = total.windows.get(n, (0, {}))
+            money0 = dict(money0)
+            for cur, amount in money.items():
+                money_add(money0, cur, amount)
+            total.windows[n] = (k0 + k, money0)
+    return CustomerValue(sources, [by_cohort[k] for k in sorted(by_cohort)], total)

@@ -8,12 +8,14 @@ A visitor is assigned to the variant of their first view of the step
   on it; upsell / downsell → accepted; any other step → reached the next step (the
   funnel's goal for the last step);
 - revenue to the end of the funnel: everything those visitors paid on this step and
-  every later step (orders, bumps, upsells, minus refunds).
+  every later step (orders, bumps, upsells, minus refunds), per currency (amounts
+  in different currencies are never added up).
 
-The facts are rollups, so a read touches one row per assigned visitor, never raw
-events; like the dashboards, a small not-yet-rolled-up tail is folded in first so the
-numbers are exact up to the last event. Variants are passed in by the caller
-(analytics does not read page internals).
+The facts are rollups, so a read touches one row per assigned visitor; only the
+money events of the visitors who paid (a few per cent) are read, to split their
+revenue by currency. Like the dashboards, a small not-yet-rolled-up tail is folded
+in first so the numbers are exact up to the last event. Variants are passed in by
+the caller (analytics does not read page internals).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from django.utils.safestring import SafeString
 from funnels import paths
 from funnels.models import Step, StepKind
 
-from . import charts, rollups, stats
+from . import charts, reports, rollups, stats
 from .templatetags.report import chance_text
 
 TAIL_INLINE_LIMIT = 20_000
@@ -58,15 +60,24 @@ class VariantRow:
     spec: VariantSpec
     visitors: int
     conversions: int
+    # In the report's one currency (0 when the revenue is in several).
     revenue_minor: int
     result: stats.VariantResult
     expected_share: float | None  # normalised weight among the served variants
+    total: int | None = None
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
 
     @property
     def observed_share(self) -> float | None:
         return self.visitors / self.total if self.total else None
 
-    total: int | None = None
+    @property
+    def revenue_per_visitor(self) -> list[tuple[str, float]]:
+        """(currency, revenue per visitor) for each currency paid in."""
+        return [
+            (cur, amount / self.visitors if self.visitors else 0.0)
+            for cur, amount in sorted(self.revenue_by_currency.items())
+        ]
 
 
 @dataclass
@@ -89,10 +100,27 @@ class ExperimentReport:
     def control(self) -> VariantRow | None:
         return self.rows[0] if self.rows else None
 
+    @property
+    def currencies(self) -> list[str]:
+        return sorted({c for r in self.rows for c in r.revenue_by_currency})
+
+    @property
+    def mixed_currency(self) -> bool:
+        """Revenue in several currencies: shown per currency, never added up."""
+        return len(self.currencies) > 1
+
+    @property
+    def currency(self) -> str:
+        """The one currency revenue is in (USD when there is none yet)."""
+        found = self.currencies
+        return found[0] if len(found) == 1 else reports.LEGACY_CURRENCY
+
     def snapshot(self) -> dict[str, Any]:
         """JSON kept with an ended test: what the marketer saw when it ended."""
         return {
             "computed_at": timezone.now().isoformat(),
+            "currency": self.currency,
+            "mixed_currency": self.mixed_currency,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "goal": self.goal.label,
@@ -113,6 +141,8 @@ class ExperimentReport:
                     "interval": list(r.result.interval),
                     "revenue_minor": r.revenue_minor,
                     "revenue_per_visitor_minor": r.result.revenue_per_visitor_minor,
+                    "revenue_by_currency": dict(sorted(r.revenue_by_currency.items())),
+                    "revenue_per_visitor": [list(x) for x in r.revenue_per_visitor],
                     "prob_beat_control": r.result.prob_beat_control,
                     "expected_loss": r.result.expected_loss,
                     "p_value": r.result.p_value,
@@ -154,31 +184,56 @@ _GOAL_SQL = {
 
 # One pass over the funnel's facts from the tested step on, grouped per visitor
 # (the facts' unique index is (funnel, visitor, step), so no sort is needed).
-_COUNT_SQL = """
-SELECT v.variant_id, count(*), count(*) FILTER (WHERE v.converted),
-       coalesce(sum(v.revenue), 0)
-FROM (
+_COUNT_SQL = (
+    """
+WITH v AS (
   SELECT visitor_id,
          min(variant_id) FILTER (WHERE step_id = %(step)s) AS variant_id,
          bool_or(step_id = %(step)s AND first_view_at >= %(start)s
                  AND first_view_at < %(end)s) AS assigned,
          {goal} AS converted,
-         sum(revenue_minor) AS revenue
+         bool_or(revenue_minor <> 0 OR ordered OR upsell_accepted) AS paid
   FROM analytics_funnelvisitorstep
   WHERE workspace_id = %(workspace)s AND funnel_id = %(funnel)s
     AND step_id = ANY(%(later)s)
   GROUP BY visitor_id
-) v
-{funnel_join}
-WHERE v.assigned
-GROUP BY v.variant_id
+), counts AS (
+  SELECT v.variant_id, count(*) AS n, count(*) FILTER (WHERE v.converted) AS c
+  FROM v
+  {funnel_join}
+  WHERE v.assigned
+  GROUP BY v.variant_id
+), money AS (
+  -- Revenue per currency: the money events of the assigned visitors who paid.
+  SELECT v.variant_id, coalesce(e.currency, '') AS currency, """
+    + rollups.REVENUE_SQL.format(p="e.")
+    + """ AS revenue
+  FROM v
+  JOIN analytics_event e
+    ON e.workspace_id = %(workspace)s AND e.visitor_id = v.visitor_id
+   AND e.funnel_id = %(funnel)s AND e.step_id = ANY(%(later)s)
+   AND e.kind IN ('order', 'bump', 'upsell_accept', 'downsell_accept', 'refund')
+  WHERE v.assigned AND v.paid
+  GROUP BY 1, 2
+)
+SELECT c.variant_id, c.n, c.c, m.currency, m.revenue
+FROM counts c LEFT JOIN money m ON m.variant_id IS NOT DISTINCT FROM c.variant_id
 """
+)
+
+
+@dataclass
+class VariantCount:
+    visitors: int = 0
+    conversions: int = 0
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
 
 
 def variant_counts(
     *, step: Step, steps: list[Step], goal: Goal, start: datetime, end: datetime
-) -> dict[int, tuple[int, int, int]]:
-    """variant id → (visitors, conversions, revenue to the end of the funnel)."""
+) -> dict[int, VariantCount]:
+    """variant id → visitors, conversions and revenue to the end of the funnel
+    per currency."""
     # Revenue to the end of the funnel: on the steps a visitor can reach from here.
     answers = paths.funnel_paths(funnel_id=step.funnel_id, steps=steps)
     later = [s.pk for s in answers.reachable_from(step)]
@@ -204,9 +259,14 @@ def variant_counts(
         "next_step": goal.next_step.pk if goal.next_step else -1,
         "later": later,
     }
+    out: dict[int, VariantCount] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {row[0]: (row[1], row[2], int(row[3])) for row in cursor.fetchall()}
+        for variant_id, visitors, conversions, currency, revenue in cursor:
+            count = out.setdefault(variant_id, VariantCount(visitors, conversions))
+            if currency is not None:
+                reports.money_add(count.revenue_by_currency, currency, int(revenue))
+    return out
 
 
 def _needed(rows: list[VariantRow]) -> int | None:
@@ -242,18 +302,26 @@ def experiment_report(
     goal = step_goal(step=step, steps=steps)
     counts = variant_counts(step=step, steps=steps, goal=goal, start=start, end=end)
     known = {v.page_id for v in variants}
-    unattributed = sum(n for vid, (n, _, _) in counts.items() if vid not in known)
+    unattributed = sum(c.visitors for vid, c in counts.items() if vid not in known)
     ordered = [v for v in variants if not v.removed] + [
         v for v in variants if v.removed
     ]
+    found = {v.page_id: counts.get(v.page_id, VariantCount()) for v in ordered}
+    currencies = {c for n in found.values() for c in n.revenue_by_currency}
+
+    def revenue(count: VariantCount) -> int:
+        # Revenue per visitor in stats is for one currency only: several are
+        # shown per currency (VariantRow.revenue_per_visitor), never added up.
+        return sum(count.revenue_by_currency.values()) if len(currencies) == 1 else 0
+
     analysed = stats.analyse(
         [
             stats.VariantInput(
                 key=str(v.page_id),
                 label=v.label,
-                visitors=counts.get(v.page_id, (0, 0, 0))[0],
-                conversions=counts.get(v.page_id, (0, 0, 0))[1],
-                revenue_minor=counts.get(v.page_id, (0, 0, 0))[2],
+                visitors=found[v.page_id].visitors,
+                conversions=found[v.page_id].conversions,
+                revenue_minor=revenue(found[v.page_id]),
                 weight=v.weight,
             )
             for v in ordered
@@ -265,11 +333,12 @@ def experiment_report(
             spec=v,
             visitors=result.visitors,
             conversions=result.conversions,
-            revenue_minor=counts.get(v.page_id, (0, 0, 0))[2],
+            revenue_minor=revenue(found[v.page_id]),
             result=result,
             expected_share=v.weight / served_weight
             if served_weight and not v.removed and v.weight > 0
             else None,
+            revenue_by_currency=found[v.page_id].revenue_by_currency,
         )
         for v, result in zip(ordered, analysed.variants, strict=True)
     ]

@@ -372,9 +372,18 @@ _TOUCH_COLUMNS = (
     "device_class",
     "ip",
 )
+
+
 # Earliest sighting wins the first touch; last_seen only moves forward. Rows of
-# deleted workspaces are skipped rather than failing the whole batch.
-_VISITOR_UPSERT_SQL = f"""
+# deleted workspaces are skipped rather than failing the whole batch. ``source`` is
+# a relation (a staging table or a subquery) with the VISITOR_COLUMNS.
+def visitor_upsert_sql(source: str) -> str:
+    touch = ", ".join(
+        f"{c} = CASE WHEN EXCLUDED.first_seen < analytics_visitor.first_seen "
+        f"THEN EXCLUDED.{c} ELSE analytics_visitor.{c} END"
+        for c in _TOUCH_COLUMNS
+    )
+    return f"""
 INSERT INTO analytics_visitor ({_VISITOR_COLS_SQL}, lead_id)
 SELECT {_VISITOR_COLS_SQL}, NULL FROM (
     SELECT DISTINCT ON (s.workspace_id, s.public_id)
@@ -383,21 +392,28 @@ SELECT {_VISITOR_COLS_SQL}, NULL FROM (
         s.landing_step_id, s.device_class, s.ip, s.first_seen,
         max(s.last_seen) OVER (PARTITION BY s.workspace_id, s.public_id)
             AS last_seen
-    FROM analytics_visitor_staging s
+    FROM {source} s
     WHERE EXISTS (SELECT 1 FROM accounts_workspace w WHERE w.id = s.workspace_id)
     ORDER BY s.workspace_id, s.public_id, s.first_seen
 ) AS v
 ON CONFLICT (workspace_id, public_id) DO UPDATE SET
     last_seen = GREATEST(analytics_visitor.last_seen, EXCLUDED.last_seen),
     first_seen = LEAST(analytics_visitor.first_seen, EXCLUDED.first_seen),
-    {
-    ", ".join(
-        f"{c} = CASE WHEN EXCLUDED.first_seen < analytics_visitor.first_seen "
-        f"THEN EXCLUDED.{c} ELSE analytics_visitor.{c} END"
-        for c in _TOUCH_COLUMNS
-    )
-}
+    {touch}
 """
+
+
+def visitors_upsert(cursor, source: str) -> None:
+    """Upsert the visitors of ``source`` (one statement); announce linked ones."""
+    cursor.execute(
+        f"WITH up AS ({visitor_upsert_sql(source)} RETURNING workspace_id, lead_id) "
+        "SELECT workspace_id, lead_id FROM up WHERE lead_id IS NOT NULL"
+    )
+    linked = cursor.fetchall()
+    if linked:
+        from .signals import linked_visitors_stored
+
+        linked_visitors_stored.send(sender=__name__, visitors=linked)
 
 
 def _copy(cursor, sql: str, blobs: Sequence[bytes]) -> int:
@@ -445,16 +461,8 @@ def _visitors_write(cursor, lines: Sequence[bytes]) -> None:
         f"COPY analytics_visitor_staging ({_VISITOR_COLS_SQL}) FROM STDIN",
         lines,
     )
-    cursor.execute(
-        f"WITH up AS ({_VISITOR_UPSERT_SQL} RETURNING workspace_id, lead_id) "
-        "SELECT workspace_id, lead_id FROM up WHERE lead_id IS NOT NULL"
-    )
-    linked = cursor.fetchall()
+    visitors_upsert(cursor, "analytics_visitor_staging")
     cursor.execute("TRUNCATE analytics_visitor_staging")
-    if linked:
-        from .signals import linked_visitors_stored
-
-        linked_visitors_stored.send(sender=__name__, visitors=linked)
 
 
 def lines_write(

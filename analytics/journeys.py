@@ -23,7 +23,8 @@ from accounts.models import Workspace
 from funnels import paths
 from funnels.models import Funnel, Stage, Step
 
-from .reports import ReportFilters
+from .reports import LEGACY_CURRENCY, ReportFilters, funnel_currencies, money_add
+from .rollups import REVENUE_SQL
 
 MARKS = {"i": "opted in", "o": "ordered", "a": "accepted", "d": "declined"}
 ENTRY = "entry"
@@ -74,10 +75,16 @@ class JourneyPath:
     revenue_minor: int
     label: str = ""
     share: float | None = None
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
 
     @property
     def revenue_per_visitor(self) -> float | None:
         return self.revenue_minor / self.visitors if self.visitors else None
+
+    @property
+    def revenue_per_visitor_by_currency(self) -> dict[str, float]:
+        n = self.visitors
+        return {c: a / n for c, a in self.revenue_by_currency.items()} if n else {}
 
     @property
     def last_step_id(self) -> int | None:
@@ -110,7 +117,9 @@ class JourneyMap:
     steps: list[Step]
     entered: int = 0
     buyers: int = 0
+    # Summed across currencies: meaningful only with one (see revenue_by_currency).
     revenue_minor: int = 0
+    revenue_by_currency: dict[str, int] = field(default_factory=dict)
     paths: list[JourneyPath] = field(default_factory=list)
     links: list[JourneyLink] = field(default_factory=list)
     nodes: list[JourneyNode] = field(default_factory=list)
@@ -120,6 +129,21 @@ class JourneyMap:
     @property
     def revenue_per_visitor(self) -> float | None:
         return self.revenue_minor / self.entered if self.entered else None
+
+    @property
+    def revenue_per_visitor_by_currency(self) -> dict[str, float]:
+        n = self.entered
+        return {c: a / n for c, a in self.revenue_by_currency.items()} if n else {}
+
+    @property
+    def mixed_currency(self) -> bool:
+        return len(self.revenue_by_currency) > 1
+
+    @property
+    def currency(self) -> str:
+        """The one currency revenue is in (USD when there is none yet)."""
+        found = sorted(self.revenue_by_currency)
+        return found[0] if len(found) == 1 else LEGACY_CURRENCY
 
     def node(self, step_id: int) -> JourneyNode | None:
         return next((n for n in self.nodes if n.step.pk == step_id), None)
@@ -161,6 +185,41 @@ def path_counts(
             for row in cursor.fetchall()
             if row[1]
         }
+
+
+def path_money(
+    *,
+    workspace: Workspace,
+    funnel: Funnel,
+    filters: ReportFilters,
+    variant: int | None = None,
+) -> dict[str, dict[str, int]]:
+    """path → revenue per currency for the period's cohort, from the money events
+    of the visitors who paid (read only for a funnel that sells in several
+    currencies: the journey rollup keeps one sum per path)."""
+    where, params = _where(filters, variant)
+    where = where.replace("day BETWEEN", "p.day BETWEEN")
+    for name in ("source", "medium", "campaign"):
+        where = where.replace(f"{name} = %s", f"p.{name} = %s")
+    where = where.replace("ANY(variants)", "ANY(p.variants)")
+    sql = (
+        "SELECT p.path, coalesce(e.currency, ''), "
+        + REVENUE_SQL.format(p="e.")
+        + " FROM analytics_funnelvisitorpath p "
+        "JOIN analytics_event e ON e.workspace_id = p.workspace_id "
+        "AND e.visitor_id = p.visitor_id AND e.funnel_id = p.funnel_id "
+        "AND e.kind IN ('order', 'bump', 'upsell_accept', 'downsell_accept', "
+        "'refund') "
+        f"WHERE p.workspace_id = %s AND p.funnel_id = %s AND {where} "
+        "AND (p.bought OR p.revenue_minor <> 0) "
+        "GROUP BY 1, 2"
+    )
+    out: dict[str, dict[str, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace.pk, funnel.pk, *params])
+        for path, currency, revenue in cursor.fetchall():
+            money_add(out.setdefault(path, {}), currency, int(revenue))
+    return out
 
 
 def element_label(element: Element, names: dict[int, str]) -> str:
@@ -205,9 +264,22 @@ def journey_map(
     counts = path_counts(
         workspace=workspace, funnel=funnel, filters=filters, variant=variant
     )
+    # Revenue per currency: with one currency the rollup's sums are in it.
+    currencies = funnel_currencies(funnel_ids=[funnel.pk])
+    money = (
+        path_money(workspace=workspace, funnel=funnel, filters=filters, variant=variant)
+        if len(currencies) > 1
+        else {}
+    )
     for key, (n, buyers, revenue) in counts.items():
         elements, truncated = path_elements(key)
         jp = JourneyPath(key, elements, truncated, n, buyers, revenue)
+        if len(currencies) > 1:
+            jp.revenue_by_currency = money.get(key, {})
+        elif currencies:
+            money_add(jp.revenue_by_currency, currencies[0], revenue)
+        for cur, amount in jp.revenue_by_currency.items():
+            money_add(jmap.revenue_by_currency, cur, amount)
         jp.label = path_label(jp, names)
         jmap.paths.append(jp)
         jmap.entered += n

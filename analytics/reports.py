@@ -55,10 +55,23 @@ def _ratio(num: float, den: float) -> float | None:
 LEGACY_CURRENCY = "USD"
 
 
-def _add_money(into: dict[str, int], currency: str, amount: int) -> None:
+def money_add(into: dict[str, int], currency: str, amount: int) -> None:
+    """Add an amount to its currency's total (never to another currency's)."""
     if amount:
         key = currency or LEGACY_CURRENCY
         into[key] = into.get(key, 0) + amount
+
+
+def funnel_currencies(*, funnel_ids: list[int]) -> list[str]:
+    """The currencies the funnels have ever had revenue in (from the daily rollup:
+    one short index range per funnel)."""
+    found = (
+        StepDailyRollup.objects.filter(funnel_id__in=funnel_ids)
+        .exclude(currency="")
+        .values_list("currency", flat=True)
+        .distinct()
+    )
+    return sorted(set(found))
 
 
 def _per_currency(
@@ -155,6 +168,13 @@ class FunnelTotals:
     def revenue_list(self) -> list[tuple[str, int]]:
         return sorted(self.revenue_by_currency.items())
 
+    def comparable(self, other: FunnelTotals | None) -> bool:
+        """Whether money can be compared with ``other`` (a previous period): both
+        in the same one currency, or the other had no revenue."""
+        if other is None or not other.revenue_by_currency:
+            return True
+        return self.currencies == other.currencies and not self.mixed_currency
+
     @property
     def epc_list(self) -> list[tuple[str, float | None]]:
         return _per_currency(self.revenue_by_currency, self.entered)
@@ -204,6 +224,7 @@ class FunnelReport:
     totals: FunnelTotals
     trend_days: list[date] = field(default_factory=list)
     trend: dict[str, list[int]] = field(default_factory=dict)
+    trend_revenue: dict[str, list[int]] = field(default_factory=dict)
     sources: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -291,8 +312,8 @@ def funnel_report(
         report.upsell_accepts += row["acc"] or 0
         report.upsell_declines += row["dec"] or 0
         report.revenue_minor += row["revenue"] or 0
-        _add_money(report.revenue_by_currency, row["currency"], row["revenue"] or 0)
-        _add_money(totals.revenue_by_currency, row["currency"], row["revenue"] or 0)
+        money_add(report.revenue_by_currency, row["currency"], row["revenue"] or 0)
+        money_add(totals.revenue_by_currency, row["currency"], row["revenue"] or 0)
         totals.orders += row["orders"] or 0
         totals.bumps += row["bumps"] or 0
         totals.revenue_minor += row["revenue"] or 0
@@ -339,21 +360,32 @@ def funnel_report(
 def _trend(report: FunnelReport) -> None:
     filters = report.filters
     days = [filters.date_from + timedelta(days=i) for i in range(filters.days)]
-    rows = {
-        r["day"]: r
-        for r in _filtered(StepDailyRollup.objects, [report.funnel.pk], filters)
-        .values("day")
+    counts: dict[date, dict[str, int]] = {}
+    money: dict[str, dict[date, int]] = {}
+    for r in (
+        _filtered(StepDailyRollup.objects, [report.funnel.pk], filters)
+        .values("day", "currency")
         .annotate(
             views=Sum("views"),
             optins=Sum("optins"),
             orders=Sum("orders"),
             revenue=Sum("revenue_minor"),
         )
-    }
+    ):
+        day = counts.setdefault(r["day"], {"views": 0, "optins": 0, "orders": 0})
+        for key in day:
+            day[key] += r[key] or 0
+        if r["revenue"]:
+            by_day = money.setdefault(r["currency"] or LEGACY_CURRENCY, {})
+            by_day[r["day"]] = by_day.get(r["day"], 0) + r["revenue"]
     report.trend_days = days
     report.trend = {
-        key: [(rows.get(d) or {}).get(key) or 0 for d in days]
-        for key in ("views", "optins", "orders", "revenue")
+        key: [(counts.get(d) or {}).get(key) or 0 for d in days]
+        for key in ("views", "optins", "orders")
+    }
+    # Revenue per day, per currency (never added across currencies).
+    report.trend_revenue = {
+        cur: [by_day.get(d, 0) for d in days] for cur, by_day in sorted(money.items())
     }
 
 
@@ -403,7 +435,7 @@ def workspace_overview(
         e = events.setdefault(row["funnel_id"], {"orders": 0, "revenue": 0})
         e["orders"] += row["orders"] or 0
         e["revenue"] += row["revenue"] or 0
-        _add_money(
+        money_add(
             money.setdefault(row["funnel_id"], {}), row["currency"], row["revenue"] or 0
         )
     return [
@@ -438,23 +470,27 @@ def filter_choices(*, workspace: Workspace, funnel: Funnel | None = None) -> dic
 
 def source_breakdown(
     *, workspace: Workspace, funnel: Funnel, filters: ReportFilters
-) -> dict[str, dict[str, int]]:
-    """New customers (cohort buyers) and revenue per first-touch source."""
-    out: dict[str, dict[str, int]] = {}
+) -> dict[str, SourceNumbers]:
+    """New customers (cohort buyers) and revenue per currency per first-touch
+    source."""
+    out: dict[str, SourceNumbers] = {}
     for row in (
         _filtered(CohortFunnelRollup.objects, [funnel.pk], filters)
         .values("source")
         .annotate(b=Sum("buyers"))
     ):
-        out.setdefault(row["source"], {"buyers": 0, "revenue": 0})["buyers"] = (
-            row["b"] or 0
-        )
+        out.setdefault(row["source"], SourceNumbers()).buyers = row["b"] or 0
     for row in (
         _filtered(StepDailyRollup.objects, [funnel.pk], filters)
-        .values("source")
+        .values("source", "currency")
         .annotate(r=Sum("revenue_minor"))
     ):
-        out.setdefault(row["source"], {"buyers": 0, "revenue": 0})["revenue"] = (
-            row["r"] or 0
-        )
+        numbers = out.setdefault(row["source"], SourceNumbers())
+        money_add(numbers.revenue, row["currency"], row["r"] or 0)
     return out
+
+
+@dataclass
+class SourceNumbers:
+    buyers: int = 0
+    revenue: dict[str, int] = field(default_factory=dict)  # per currency

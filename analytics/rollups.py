@@ -78,7 +78,7 @@ _SECONDS_TO_GOAL = (
 
 # Accepts and declines of downsells are their own event kinds; the rollups count
 # them with the upsells' (a step is one or the other).
-_REVENUE = """coalesce(sum(CASE WHEN {p}kind IN ('order', 'bump', 'upsell_accept',
+REVENUE_SQL = """coalesce(sum(CASE WHEN {p}kind IN ('order', 'bump', 'upsell_accept',
                                                 'downsell_accept')
                          THEN {p}amount_minor
                          WHEN {p}kind = 'refund' THEN -{p}amount_minor
@@ -162,7 +162,7 @@ SELECT workspace_id, funnel_id, visitor_id, step_id,
        bool_or(kind = 'optin'), bool_or(kind = 'order'),
        bool_or(kind IN ('upsell_accept', 'downsell_accept')),
        """
-    + _REVENUE.format(p="")
+    + REVENUE_SQL.format(p="")
     + """
 FROM _ev WHERE step_id IS NOT NULL
 GROUP BY workspace_id, funnel_id, visitor_id, step_id
@@ -232,7 +232,7 @@ WITH e AS (
   GROUP BY funnel_id, visitor_id
 ), rv AS (
   SELECT funnel_id, visitor_id, """
-    + _REVENUE.format(p="")
+    + REVENUE_SQL.format(p="")
     + """ AS revenue
   FROM _ev GROUP BY funnel_id, visitor_id
 )
@@ -369,7 +369,7 @@ SELECT t.workspace_id, t.funnel_id, t.step_id, t.variant_id,
        count(*) FILTER (WHERE t.kind IN ('upsell_accept', 'downsell_accept')),
        count(*) FILTER (WHERE t.kind IN ('upsell_decline', 'downsell_decline')),
        """
-    + _REVENUE.format(p="t.")
+    + REVENUE_SQL.format(p="t.")
     + """
 FROM _tail t
 JOIN accounts_workspace w ON w.id = t.workspace_id
@@ -474,7 +474,7 @@ SELECT e.workspace_id, e.funnel_id, e.step_id, coalesce(e.variant_id, 0), d.day,
        count(*) FILTER (WHERE e.kind IN ('upsell_accept', 'downsell_accept')),
        count(*) FILTER (WHERE e.kind IN ('upsell_decline', 'downsell_decline')),
        """
-    + _REVENUE.format(p="e.")
+    + REVENUE_SQL.format(p="e.")
     + """
 FROM _daily d
 JOIN analytics_event e

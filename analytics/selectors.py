@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count
 
 from accounts.models import Workspace
+from funnels.models import Funnel, Step
 
 from .models import Event, EventKind, Visitor
 
@@ -176,3 +178,60 @@ def view_logged(
         )
         row = cursor.fetchone()
     return (row[0], row[1]) if row else None
+
+
+def leads_viewed_since(
+    *,
+    workspace: Workspace,
+    since_by_lead: dict[int, datetime],
+    funnel_id: int | None = None,
+) -> set[int]:
+    """Of these leads, those with a step view (by any of their visitors) at or
+    after their own moment, in the funnel when one is named: "came back"."""
+    if not since_by_lead:
+        return set()
+    lead_ids = list(since_by_lead)
+    funnel_sql = "AND e.funnel_id = %s" if funnel_id is not None else ""
+    params: list[Any] = [
+        lead_ids,
+        [since_by_lead[i] for i in lead_ids],
+        workspace.pk,
+        workspace.pk,
+        EventKind.VIEW,
+    ]
+    if funnel_id is not None:
+        params.append(funnel_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT v.lead_id
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(lead_id, since)
+            JOIN analytics_visitor v
+              ON v.workspace_id = %s AND v.lead_id = s.lead_id
+            WHERE EXISTS (
+              SELECT 1 FROM analytics_event e
+              WHERE e.workspace_id = %s AND e.visitor_id = v.public_id
+                AND e.kind = %s AND e.occurred_at >= s.since {funnel_sql}
+            )
+            """,
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def funnel_variant_choices(*, funnel: Funnel) -> list[tuple[int, str]]:
+    """The funnel's page variants on steps that have more than one (split tests):
+    (page id, "step · page"), what the journey map can be narrowed to."""
+    # Counted apart: grouping the page rows themselves would count one page a step.
+    split = (
+        Step.objects.filter(funnel=funnel)
+        .annotate(n=Count("pages"))
+        .filter(n__gt=1)
+        .values("pk")
+    )
+    rows = (
+        Step.objects.filter(pk__in=split)
+        .values_list("name", "pages__id", "pages__name")
+        .order_by("position", "id", "pages__id")
+    )
+    return [(page_id, f"{step} · {page}") for step, page_id, page in rows]

@@ -28,10 +28,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import Workspace
+from accounts.services import audit_record
 from config import fastsign, proxies
 
 from . import ingest
-from .models import DeviceClass, Visitor
+from .models import AdSpend, DeviceClass, Visitor
 
 logger = logging.getLogger(__name__)
 
@@ -733,3 +734,21 @@ def visitors_forget_lead(*, workspace_id: int, lead_id: int) -> int:
     return Visitor.objects.filter(workspace_id=workspace_id, lead_id=lead_id).update(
         ip=None
     )
+
+
+@transaction.atomic
+def ad_spend_delete(*, spend: AdSpend) -> None:
+    """Remove an ad spend row (CAC and ROAS change with it): audited."""
+    audit_record(
+        workspace=spend.workspace_id,
+        action="ad_spend.delete",
+        target=spend,
+        before={
+            "source": spend.source,
+            "date_from": spend.date_from,
+            "date_to": spend.date_to,
+            "amount_minor": spend.amount_minor,
+            "currency": spend.currency,
+        },
+    )
+    spend.delete()

@@ -26,26 +26,28 @@ rotated files matching ``*.log*`` until the shipper has passed them).
 from __future__ import annotations
 
 import contextlib
+import functools
+import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import time
-import uuid
 import zlib
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, connection, transaction
+from psycopg.errors import CheckViolation
 
 from accounts.models import Workspace
 from funnels.models import Step
 
 from . import ingest
+from .ingest import copy_text
 from .services import UTM_FIELDS, device_class, is_bot
 
 logger = logging.getLogger(__name__)
@@ -75,17 +77,6 @@ def log_files() -> list[Path]:
 
 
 # ------------------------------------------------------------------ parsing
-def visitor_from_uid(value: str) -> uuid.UUID | None:
-    """The visitor id in a log line: nginx's ``$uid_got$uid_set`` ("ofv=" + 32 hex)."""
-    _, _, hexed = value.rpartition("=")
-    if len(hexed) != 32:
-        return None
-    try:
-        return uuid.UUID(hex=hexed)
-    except ValueError:
-        return None
-
-
 class _Context:
     """What lines need from the database: each step's workspace and funnel."""
 
@@ -113,99 +104,169 @@ class _Context:
 
 def _parse(raw: bytes) -> dict | None:
     try:
-        data = json.loads(raw.decode("utf-8", "replace"))
+        data = json.loads(raw)
     except ValueError:
         logger.warning("shipper: unreadable line %r", raw[:200])
         return None
     return data if isinstance(data, dict) else None
 
 
-def lines_encode(
-    raws: list[bytes], context: _Context, now: datetime
-) -> tuple[list[bytes], list[bytes]]:
-    """(event lines, visitor lines) in COPY format for the views among ``raws``."""
+@functools.lru_cache(maxsize=4096)
+def _not_a_view(user_agent: str, method: str, purpose: str) -> bool:
+    # User agents repeat: apply the rules once per (agent, method, purpose).
+    return is_bot(user_agent, method, {"Purpose": purpose})
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(value: str) -> str:
+    """The address as COPY text (\\N when it is not an address)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return "\\N"
+
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def _touch(query: str) -> str:
+    """The UTM fields of a query string as COPY text (tab-separated)."""
+    if "utm_" not in query:
+        return "\t\t\t\t"
+    found = parse_qs(query, keep_blank_values=False)
+    return "\t".join(
+        copy_text((found.get(name) or [""])[0].strip()[:200]) for name in UTM_FIELDS
+    )
+
+
+def lines_encode(raws: list[bytes], context: _Context, now: float) -> list[bytes]:
+    """One staging row (COPY text, VIEW_COLUMNS) per view among ``raws``.
+
+    The per-line work is kept to what only Python knows (the bot and device rules,
+    the UTM parameters); PostgreSQL turns the rows into events and visitors.
+    """
     parsed = []
     for raw in raws:
         data = _parse(raw)
-        if data is None:
-            continue
-        if data.get("st") not in VIEW_STATUSES:
+        if data is None or data.get("st") not in VIEW_STATUSES:
             continue
         ua = data.get("ua") or ""
-        if is_bot(ua, data.get("m") or "GET", {"Purpose": data.get("pf") or ""}):
+        if _not_a_view(ua, data.get("m") or "GET", data.get("pf") or ""):
             continue
-        visitor = visitor_from_uid(data.get("v") or "")
+        visitor = (data.get("v") or "")[-32:]
         try:
             step_id = int(data["s"])
             page_id, version_id = (int(x) for x in str(data["p"]).split("-", 1))
-            event_id = uuid.UUID(hex=data["id"])
-            occurred = datetime.fromtimestamp(float(data["t"]), UTC)
+            event_id = str(data["id"])
+            occurred = float(data["t"])
         except (KeyError, TypeError, ValueError):
             logger.warning("shipper: malformed view %r", raw[:200])
             continue
-        if visitor is None:
+        if not _HEX32.fullmatch(visitor):
+            continue  # no visitor cookie: not a countable view
+        if not _HEX32.fullmatch(event_id):
+            logger.warning("shipper: malformed view %r", raw[:200])
             continue
         parsed.append((data, step_id, page_id, version_id, event_id, occurred, visitor))
-    context.load(p[1] for p in parsed)
-    events: list[bytes] = []
-    visitors: list[bytes] = []
+    context.load({p[1] for p in parsed})
+    rows: list[bytes] = []
     for data, step_id, page_id, version_id, event_id, occurred, visitor in parsed:
         owner = context.steps.get(step_id)
         if owner is None:
             continue  # the step was deleted since
         workspace_id, funnel_id = owner
         drop_ip, days = context.workspaces.get(workspace_id, (True, 0))
-        if occurred < now - timedelta(days=days) or occurred > now + timedelta(days=1):
-            continue  # past retention, or a clock from nowhere
-        events.append(
-            ingest.event_line(
-                event_id=event_id,
-                workspace_id=workspace_id,
-                funnel_id=funnel_id,
-                step_id=step_id,
-                visitor_id=visitor,
-                kind="view",
-                page_version_id=version_id,
-                variant_id=page_id,
-                amount_minor=None,
-                currency="",
-                properties=None,
-                occurred_at=occurred,
-                received_at=now,
-            )
+        if not now - days * 86400.0 <= occurred <= now + 86400.0:
+            continue  # past retention, or a clock from nowhere (or NaN)
+        ip = "\\N" if drop_ip else _ip(data.get("ip") or "")
+        rows.append(
+            (
+                f"{event_id}\t{workspace_id}\t{funnel_id}\t{step_id}\t{visitor}\t"
+                f"{version_id}\t{page_id}\t{occurred!r}\t{_touch(data.get('q') or '')}"
+                f"\t{copy_text((data.get('r') or '')[:500])}"
+                f"\t{device_class(data.get('ua') or '')}\t{ip}\n"
+            ).encode()
         )
-        query = parse_qs(data.get("q") or "", keep_blank_values=False)
-        touch = [(query.get(name) or [""])[0].strip()[:200] for name in UTM_FIELDS]
-        ua = data.get("ua") or ""
-        visitors.append(
-            ingest.visitor_line(
-                (
-                    workspace_id,
-                    visitor,
-                    *touch,
-                    (data.get("r") or "")[:500],
-                    funnel_id,
-                    step_id,
-                    device_class(ua),
-                    None if drop_ip else _ip(data.get("ip")),
-                    occurred,
-                    occurred,
-                )
-            )
-        )
-    return events, visitors
-
-
-def _ip(value: str | None) -> str | None:
-    import ipaddress
-
-    try:
-        return str(ipaddress.ip_address((value or "").strip()))
-    except ValueError:
-        return None
+    return rows
 
 
 # ------------------------------------------------------------------ shipping
+# One row per view; the events and the visitors are made from it in SQL.
+VIEW_COLUMNS = (
+    "id",
+    "workspace_id",
+    "funnel_id",
+    "step_id",
+    "visitor_id",
+    "page_version_id",
+    "variant_id",
+    "t",
+    *UTM_FIELDS,
+    "referrer",
+    "device_class",
+    "ip",
+)
+_STAGING_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS shipper_views (id uuid, workspace_id bigint, "
+    "funnel_id bigint, step_id bigint, visitor_id uuid, page_version_id bigint, "
+    "variant_id bigint, t double precision, "
+    + "".join(f"{name} text, " for name in UTM_FIELDS)
+    + "referrer text, device_class text, ip inet) ON COMMIT DELETE ROWS"
+)
+_COPY_SQL = f"COPY shipper_views ({', '.join(VIEW_COLUMNS)}) FROM STDIN"
+_VISITORS_OF_VIEWS = (
+    f"(SELECT workspace_id, visitor_id AS public_id, {', '.join(UTM_FIELDS)}, "
+    "referrer, funnel_id AS landing_funnel_id, step_id AS landing_step_id, "
+    "device_class, ip, to_timestamp(t) AS first_seen, to_timestamp(t) AS last_seen "
+    "FROM shipper_views)"
+)
+# received_at is when the view became visible to the dashboards (this statement,
+# just before the commit), so received_at - occurred_at is the shipping latency.
+_EVENTS_SQL = (
+    "INSERT INTO analytics_event (id, workspace_id, funnel_id, step_id, visitor_id, "
+    "kind, page_version_id, variant_id, amount_minor, currency, properties, "
+    "occurred_at, received_at) "
+    "SELECT id, workspace_id, funnel_id, step_id, visitor_id, 'view', "
+    "page_version_id, variant_id, NULL, '', '{}', to_timestamp(t), "
+    "statement_timestamp() FROM shipper_views ON CONFLICT DO NOTHING"
+)
+_MONTHS_SQL = (
+    "SELECT DISTINCT date_trunc('month', to_timestamp(t), 'UTC') FROM shipper_views"
+)
+
+
+def views_write(rows: list[bytes]) -> int:
+    """Store staged views as events and visitors; return the new events.
+
+    Set-based: one COPY into a temporary table, then one INSERT … SELECT … ON
+    CONFLICT for the visitors and one for the events (a line read twice stores
+    once: the event id is the request id). Runs in the caller's transaction.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGING_SQL)
+        with cursor.copy(_COPY_SQL) as copy:
+            for start in range(0, len(rows), 500):
+                copy.write(b"".join(rows[start : start + 500]))
+        ingest.visitors_upsert(cursor, _VISITORS_OF_VIEWS)
+        for attempt in range(2):
+            try:
+                with transaction.atomic():
+                    cursor.execute(_EVENTS_SQL)
+                    stored = cursor.rowcount
+                break
+            except IntegrityError as exc:
+                # A month without its partition yet: make it, then once more.
+                if attempt or not isinstance(exc.__cause__, CheckViolation):
+                    raise
+                ingest.partitions_forget()
+                cursor.execute(_MONTHS_SQL)
+                for (month,) in cursor.fetchall():
+                    ingest.partition_ensure(month)
+        # The transaction may go on (several files, or a test's): empty it now.
+        cursor.execute("TRUNCATE shipper_views")
+    return stored
+
+
 _OFFSET_SQL = (
     "SELECT position FROM analytics_logoffset WHERE source = %s AND inode = %s"
 )
@@ -220,6 +281,11 @@ def _lock_key(source: str, inode: int) -> int:
     return zlib.crc32(f"shipper:{source}:{inode}".encode()) - (1 << 31)
 
 
+# (source, inode) -> (size, mtime) of a file this process shipped to its end: while
+# it has not changed since, polling it costs one stat() and no database round trip.
+_shipped: dict[tuple[str, int], tuple[int, int]] = {}
+
+
 def file_ship(
     path: Path, *, source: str, context: _Context, wait: bool = True
 ) -> tuple[int, int]:
@@ -231,7 +297,13 @@ def file_ship(
         stat = path.stat()
     except FileNotFoundError:
         return 0, 0
+    seen = (stat.st_size, stat.st_mtime_ns)
+    if _shipped.get((source, stat.st_ino)) == seen:
+        return 0, 0  # nothing new since this process shipped it to the end
     with transaction.atomic(), connection.cursor() as cursor:
+        # No wait for the WAL flush: a batch lost in a database crash loses its
+        # offset with it, and the lines are read again from the log.
+        cursor.execute("SET LOCAL synchronous_commit = off")
         key = _lock_key(source, stat.st_ino)
         if wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
@@ -246,6 +318,8 @@ def file_ship(
         if size < position:
             position = 0  # truncated, or a new file on a reused inode
         if size == position:
+            if size == stat.st_size:
+                _shipped[(source, stat.st_ino)] = seen
             return 0, 0
         with path.open("rb") as handle:
             handle.seek(position)
@@ -255,14 +329,14 @@ def file_ship(
             return 0, 0  # half a line: nginx finishes it on its next flush
         data = data[: end + 1]
         raws = data.splitlines()
-        now = timezone.now()
-        events, visitors = lines_encode(raws, context, now)
-        stored = 0
-        if events or visitors:
-            stored = ingest.lines_write(events, visitors)
+        rows = lines_encode(raws, context, time.time())
+        stored = views_write(rows) if rows else 0
         cursor.execute(
             _SAVE_SQL, [source, stat.st_ino, str(path), position + len(data)]
         )
+    if position + len(data) == stat.st_size:
+        # Only once committed: a rolled-back batch must be read again.
+        _shipped[(source, stat.st_ino)] = seen
     return len(raws), stored
 
 
@@ -284,13 +358,15 @@ def ship_once(*, source: str | None = None, wait: bool = True) -> int:
     return total
 
 
-def ship_forever(*, interval: float = 0.25, stop=lambda: False) -> None:
+def ship_forever(*, interval: float = 0.1, stop=lambda: False) -> None:
+    """Follow the logs: a poll that finds nothing new costs a stat() per file."""
     while not stop():
         try:
             ship_once()
         except Exception:
             logger.exception("shipper: pass failed; retrying")
             connection.close()
+            _shipped.clear()
             time.sleep(1.0)
         time.sleep(interval)
 
@@ -349,8 +425,9 @@ def view_log_write(line: dict) -> None:
 
 
 def view_log_reset() -> None:
-    """Close the app log (tests move EDGE_ROOT)."""
+    """Close the app log and forget what was shipped (tests move EDGE_ROOT)."""
     global _handle
+    _shipped.clear()
     if _handle is not None:
         with contextlib.suppress(OSError):
             os.close(_handle[1])

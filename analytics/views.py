@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -21,7 +20,7 @@ from funnels import paths
 from funnels.models import Funnel, Step
 from funnels.money import format_money, parse_money
 
-from . import charts, customers, journeys, reports, rollups
+from . import charts, customers, journeys, reports, rollups, selectors, services
 from .forms import PRESETS, AdSpendForm, RangeForm, range_filters
 from .models import AdSpend
 
@@ -194,36 +193,46 @@ def _funnel_context(request: HttpRequest, funnel: Funnel) -> dict:
         "drill_leads": drill_leads,
         "drill_orders": drill_orders,
         "pct": _pct,
-        # Amounts are shown in their currency; several currencies are listed apart.
+        # Amounts are shown in their currency; several currencies are listed apart,
+        # and no change is shown between periods in different currencies.
         "currency": report.totals.currency,
+        "money_comparable": report.totals.comparable(previous.totals),
     }
 
 
 def _spend_rows(request: HttpRequest, funnel: Funnel, filters) -> list[dict]:
-    rows = []
+    """Per source: ad spend, new customers, revenue, CAC and ROAS, money per
+    currency (a ROAS only from revenue and spend in the same currency)."""
+    rows: list[dict] = []
     spends = AdSpend.objects.filter(
         workspace=request.workspace,
         date_to__gte=filters.date_from,
         date_from__lte=filters.date_to,
     )
-    totals: dict[str, int] = {}
+    totals: dict[str, dict[str, int]] = {}
     for s in spends:
-        totals[s.source] = totals.get(s.source, 0) + s.amount_minor
+        reports.money_add(totals.setdefault(s.source, {}), s.currency, s.amount_minor)
     if not totals:
         return rows
     by_source = reports.source_breakdown(
         workspace=request.workspace, funnel=funnel, filters=filters
     )
     for source, spent in sorted(totals.items()):
-        stats = by_source.get(source, {"buyers": 0, "revenue": 0})
+        numbers = by_source.get(source, reports.SourceNumbers())
         rows.append(
             {
                 "source": source,
                 "spend": spent,
-                "buyers": stats["buyers"],
-                "revenue": stats["revenue"],
-                "cac": spent / stats["buyers"] if stats["buyers"] else None,
-                "roas": stats["revenue"] / spent if spent else None,
+                "buyers": numbers.buyers,
+                "revenue": numbers.revenue,
+                "cac": {cur: amount / numbers.buyers for cur, amount in spent.items()}
+                if numbers.buyers
+                else {},
+                "roas": {
+                    cur: numbers.revenue.get(cur, 0) / amount
+                    for cur, amount in spent.items()
+                    if amount
+                },
             }
         )
     return rows
@@ -257,6 +266,9 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     )
     out = io.StringIO()
     writer = csvsafe.writer(out)
+    # Every amount names its currency: one set of money columns per currency the
+    # period has revenue in (the report's one currency when there is none).
+    currencies = report.totals.currencies or [report.totals.currency]
     if table == "steps":
         writer.writerow(
             [
@@ -271,13 +283,27 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                 "Opt-in rate",
                 "Orders",
                 "Sales rate",
-                "Revenue (minor units)",
-                "Earnings per view (minor)",
-                "Earnings per unique view (minor)",
                 "Upsell take rate",
+                *(
+                    label.format(cur)
+                    for cur in currencies
+                    for label in (
+                        "Revenue {} (minor units)",
+                        "Earnings per view {} (minor)",
+                        "Earnings per unique view {} (minor)",
+                    )
+                ),
             ]
         )
         for s in report.steps:
+            money = []
+            for cur in currencies:
+                revenue = s.revenue_by_currency.get(cur, 0)
+                money += [
+                    revenue,
+                    _ratio_csv(revenue / s.all_views if s.all_views else None),
+                    _ratio_csv(revenue / s.unique_views if s.unique_views else None),
+                ]
             writer.writerow(
                 [
                     s.step.name,
@@ -291,16 +317,23 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                     _ratio_csv(s.optin_rate),
                     s.orders,
                     _ratio_csv(s.sales_rate),
-                    s.revenue_minor,
-                    _ratio_csv(s.earnings_per_view),
-                    _ratio_csv(s.earnings_per_unique_view),
                     _ratio_csv(s.upsell_take_rate)
                     if s.step.kind in ("upsell", "downsell")
                     else "",
+                    *money,
                 ]
             )
     elif table == "trend":
-        writer.writerow(["Day", "Views", "Opt-ins", "Orders", "Revenue (minor units)"])
+        writer.writerow(
+            [
+                "Day",
+                "Views",
+                "Opt-ins",
+                "Orders",
+                *(f"Revenue {cur} (minor units)" for cur in currencies),
+            ]
+        )
+        zeros = [0] * len(report.trend_days)
         for i, day in enumerate(report.trend_days):
             writer.writerow(
                 [
@@ -308,25 +341,39 @@ def funnel_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
                     report.trend["views"][i],
                     report.trend["optins"][i],
                     report.trend["orders"][i],
-                    report.trend["revenue"][i],
+                    *(report.trend_revenue.get(cur, zeros)[i] for cur in currencies),
                 ]
             )
     elif table == "sources":
         writer.writerow(["Source", "Visitors"])
         writer.writerows(report.sources)
     elif table == "spend":
-        writer.writerow(["Source", "Spend", "New customers", "Revenue", "CAC", "ROAS"])
+        writer.writerow(
+            [
+                "Source",
+                "Currency",
+                "Spend (minor units)",
+                "New customers",
+                "Revenue (minor units)",
+                "CAC (minor units)",
+                "ROAS",
+            ]
+        )
         for r in _spend_rows(request, funnel, filters):
-            writer.writerow(
-                [
-                    r["source"],
-                    r["spend"],
-                    r["buyers"],
-                    r["revenue"],
-                    "" if r["cac"] is None else round(r["cac"]),
-                    "" if r["roas"] is None else f"{r['roas']:.2f}",
-                ]
-            )
+            # One row per currency the source has spend or revenue in.
+            for cur in sorted({*r["spend"], *r["revenue"]}):
+                cac, roas = r["cac"].get(cur), r["roas"].get(cur)
+                writer.writerow(
+                    [
+                        r["source"],
+                        cur,
+                        r["spend"].get(cur, 0),
+                        r["buyers"],
+                        r["revenue"].get(cur, 0),
+                        "" if cac is None else round(cac),
+                        "" if roas is None else f"{roas:.2f}",
+                    ]
+                )
     else:
         raise Http404("No such table")
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
@@ -425,27 +472,9 @@ def _import_spend_csv(request: HttpRequest, upload) -> int:
 @require_POST
 def ad_spend_delete(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(AdSpend, pk=pk, workspace=request.workspace)
-    row.delete()
+    services.ad_spend_delete(spend=row)
     messages.success(request, "Ad spend removed.")
     return redirect("analytics:ad_spend")
-
-
-def _variant_choices(funnel: Funnel) -> list[tuple[int, str]]:
-    """The funnel's page variants on steps that have more than one (split tests)."""
-    # Counted here, not by the database: annotating Count("pages") next to the
-    # pages' own columns groups by each page, so every count was 1 and no step ever
-    # had variants.
-    rows = list(
-        Step.objects.filter(funnel=funnel, pages__isnull=False)
-        .values_list("pk", "name", "pages__id", "pages__name")
-        .order_by("position", "id", "pages__id")
-    )
-    per_step = Counter(step_id for step_id, *_ in rows)
-    return [
-        (page_id, f"{step} · {page}")
-        for step_id, step, page_id, page in rows
-        if per_step[step_id] > 1
-    ]
 
 
 def _variant(request: HttpRequest, choices: list[tuple[int, str]], notes: list):
@@ -460,7 +489,7 @@ def _variant(request: HttpRequest, choices: list[tuple[int, str]], notes: list):
 
 def _journey_context(request: HttpRequest, funnel: Funnel) -> dict:
     form, filters, notes = _filters(request)
-    variants = _variant_choices(funnel)
+    variants = selectors.funnel_variant_choices(funnel=funnel)
     variant = _variant(request, variants, notes)
     jmap = journeys.journey_map(
         workspace=request.workspace, funnel=funnel, filters=filters, variant=variant
@@ -581,21 +610,21 @@ def customer_value(request: HttpRequest) -> HttpResponse:
     and CAC) and by cohort; the dashboard loads it as a fragment."""
     form, filters, notes = _filters(request)
     value = customers.customer_value(workspace=request.workspace, filters=filters)
-    spends: dict[str, int] = {}
+    spends: dict[str, dict[str, int]] = {}  # per source, per currency
     for s in AdSpend.objects.filter(
         workspace=request.workspace,
         date_to__gte=filters.date_from,
         date_from__lte=filters.date_to,
     ):
-        spends[s.source] = spends.get(s.source, 0) + s.amount_minor
+        reports.money_add(spends.setdefault(s.source, {}), s.currency, s.amount_minor)
     rows = [
         {
             "row": r,
             "source": r.key or "(direct)",
-            "spend": spends.get(r.key),
-            "cac": spends[r.key] / r.customers
+            "spend": spends.get(r.key, {}),
+            "cac": {cur: amount / r.customers for cur, amount in spends[r.key].items()}
             if r.key in spends and r.customers
-            else None,
+            else {},
         }
         for r in value.by_source
     ]

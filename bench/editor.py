@@ -24,6 +24,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Membership, User, Workspace  # noqa: E402
 from funnels.models import Funnel, Step  # noqa: E402
 from pages import blocks, documents  # noqa: E402
@@ -160,7 +161,7 @@ def main() -> None:
             f"edit_p95_ms={pct(all_edits, 95):.1f} render_100_ms={statistics.median(render_times):.1f}"  # noqa: E501
         )
     finally:
-        workspace.delete()
+        accounts_services.workspace_delete(workspace=workspace)
         user.delete()
 
 

@@ -4,20 +4,23 @@ Run from the repository root with DATABASE_URL set (REDIS_URL is not used: the
 bench starts its own redis-server on a free loopback port, without persistence,
 so that it can restart it; the machine's shared Redis is never touched):
 
-    python bench/faults.py [SECONDS]
+    python bench/faults.py [SECONDS] [--shippers N]
 
 1. Creates a scratch workspace with a published opt-in funnel, writes the edge
    files and nginx configuration (pages/edge.py) into a temporary folder.
 2. Starts the private redis-server, gunicorn (the app), nginx (the edge, with the
-   generated configuration), the shipper (``manage.py ship_views``) and a Celery
-   worker, all on loopback ports picked freely.
-3. 50 client threads for SECONDS (default 60): 40 ask for the opt-in page over
+   generated configuration), the shippers (``manage.py ship_views``; two, as
+   compose runs them, unless ``--shippers`` says otherwise) and a Celery worker,
+   all on loopback ports picked freely.
+3. Once the app, the edge and the shippers are up, 50 client threads for SECONDS
+   (default 60): 40 ask for the opt-in page over
    and over (new visitors), 10 play people who read the page for 2.1 s and opt in
    with their own e-mail address (the cookie nginx set carries the form token).
    A view is "sent" when a 200 with the page came back, an opt-in when the app
    answered 302 (redirect to the next step).
-4. Meanwhile: the shipper is SIGKILLed and restarted (twice), Redis is killed and
-   started again empty, the Celery worker is SIGKILLed and restarted.
+4. Meanwhile: a shipper is SIGKILLed and restarted, twice (the first, then the
+   last: with one shipper, the same one twice), Redis is killed and started again
+   empty, the Celery worker is SIGKILLed and restarted.
 5. Stops the clients and nginx (which writes out its log), lets a shipper run to
    the end of the logs, and counts what PostgreSQL holds for the workspace.
 
@@ -30,6 +33,7 @@ Cleans up everything it made.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import os
@@ -46,7 +50,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 60
+_args = argparse.ArgumentParser(description="Views and opt-ins under faults.")
+_args.add_argument("seconds", type=int, nargs="?", default=60)
+_args.add_argument("--shippers", type=int, default=2)
+ARGS = _args.parse_args()
+SECONDS = ARGS.seconds
 VIEWERS, OPTERS = 40, 10
 BIN = Path(sys.executable).parent
 
@@ -101,6 +109,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from analytics import services, shipper  # noqa: E402
 from pages import edge  # noqa: E402
@@ -118,7 +127,7 @@ class Procs:
             cmd,
             cwd=ROOT,
             env={**os.environ, **ENV},
-            stdout=subprocess.DEVNULL,
+            stdout=open(TMP / f"{name}.out", "ab"),  # noqa: SIM115
             stderr=open(TMP / f"{name}.err", "ab"),  # noqa: SIM115
             start_new_session=True,
         )
@@ -150,6 +159,15 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def wait_file(path: Path, text: bytes, timeout: float = 60.0) -> None:
+    """Until a process has said ``text`` on its output (it is ready)."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_bytes()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name} never said {text!r}")
+        time.sleep(0.1)
 
 
 class Counts:
@@ -305,12 +323,17 @@ def main() -> None:
                 "daemon off;",
             ],
         )
-        procs.start("shipper", [*manage, "ship_views"])
+        ship = [*manage, "ship_views"]
+        shippers = [f"shipper{n}" for n in range(1, max(1, ARGS.shippers) + 1)]
+        for name in shippers:
+            procs.start(name, ship)
         celery = [sys.executable, "-m", "celery", "-A", "config", "worker"]
         worker_cmd = [*celery, "--pool", "solo", "-l", "error"]
         procs.start("worker", worker_cmd)
         wait_port(app_port)
         wait_port(edge_port)
+        for name in shippers:  # set-up, not a fault: the clients wait for them
+            wait_file(TMP / f"{name}.out", b"shipping")
         host = f"{workspace.slug}.localhost"
         path = f"/{funnel.slug}/"
         form = f"/{funnel.slug}/{step.slug}/optin/"
@@ -323,20 +346,20 @@ def main() -> None:
             thread.start()
             threads.append(thread)
         started = time.monotonic()
-        ship = [*manage, "ship_views"]
+        first, last = shippers[0], shippers[-1]
 
         def redis_restart() -> None:
             procs.kill("redis")
             procs.start("redis", redis_cmd)
 
         schedule = [
-            (0.15, "kill -9 shipper", lambda: procs.kill("shipper")),
-            (0.20, "start shipper", lambda: procs.start("shipper", ship)),
+            (0.15, f"kill -9 {first}", lambda: procs.kill(first)),
+            (0.20, f"start {first}", lambda: procs.start(first, ship)),
             (0.35, "restart redis (empty)", redis_restart),
             (0.50, "kill -9 worker", lambda: procs.kill("worker")),
             (0.60, "start worker", lambda: procs.start("worker", worker_cmd)),
-            (0.70, "kill -9 shipper", lambda: procs.kill("shipper")),
-            (0.72, "start shipper", lambda: procs.start("shipper", ship)),
+            (0.70, f"kill -9 {last}", lambda: procs.kill(last)),
+            (0.72, f"start {last}", lambda: procs.start(last, ship)),
         ]
         for at, what, action in schedule:
             delay = started + at * SECONDS - time.monotonic()
@@ -351,7 +374,8 @@ def main() -> None:
             thread.join(timeout=30)
         elapsed = time.monotonic() - started
         procs.kill("edge", signal.SIGQUIT)  # graceful: writes out the log buffer
-        procs.kill("shipper", signal.SIGTERM)
+        for name in shippers:
+            procs.kill(name, signal.SIGTERM)
         latest = time.monotonic()
         while shipper.ship_once():  # the rest of the logs
             pass
@@ -394,7 +418,7 @@ def main() -> None:
         procs.stop_all()
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM analytics_event WHERE workspace_id = %s", [ws])
-        workspace.delete()
+        accounts_services.workspace_delete(workspace=workspace)
         shutil.rmtree(TMP, ignore_errors=True)
 
     lost = (
@@ -405,7 +429,7 @@ def main() -> None:
     print("faults: " + "; ".join(faults))
     print(
         f"clients: {VIEWERS + OPTERS} for {elapsed:.1f}s, errors {counts.errors or 0}; "
-        f"final shipping {drain:.2f}s"
+        f"shippers: {len(shippers)}; final shipping {drain:.2f}s"
     )
     print(
         f"bench faults: views_sent={counts.views} views_stored={views_stored} "

@@ -39,6 +39,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from analytics import ingest, services  # noqa: E402
 
@@ -171,7 +172,7 @@ def cleanup(workspaces: list[Workspace]) -> None:
             [[w.pk for w in workspaces]],
         )
     for workspace in workspaces:
-        workspace.delete()
+        accounts_services.workspace_delete(workspace=workspace)
 
 
 def main() -> None:

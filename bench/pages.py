@@ -71,7 +71,9 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
+from funnels import services as funnel_services  # noqa: E402
 from pages import selectors, services  # noqa: E402
 
 LIGHTHOUSE = "12.2.3"
@@ -166,6 +168,16 @@ def _lighthouse_once(binary: Path, url: str, out: Path) -> dict:
     }
 
 
+def stock(funnel) -> None:
+    """Give each selling step a product, as a marketer does before publishing
+    (publish refuses a step that sells nothing)."""
+    for step in funnel.steps.filter(kind__in=["order", "upsell", "downsell"]):
+        product = funnel_services.product_save(
+            workspace=funnel.workspace, name=step.name, price_minor=4700
+        )
+        funnel_services.step_offer_save(step=step, product=product)
+
+
 def cleanup(workspace: Workspace) -> None:
     """The scratch workspace, and the page views Lighthouse's visits queued."""
     from analytics import ingest
@@ -179,7 +191,7 @@ def cleanup(workspace: Workspace) -> None:
         cursor.execute(
             "DELETE FROM analytics_event WHERE workspace_id = %s", [workspace.pk]
         )
-    workspace.delete()
+    accounts_services.workspace_delete(workspace=workspace)
 
 
 def main() -> None:
@@ -195,6 +207,7 @@ def main() -> None:
             funnel = services.funnel_create_from_template(
                 workspace=workspace, user=None, template_key=key, name=f"Bench {key}"
             )
+            stock(funnel)
             services.funnel_publish(funnel=funnel, user=None)
             for step in funnel.steps.order_by("position", "id"):
                 pages.append((key, funnel, step))

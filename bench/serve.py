@@ -69,6 +69,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from analytics import ingest, services  # noqa: E402
 from pages import edge  # noqa: E402
@@ -296,10 +297,22 @@ def cleanup(workspace: Workspace) -> None:
         cursor.execute(
             "DELETE FROM analytics_event WHERE workspace_id = %s", [workspace.pk]
         )
-    workspace.delete()
+    accounts_services.workspace_delete(workspace=workspace)
+
+
+def need(binary: str, package: str) -> None:
+    """Install a missing tool (apt, when root), else say how."""
+    if shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists():
+        return
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=False)
+    if not (shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists()):
+        sys.exit(f"{binary} is missing: apt-get install -y {package}")
 
 
 def main() -> None:
+    need("wrk", "wrk")
+    need("nginx", "nginx-light")
     tmp = Path(tempfile.mkdtemp(prefix="of-bench-serve-"))
     os.chmod(tmp, 0o755)  # nginx's workers read the files
     # The edge's files, config and view logs (the app's too) live in tmp.
@@ -340,12 +353,7 @@ def main() -> None:
             if r[0] == f"/{funnel.slug}/"
         )
         page_id, version_id, _ = snap.steps[route[1]].variants[0]
-        artifact = (
-            edge.sites_dir()
-            / str(route[1])
-            / "s"
-            / f"{edge.artifact_name(page_id, version_id)}.html"
-        )
+        artifact = edge.artifact_path(route[1], "s", page_id, version_id)
         html = artifact.read_bytes()
         nginx = start_nginx(tmp, nginx_port, html)
         nginx_url = f"http://127.0.0.1:{nginx_port}/index.html"

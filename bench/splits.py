@@ -25,6 +25,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from analytics import experiments  # noqa: E402
 from funnels.models import Funnel, Step  # noqa: E402
@@ -103,7 +104,7 @@ def main(n: int) -> None:
                 "DELETE FROM analytics_funnelvisitorstep WHERE workspace_id = %s",
                 [ws.pk],
             )
-        ws.delete()
+        accounts_services.workspace_delete(workspace=ws)
 
 
 if __name__ == "__main__":

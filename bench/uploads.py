@@ -50,6 +50,7 @@ from django.db import connection  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from serve import free_port, start_gunicorn, stop, wait_for  # noqa: E402
 
+from accounts import services as accounts_services  # noqa: E402
 from accounts.models import Membership, Role, User, Workspace  # noqa: E402
 from pages.models import Page  # noqa: E402
 from pages.services import funnel_create_from_template, funnel_publish  # noqa: E402
@@ -184,7 +185,7 @@ def main() -> None:
     finally:
         stop(gunicorn)
         connection.close()
-        workspace.delete()
+        accounts_services.workspace_delete(workspace=workspace)
         user.delete()
         shutil.rmtree(tmp, ignore_errors=True)
 

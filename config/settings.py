@@ -327,6 +327,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 110},
     },
+    "sequences-sweep": {
+        "task": "leads.tasks.sequences_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "checkouts-abandoned": {
         "task": "leads.tasks.checkouts_abandoned_task",
         "schedule": 300.0,

@@ -5,20 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from accounts.apikit import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
+    ApiConflict,
     ErrorOut,
-    keyset_page,
+    SyncQuery,
+    cursor_list,
+    page_schema,
     workspace_of,
 )
 
-from . import paths, selectors, services
+from . import offers, paths, selectors, services
 from .models import Funnel, Product, Step, StepOffer
 
 router = Router(tags=["Funnels"])
@@ -31,15 +34,7 @@ ERRORS: dict[int, type[Schema]] = {
 }
 
 
-class ListQuery(Schema):
-    cursor: str | None = Field(None, description="next_cursor of the previous page")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    updated_since: datetime | None = Field(
-        None, description="Only objects changed at or after this time (ISO 8601)"
-    )
-
-
-class FunnelListQuery(ListQuery):
+class FunnelListQuery(SyncQuery):
     archived: bool = Field(False, description="List archived funnels instead")
 
 
@@ -67,9 +62,7 @@ def _funnel_fields(funnel: Funnel) -> dict:
     }
 
 
-class FunnelPage(Schema):
-    results: list[FunnelOut]
-    next_cursor: str | None
+FunnelPage = page_schema("FunnelPage", FunnelOut)
 
 
 class StepOut(Schema):
@@ -150,14 +143,9 @@ def funnel_or_404(request: HttpRequest, funnel_id: int) -> Funnel:
 
 
 @router.get("/funnels", response={200: FunnelPage, **ERRORS}, summary="List funnels")
-def funnel_list(request: HttpRequest, query: Query[FunnelListQuery]) -> FunnelPage:
+def funnel_list(request: HttpRequest, query: Query[FunnelListQuery]) -> dict:
     qs = selectors.funnel_list(workspace=workspace_of(request), archived=query.archived)
-    if query.updated_since:
-        qs = qs.filter(updated_at__gte=query.updated_since)
-    rows, next_cursor = keyset_page(qs, cursor=query.cursor, limit=query.limit)
-    return FunnelPage(
-        results=[FunnelOut(**_funnel_fields(f)) for f in rows], next_cursor=next_cursor
-    )
+    return cursor_list(qs, query, out=lambda f: FunnelOut(**_funnel_fields(f)))
 
 
 @router.get(
@@ -181,6 +169,7 @@ class ProductOut(Schema):
     interval: str
     archived: bool
     created_at: datetime
+    updated_at: datetime
 
 
 def product_out(product: Product) -> ProductOut:
@@ -195,12 +184,11 @@ def product_out(product: Product) -> ProductOut:
         interval=product.interval,
         archived=product.archived_at is not None,
         created_at=product.created_at,
+        updated_at=product.updated_at,
     )
 
 
-class ProductPage(Schema):
-    results: list[ProductOut]
-    next_cursor: str | None
+ProductPage = page_schema("ProductPage", ProductOut)
 
 
 class ProductIn(Schema):
@@ -224,10 +212,8 @@ class ProductPatch(Schema):
     archived: bool | None = None
 
 
-class ProductListQuery(Schema):
-    cursor: str | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    archived: bool = False
+class ProductListQuery(SyncQuery):
+    archived: bool = Field(False, description="List archived products instead")
 
 
 def product_or_404(request: HttpRequest, product_id: int) -> Product:
@@ -242,12 +228,11 @@ def product_or_404(request: HttpRequest, product_id: int) -> Product:
     tags=["Products"],
     summary="List products",
 )
-def product_list(request: HttpRequest, query: Query[ProductListQuery]) -> ProductPage:
+def product_list(request: HttpRequest, query: Query[ProductListQuery]) -> dict:
     qs = Product.objects.for_workspace(workspace_of(request)).filter(
         archived_at__isnull=not query.archived
     )
-    rows, next_cursor = keyset_page(qs, cursor=query.cursor, limit=query.limit)
-    return ProductPage(results=[product_out(p) for p in rows], next_cursor=next_cursor)
+    return cursor_list(qs, query, out=product_out)
 
 
 @router.post(
@@ -305,30 +290,29 @@ class OfferOut(Schema):
     bump_product: ProductOut | None
     bump_headline: str
     bump_description: str
-
-
-@router.get(
-    "/funnels/{funnel_id}/offers",
-    response={200: list[OfferOut], **ERRORS},
-    tags=["Products"],
-    summary="What each order, upsell and downsell step sells",
-)
-def funnel_offers(request: HttpRequest, funnel_id: int) -> list[OfferOut]:
-    funnel = funnel_or_404(request, funnel_id)
-    steps: list[Step] = list(
-        funnel.steps.filter(kind__in=["order", "upsell", "downsell"]).order_by(
-            "position", "id"
-        )
+    changes_not_published: bool = Field(
+        description="The funnel is live and its page still shows and charges the "
+        "offer it was published with: publish the funnel to put this one live"
     )
-    offers = {
+
+
+def _selling_steps(funnel: Funnel) -> list[Step]:
+    return list(
+        funnel.steps.filter(kind__in=offers.SELLING_KINDS).order_by("position", "id")
+    )
+
+
+def _offers_out(funnel: Funnel, steps: list[Step]) -> list[OfferOut]:
+    current = {
         o.step_id: o
         for o in StepOffer.objects.filter(step__in=steps).select_related(
             "product", "bump_product"
         )
     }
+    unpublished = {s.pk for s in selectors.funnel_offers_unpublished(funnel=funnel)}
     out: list[OfferOut] = []
     for step in steps:
-        offer = offers.get(step.pk)
+        offer = current.get(step.pk)
         out.append(
             OfferOut(
                 step=step.pk,
@@ -342,6 +326,116 @@ def funnel_offers(request: HttpRequest, funnel_id: int) -> list[OfferOut]:
                 ),
                 bump_headline=offer.bump_headline if offer else "",
                 bump_description=offer.bump_description if offer else "",
+                changes_not_published=step.pk in unpublished,
             )
         )
     return out
+
+
+@router.get(
+    "/funnels/{funnel_id}/offers",
+    response={200: list[OfferOut], **ERRORS},
+    tags=["Products"],
+    summary="What each order, upsell and downsell step sells",
+)
+def funnel_offers(request: HttpRequest, funnel_id: int) -> list[OfferOut]:
+    funnel = funnel_or_404(request, funnel_id)
+    return _offers_out(funnel, _selling_steps(funnel))
+
+
+class OfferFields(Schema):
+    product: int = Field(description="The product the step sells")
+    bump_product: int | None = Field(
+        None, description="An order bump (order form steps), or null"
+    )
+    bump_headline: str = Field("", max_length=200)
+    bump_description: str = Field("", max_length=2000)
+
+
+class OfferIn(OfferFields):
+    step: int = Field(description="An order form, upsell or downsell step")
+
+
+class OfferPatch(Schema):
+    product: int | None = None
+    bump_product: int | None = None
+    bump_headline: str | None = Field(None, max_length=200)
+    bump_description: str | None = Field(None, max_length=2000)
+
+
+def _product_ref(request: HttpRequest, field: str, pk: int | None) -> Product | None:
+    """A product the body names: another workspace's is as unknown as a missing
+    one (a 400 naming the field: the request, not the URL, is wrong)."""
+    if pk is None:
+        return None
+    found = Product.objects.for_workspace(workspace_of(request)).filter(pk=pk).first()
+    if found is None:
+        raise ValidationError({field: f"No product {pk} in this workspace."})
+    return found
+
+
+def _offer_save(request: HttpRequest, step: Step, values: dict) -> Status:
+    product = _product_ref(request, "product", values["product"])
+    if product is None:
+        raise ValidationError({"product": "Choose the product the step sells."})
+    _offer, created = services.step_offer_save(
+        step=step,
+        product=product,
+        bump_product=_product_ref(request, "bump_product", values["bump_product"]),
+        bump_headline=values["bump_headline"],
+        bump_description=values["bump_description"],
+    )
+    (out,) = _offers_out(step.funnel, [step])
+    return Status(201 if created else 200, out)
+
+
+@router.post(
+    "/funnels/{funnel_id}/offers",
+    response={201: OfferOut, 409: ErrorOut, **ERRORS},
+    tags=["Products"],
+    summary="Set what a step sells (its first offer)",
+    description="A step has one offer: a step that already has one answers 409 "
+    "(change it with PATCH). On a published funnel the live page keeps its "
+    "offer until the funnel is published again (`changes_not_published`).",
+)
+def offer_create(request: HttpRequest, funnel_id: int, payload: OfferIn) -> Status:
+    funnel = funnel_or_404(request, funnel_id)
+    with transaction.atomic():
+        # Locked, so that of two concurrent creates the second gets the 409.
+        step = funnel.steps.select_for_update().filter(pk=payload.step).first()
+        if step is None:
+            raise ValidationError({"step": f"No step {payload.step} in this funnel."})
+        if StepOffer.objects.filter(step=step).exists():
+            raise ApiConflict(
+                f"“{step.name}” already has an offer: change it with "
+                f"PATCH /api/v1/funnels/{funnel.pk}/offers/{step.pk}."
+            )
+        return _offer_save(request, step, payload.model_dump(exclude={"step"}))
+
+
+@router.patch(
+    "/funnels/{funnel_id}/offers/{step_id}",
+    response={200: OfferOut, **ERRORS},
+    tags=["Products"],
+    summary="Change a step's offer (only the fields sent)",
+    description="On a published funnel the live page keeps its offer until the "
+    "funnel is published again (`changes_not_published`).",
+)
+def offer_update(
+    request: HttpRequest, funnel_id: int, step_id: int, payload: OfferPatch
+) -> Status:
+    funnel = funnel_or_404(request, funnel_id)
+    step = get_object_or_404(funnel.steps, pk=step_id)
+    offer = get_object_or_404(StepOffer, step=step)
+    values = {
+        "product": offer.product_id,
+        "bump_product": offer.bump_product_id,
+        "bump_headline": offer.bump_headline,
+        "bump_description": offer.bump_description,
+    }
+    sent = payload.model_dump(exclude_unset=True)
+    for key in ("product", "bump_headline", "bump_description"):
+        if key in sent and sent[key] is None:
+            raise ValidationError({key: "Send a value or leave the field out."})
+    values.update(sent)
+    return _offer_save(request, step, values)

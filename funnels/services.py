@@ -23,6 +23,7 @@ from .models import (
     Stage,
     Step,
     StepKind,
+    StepOffer,
 )
 
 
@@ -401,26 +402,119 @@ PRODUCT_FIELDS = (
 def product_save(
     *, workspace: Workspace, product: Product | None = None, **values: object
 ) -> Product:
-    """Create or update a product; the price of a sold product stays as it was sold."""
+    """Create or update a product (audited); what was sold keeps the price it was
+    sold at, and a live page keeps its frozen offer until the funnel is published."""
     product = product or Product(workspace=workspace)
     if product.workspace_id != workspace.pk:
         raise ValidationError("No such product.")
+    created = product.pk is None
+    before = None if created else {f: getattr(product, f) for f in PRODUCT_FIELDS}
     for field in PRODUCT_FIELDS:
         if field in values:
             setattr(product, field, values[field])
     product.full_clean()
     product.save()
+    after = {f: getattr(product, f) for f in PRODUCT_FIELDS}
+    if created or after != before:
+        audit_record(
+            workspace=workspace,
+            action="product.create" if created else "product.update",
+            target=product,
+            before=before,
+            after=after,
+        )
     return product
 
 
 @transaction.atomic
 def product_archive(*, product: Product, archived: bool = True) -> Product:
+    was_archived = product.archived_at is not None
     product.archived_at = timezone.now() if archived else None
-    product.save(update_fields=["archived_at"])
+    product.save(update_fields=["archived_at", "updated_at"])
+    if was_archived != archived:
+        audit_record(
+            workspace=product.workspace_id,
+            action="product.archive" if archived else "product.unarchive",
+            target=product,
+            before={"archived": was_archived},
+            after={"archived": archived},
+        )
     return product
 
 
 # Offers -------------------------------------------------------------------------
+
+
+def _offer_values(offer: StepOffer | None) -> dict[str, object] | None:
+    if offer is None:
+        return None
+    return {
+        "product": offer.product_id,
+        "bump_product": offer.bump_product_id,
+        "bump_headline": offer.bump_headline,
+        "bump_description": offer.bump_description,
+    }
+
+
+@transaction.atomic
+def step_offer_save(
+    *,
+    step: Step,
+    product: Product,
+    bump_product: Product | None = None,
+    bump_headline: str = "",
+    bump_description: str = "",
+) -> tuple[StepOffer, bool]:
+    """Set what a selling step sells (the offer page and the API both call this);
+    ``True`` when the step had no offer before. Audited. A published funnel goes on
+    showing and charging its frozen offer, so the change shows as "changes not
+    published" (``selectors.funnel_offers_unpublished``) until it is published."""
+    if step.kind not in offers.SELLING_KINDS:
+        raise ValidationError(
+            {
+                "step": f"“{step.name}” is a {step.get_kind_display().lower()} step; "
+                "only order form, upsell and downsell steps sell a product."
+            }
+        )
+    for field, chosen in (("product", product), ("bump_product", bump_product)):
+        if chosen is None:
+            continue
+        if chosen.workspace_id != step.workspace_id:
+            raise ValidationError({field: "No such product."})
+        if chosen.archived_at is not None:
+            raise ValidationError(
+                {field: f"“{chosen.name}” is archived: unarchive it or choose another."}
+            )
+    if bump_product is not None and bump_product.currency != product.currency:
+        raise ValidationError(
+            {
+                "bump_product": f"The bump is priced in {bump_product.currency}; the "
+                f"product in {product.currency}. Use one currency per order."
+            }
+        )
+    # The step's row is the lock: two first saves of one offer queue up.
+    Step.objects.select_for_update().filter(pk=step.pk).values("pk").get()
+    offer = StepOffer.objects.filter(step=step).first()
+    created = offer is None
+    before = _offer_values(offer)
+    offer = offer or StepOffer(step=step, workspace_id=step.workspace_id)
+    offer.product = product
+    offer.bump_product = bump_product
+    offer.bump_headline = bump_headline
+    offer.bump_description = bump_description
+    offer.full_clean(exclude=["step", "workspace"])
+    offer.save()
+    after = _offer_values(offer)
+    if after != before:
+        audit_record(
+            workspace=step.workspace_id,
+            action="offer.create" if created else "offer.update",
+            target=step,
+            target_label=f"Offer of “{step.name}”",
+            before=before,
+            after=after,
+        )
+    return offer, created
 
 
 @transaction.atomic

@@ -8,13 +8,19 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
-from accounts.apikit import DEFAULT_LIMIT, MAX_LIMIT, keyset_page, workspace_of
+from accounts.apikit import (
+    PageQuery,
+    SyncQuery,
+    cursor_list,
+    page_schema,
+    workspace_of,
+)
 from funnels.api import ERRORS
 
 from . import checkout, selectors, services
@@ -87,12 +93,10 @@ def lead_out(lead: Lead) -> LeadOut:
     )
 
 
-class LeadPage(Schema):
-    results: list[LeadOut]
-    next_cursor: str | None
+LeadPage = page_schema("LeadPage", LeadOut)
 
 
-class LeadListQuery(Schema):
+class LeadListQuery(SyncQuery):
     q: str = Field("", max_length=200, description="Start of e-mail or name")
     funnel: int | None = Field(None, ge=1, description="Submitted in this funnel")
     step: int | None = Field(None, ge=1, description="Submitted on this step")
@@ -101,8 +105,6 @@ class LeadListQuery(Schema):
     date_to: date | None = Field(None, description="Created on or before (day)")
     source: str = Field("", max_length=120, description="First-touch source")
     sort: Literal["newest", "oldest", "email"] = "newest"
-    updated_since: datetime | None = None
-    cursor: str | None = Field(None, max_length=500)
 
 
 def lead_or_404(request: HttpRequest, lead_id: uuid.UUID) -> Lead:
@@ -120,13 +122,9 @@ def lead_or_404(request: HttpRequest, lead_id: uuid.UUID) -> Lead:
     tags=["Leads"],
     summary="List leads (the lead list's filters, 50 a page)",
 )
-def lead_list(request: HttpRequest, query: Query[LeadListQuery]) -> LeadPage:
+def lead_list(request: HttpRequest, query: Query[LeadListQuery]) -> dict:
     if query.date_from and query.date_to and query.date_from > query.date_to:
         raise ValidationError({"date_to": "The end date is before the start date."})
-    if query.cursor and not selectors.lead_cursor_valid(query.cursor):
-        raise ValidationError(
-            {"cursor": "Not a cursor: pass back the next_cursor of a previous page."}
-        )
     filters = selectors.LeadFilters(
         q=query.q,
         funnel_id=query.funnel,
@@ -136,13 +134,13 @@ def lead_list(request: HttpRequest, query: Query[LeadListQuery]) -> LeadPage:
         date_to=query.date_to,
         source=query.source,
         sort=query.sort,
-        updated_since=query.updated_since,
     )
-    page = selectors.lead_page(
-        workspace=workspace_of(request), filters=filters, cursor=query.cursor or ""
-    )
-    return LeadPage(
-        results=[lead_out(lead) for lead in page.leads], next_cursor=page.next_cursor
+    qs = selectors.lead_queryset(workspace=workspace_of(request), filters=filters)
+    return cursor_list(
+        qs.prefetch_related("tags"),
+        query,
+        out=lead_out,
+        order=selectors.SORTS[query.sort][0],
     )
 
 
@@ -329,12 +327,10 @@ def order_detail(order: Order) -> OrderDetailOut:
     )
 
 
-class OrderPage(Schema):
-    results: list[OrderOut]
-    next_cursor: str | None
+OrderPage = page_schema("OrderPage", OrderOut)
 
 
-class OrderListQuery(Schema):
+class OrderListQuery(SyncQuery):
     funnel: int | None = Field(None, ge=1)
     product: int | None = Field(None, ge=1)
     status: Literal["paid", "failed", "partially_refunded", "refunded", ""] = ""
@@ -348,8 +344,6 @@ class OrderListQuery(Schema):
     updated_since: datetime | None = Field(
         None, description="Placed, paid, abandoned or refunded at or after"
     )
-    cursor: str | None = Field(None, max_length=500)
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 def order_or_404(request: HttpRequest, order_id: uuid.UUID) -> Order:
@@ -365,7 +359,7 @@ def order_or_404(request: HttpRequest, order_id: uuid.UUID) -> Order:
     tags=["Orders"],
     summary="List orders (newest first)",
 )
-def order_list(request: HttpRequest, query: Query[OrderListQuery]) -> OrderPage:
+def order_list(request: HttpRequest, query: Query[OrderListQuery]) -> dict:
     if query.date_from and query.date_to and query.date_from > query.date_to:
         raise ValidationError({"date_to": "The end date is before the start date."})
     qs = selectors.order_queryset(
@@ -379,20 +373,23 @@ def order_list(request: HttpRequest, query: Query[OrderListQuery]) -> OrderPage:
             show=query.show,
         ),
     )
-    since = query.updated_since
-    if since is not None:
-        paid = Payment.objects.filter(order=OuterRef("pk"), updated_at__gte=since)
-        qs = qs.filter(
-            Q(created_at__gte=since)
-            | Q(paid_at__gte=since)
-            | Q(abandoned_at__gte=since)
-            | Exists(paid)
-        )
-    rows, next_cursor = keyset_page(
-        qs.prefetch_related("items"), cursor=query.cursor, limit=query.limit
+    return cursor_list(
+        qs.prefetch_related("items"),
+        query,
+        out=lambda o: OrderOut(**order_out(o)),
+        since=_orders_changed_since,
     )
-    return OrderPage(
-        results=[OrderOut(**order_out(o)) for o in rows], next_cursor=next_cursor
+
+
+def _orders_changed_since(qs: QuerySet[Order], since: datetime) -> QuerySet[Order]:
+    """An order changes when placed, paid, abandoned, or when a payment of it moves
+    (a refund, a settled charge)."""
+    paid = Payment.objects.filter(order=OuterRef("pk"), updated_at__gte=since)
+    return qs.filter(
+        Q(created_at__gte=since)
+        | Q(paid_at__gte=since)
+        | Q(abandoned_at__gte=since)
+        | Exists(paid)
     )
 
 
@@ -468,14 +465,7 @@ class WebhookPatch(Schema):
     is_active: bool | None = None
 
 
-class WebhookPage(Schema):
-    results: list[WebhookOut]
-    next_cursor: str | None
-
-
-class PageQuery(Schema):
-    cursor: str | None = Field(None, max_length=500)
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+WebhookPage = page_schema("WebhookPage", WebhookOut)
 
 
 def webhook_or_404(request: HttpRequest, webhook_id: int) -> Webhook:
@@ -490,14 +480,11 @@ def webhook_or_404(request: HttpRequest, webhook_id: int) -> Webhook:
     tags=["Webhooks"],
     summary="List webhooks",
 )
-def webhook_list(request: HttpRequest, query: Query[PageQuery]) -> WebhookPage:
-    rows, next_cursor = keyset_page(
+def webhook_list(request: HttpRequest, query: Query[PageQuery]) -> dict:
+    return cursor_list(
         selectors.webhooks_for(workspace=workspace_of(request)),
-        cursor=query.cursor,
-        limit=query.limit,
-    )
-    return WebhookPage(
-        results=[WebhookOut.model_validate(w) for w in rows], next_cursor=next_cursor
+        query,
+        out=WebhookOut.model_validate,
     )
 
 
@@ -587,9 +574,7 @@ def delivery_out(d: WebhookDelivery) -> DeliveryOut:
     )
 
 
-class DeliveryPage(Schema):
-    results: list[DeliveryOut]
-    next_cursor: str | None
+DeliveryPage = page_schema("DeliveryPage", DeliveryOut)
 
 
 @router.get(
@@ -600,15 +585,10 @@ class DeliveryPage(Schema):
 )
 def delivery_list(
     request: HttpRequest, webhook_id: int, query: Query[PageQuery]
-) -> DeliveryPage:
+) -> dict:
     hook = webhook_or_404(request, webhook_id)
-    rows, next_cursor = keyset_page(
-        WebhookDelivery.objects.filter(webhook=hook),
-        cursor=query.cursor,
-        limit=query.limit,
-    )
-    return DeliveryPage(
-        results=[delivery_out(d) for d in rows], next_cursor=next_cursor
+    return cursor_list(
+        WebhookDelivery.objects.filter(webhook=hook), query, out=delivery_out
     )
 
 

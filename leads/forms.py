@@ -4,7 +4,7 @@ from django import forms
 
 from accounts.forms import FilterDateField
 
-from .models import WebhookEvent
+from .models import SequenceTrigger, WebhookEvent
 from .selectors import SORTS
 
 
@@ -62,3 +62,111 @@ class WebhookForm(forms.Form):
     events = forms.MultipleChoiceField(
         choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple
     )
+
+
+DELAY_UNITS = {"minutes": 1, "hours": 60, "days": 60 * 24}
+
+
+class SequenceForm(forms.Form):
+    name = forms.CharField(max_length=120, label="Name")
+    funnel = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        label="Funnel it brings people back to",
+        help_text="Its address is {{ funnel_url }}; “came back” and “bought” are "
+        "counted in it.",
+    )
+    trigger = forms.ChoiceField(
+        choices=SequenceTrigger.choices, label="Leads enter the sequence by"
+    )
+    trigger_step = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        label="Step that starts it",
+        help_text="For an opt-in: the step with the form. For an abandoned "
+        "checkout: the order form.",
+    )
+    track_opens = forms.BooleanField(
+        required=False, label="Count opens with a tracking pixel"
+    )
+    is_active = forms.BooleanField(
+        required=False, initial=True, label="Active: send its e-mails"
+    )
+
+    def __init__(self, *args, workspace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from funnels.models import Funnel, Step
+
+        self.fields["funnel"].queryset = Funnel.objects.filter(
+            workspace=workspace
+        ).order_by("name")
+        self.fields["trigger_step"].queryset = (
+            Step.objects.filter(workspace=workspace)
+            .select_related("funnel")
+            .order_by("funnel__name", "position")
+        )
+        self.fields["trigger_step"].label_from_instance = (  # type: ignore[attr-defined]
+            lambda step: f"{step.funnel.name} › {step.name}"
+        )
+
+
+class SequenceStepForm(forms.Form):
+    delay = forms.IntegerField(
+        min_value=0, max_value=60 * 24 * 365, initial=0, label="Wait"
+    )
+    unit = forms.ChoiceField(
+        choices=[(k, k) for k in DELAY_UNITS], initial="days", label="Unit"
+    )
+    subject = forms.CharField(max_length=200, label="Subject")
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}),
+        label="E-mail",
+        help_text="Merge fields: {{ first_name }} {{ last_name }} {{ name }} "
+        "{{ email }} {{ funnel_url }} {{ unsubscribe_url }}. Every link is "
+        "tracked; an unsubscribe link is added at the foot.",
+    )
+    unless_bought = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        label="Only to leads who have not bought",
+        empty_label="(everyone)",
+    )
+
+    def __init__(self, *args, workspace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from funnels.models import Product
+
+        self.fields["unless_bought"].queryset = Product.objects.filter(
+            workspace=workspace
+        ).order_by("name")
+
+    @property
+    def delay_minutes(self) -> int:
+        return self.cleaned_data["delay"] * DELAY_UNITS[self.cleaned_data["unit"]]
+
+    @staticmethod
+    def initial_for(step) -> dict:
+        minutes = step.delay_minutes
+        unit = next(
+            (u for u in ("days", "hours") if minutes and minutes % DELAY_UNITS[u] == 0),
+            "minutes",
+        )
+        return {
+            "delay": minutes // DELAY_UNITS[unit],
+            "unit": unit,
+            "subject": step.subject,
+            "body": step.body,
+            "unless_bought": step.unless_bought_id,
+        }
+
+
+class CohortSequenceForm(forms.Form):
+    sequence = forms.ModelChoiceField(queryset=None, label="Sequence")
+
+    def __init__(self, *args, workspace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from .models import Sequence
+
+        self.fields["sequence"].queryset = Sequence.objects.filter(
+            workspace=workspace
+        ).order_by("name")

@@ -23,6 +23,10 @@ from funnels.models import Funnel, Step
 
 from . import selectors, services
 from .exports import csv_response
+from .forms import CohortSequenceForm
+from .models import SequenceTrigger
+from .sequences import selectors as sequence_selectors
+from .sequences import services as sequence_services
 
 
 @dataclass
@@ -119,6 +123,10 @@ def dropped(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "limit": selectors.DROPPED_LIMIT,
             "back": reverse("analytics:journey", args=[leak.funnel.pk]),
+            "sequence_form": CohortSequenceForm(workspace=request.workspace),
+            "has_sequences": bool(
+                sequence_selectors.sequences_for(workspace=request.workspace)
+            ),
         },
     )
 
@@ -174,3 +182,31 @@ def dropped_tag(request: HttpRequest) -> HttpResponse:
         plural = "s" if count != 1 else ""
         messages.success(request, f"Tagged {count} lead{plural} “{tag}”.")
     return redirect(f"{reverse('leads:dropped')}?{leak.query}")
+
+
+@workspace_view
+@require_POST
+def dropped_sequence(request: HttpRequest) -> HttpResponse:
+    """Start a sequence for every lead of the cohort (editors and up). Leads
+    already in it, unsubscribed or erased are left out."""
+    leak = _leak(request, request.POST)
+    form = CohortSequenceForm(request.POST, workspace=request.workspace)
+    if not form.is_valid():
+        messages.error(request, "Choose one of your sequences.")
+        return redirect(f"{reverse('leads:dropped')}?{leak.query}")
+    sequence = form.cleaned_data["sequence"]
+    ids = [r.lead.pk for r in _leads(request, leak)]
+    label = leak.title[:1].lower() + leak.title[1:]
+    count = sequence_services.sequence_enroll(
+        sequence=sequence,
+        lead_ids=ids,
+        source=SequenceTrigger.MANUAL,
+        source_label=label,
+    )
+    plural = "s" if count != 1 else ""
+    left = len(ids) - count
+    note = f" ({left} already in it or unsubscribed)" if left else ""
+    messages.success(
+        request, f"Started “{sequence.name}” for {count} lead{plural}{note}."
+    )
+    return redirect("leads:sequence_detail", sequence.pk)

@@ -68,6 +68,8 @@ class Lead(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     erased_at = models.DateTimeField(null=True, blank=True)
+    # One click on any sequence e-mail's unsubscribe link: no more sequence mail.
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -506,3 +508,176 @@ class CheckoutAbandonment(models.Model):
 
     def __str__(self) -> str:
         return f"checkout abandoned by {self.lead_id} on {self.step_id}"
+
+
+class SequenceTrigger(models.TextChoices):
+    MANUAL = "manual", "Started by hand (a dropped-here cohort)"
+    OPTIN = "optin", "Opt-in on a step"
+    ABANDONED = "abandoned", "Abandoned checkout on an order form"
+
+
+class Sequence(models.Model):
+    """A follow-up: e-mails sent one after the other to each enrolled lead.
+
+    Leads enter by opting in on ``trigger_step``, by abandoning the checkout of
+    ``trigger_step`` or, whatever the trigger, by hand from a "dropped here" cohort.
+    ``funnel`` is the funnel the sequence brings people back to: its address is
+    ``{{ funnel_url }}``, and "came back" and "bought" are counted in it.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="sequences"
+    )
+    name = models.CharField(max_length=120)
+    funnel = models.ForeignKey(
+        Funnel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(
+        max_length=10, choices=SequenceTrigger.choices, default=SequenceTrigger.MANUAL
+    )
+    trigger_step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_active = models.BooleanField(default=True)
+    track_opens = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["trigger", "trigger_step"], name="seq_trigger")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SequenceStep(models.Model):
+    """One e-mail of a sequence, sent ``delay_minutes`` after the one before it
+    (after enrolment for the first); skipped for a lead who bought
+    ``unless_bought``."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    sequence = models.ForeignKey(
+        Sequence, on_delete=models.CASCADE, related_name="steps"
+    )
+    position = models.PositiveSmallIntegerField()
+    delay_minutes = models.PositiveIntegerField(default=0)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    unless_bought = models.ForeignKey(
+        "funnels.Product",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sequence", "position"], name="sequence_step_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    @property
+    def delay_text(self) -> str:
+        minutes = self.delay_minutes
+        for size, unit in ((60 * 24, "day"), (60, "hour"), (1, "minute")):
+            if minutes and minutes % size == 0:
+                n = minutes // size
+                return f"{n} {unit}{'s' if n != 1 else ''}"
+        return ""
+
+
+class EnrollmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    PURCHASED = "purchased", "Stopped: bought"
+    UNSUBSCRIBED = "unsubscribed", "Stopped: unsubscribed"
+    STOPPED = "stopped", "Stopped"
+
+
+class SequenceEnrollment(models.Model):
+    """One lead in one sequence (once): where it is and when the next e-mail is due.
+
+    ``public_id`` is the lead's unsubscribe token for this sequence's e-mails.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    sequence = models.ForeignKey(
+        Sequence, on_delete=models.CASCADE, related_name="enrollments"
+    )
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="enrollments")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=10, choices=SequenceTrigger.choices)
+    source_label = models.CharField(max_length=200, blank=True)
+    status = models.CharField(
+        max_length=12, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE
+    )
+    next_position = models.PositiveSmallIntegerField(default=0)
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    enrolled_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-enrolled_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sequence", "lead"], name="enrollment_once_per_lead"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_send_at"], name="enrollment_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} in {self.sequence_id} ({self.status})"
+
+
+class SendStatus(models.TextChoices):
+    SENDING = "sending", "Sending"
+    RETRY = "retry", "Waiting to retry"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped (condition)"
+    FAILED = "failed", "Failed"
+
+
+class SequenceSend(models.Model):
+    """One e-mail of one step to one enrolled lead: claimed here, once, before the
+    mail goes out, so no retry or second worker ever sends it twice.
+
+    ``links`` are the addresses the e-mail carried, in order: the click redirect
+    goes only to one of them (never to an address a URL names).
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    enrollment = models.ForeignKey(
+        SequenceEnrollment, on_delete=models.CASCADE, related_name="sends"
+    )
+    step = models.ForeignKey(SequenceStep, on_delete=models.CASCADE, related_name="+")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    status = models.CharField(
+        max_length=8, choices=SendStatus.choices, default=SendStatus.SENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=1)
+    error = models.CharField(max_length=300, blank=True)
+    links = models.JSONField(default=list, blank=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    clicks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["claimed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "step"], name="sequence_send_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.step_id} to enrollment {self.enrollment_id} ({self.status})"

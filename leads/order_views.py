@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from accounts.forms import FilterDateField
 from accounts.tenancy import workspace_view
 from funnels import selectors as funnel_selectors
+from funnels import services as funnel_services
 from funnels.models import Funnel, Product, Step, StepOffer
 from funnels.money import CURRENCIES, format_money, parse_money
 
@@ -182,25 +183,30 @@ def step_offer(request: HttpRequest, step_pk: int) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("form") == "offer" and offer_form.is_valid():
             d = offer_form.cleaned_data
-            StepOffer.objects.update_or_create(
-                step=step,
-                defaults={
-                    "workspace": request.workspace,
-                    "product": d["product"],
-                    "bump_product": d["bump_product"],
-                    "bump_headline": d["bump_headline"],
-                    "bump_description": d["bump_description"],
-                },
-            )
-            if step.funnel.is_published:
-                messages.success(
-                    request,
-                    "Offer saved. The live page keeps the offer it was published "
-                    "with until you publish the funnel again.",
+            try:
+                funnel_services.step_offer_save(
+                    step=step,
+                    product=d["product"],
+                    bump_product=d["bump_product"],
+                    bump_headline=d["bump_headline"],
+                    bump_description=d["bump_description"],
                 )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    if field in offer_form.fields:
+                        offer_form.add_error(field, errors)
+                    else:  # about the step: the page may not show the offer form
+                        messages.error(request, " ".join(errors))
             else:
-                messages.success(request, "Offer saved.")
-            return redirect("leads:step_offer", step_pk=step.pk)
+                if step.funnel.is_published:
+                    messages.success(
+                        request,
+                        "Offer saved. The live page keeps the offer it was published "
+                        "with until you publish the funnel again.",
+                    )
+                else:
+                    messages.success(request, "Offer saved.")
+                return redirect("leads:step_offer", step_pk=step.pk)
         if request.POST.get("form") == "follow_up" and follow_form.is_valid():
             d = follow_form.cleaned_data
             try:

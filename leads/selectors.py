@@ -105,10 +105,6 @@ def lead_queryset(*, workspace: Workspace, filters: LeadFilters) -> QuerySet[Lea
     return qs
 
 
-def lead_cursor_valid(cursor: str) -> bool:
-    return _decode_cursor(cursor) is not None
-
-
 def lead_page(
     *, workspace: Workspace, filters: LeadFilters, cursor: str = ""
 ) -> LeadPage:

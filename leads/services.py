@@ -27,6 +27,7 @@ from .models import (
     FollowUpEmail,
     Lead,
     LeadExport,
+    SequenceTrigger,
     Submission,
     Tag,
     Webhook,
@@ -245,6 +246,10 @@ def lead_capture(
         from .tasks import follow_up_send_task
 
         enqueue_on_commit(follow_up_send_task, follow_up.pk, lead.pk)
+    if step.kind != StepKind.ORDER:
+        from .sequences.services import sequences_enroll_triggered
+
+        sequences_enroll_triggered(lead=lead, step=step, trigger=SequenceTrigger.OPTIN)
     return CaptureResult(lead, submission, created, False)
 
 

@@ -105,10 +105,17 @@ def webhook_deliver_task(delivery_id: int) -> str:
 _PLACEHOLDER = re.compile(r"{{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*}}")
 
 
-def render_merge_fields(text: str, lead: Lead, *, funnel_url: str = "") -> str:
+def render_merge_fields(
+    text: str,
+    lead: Lead,
+    *,
+    funnel_url: str = "",
+    system: dict[str, str] | None = None,
+) -> str:
     """Replace {{ first_name }}-style fields; unknown fields become empty.
 
-    ``{{ funnel_url }}`` is the public address of the e-mail's funnel."""
+    ``{{ funnel_url }}`` is the public address of the e-mail's funnel. ``system``
+    fields (e.g. ``unsubscribe_url``) win over a lead's own fields of that name."""
     values = {
         "funnel_url": funnel_url,
         "first_name": lead.first_name,
@@ -117,6 +124,7 @@ def render_merge_fields(text: str, lead: Lead, *, funnel_url: str = "") -> str:
         "email": lead.email,
         "phone": lead.phone,
         **{str(k): str(v) for k, v in lead.fields.items()},
+        **(system or {}),
     }
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), text)
 
@@ -195,3 +203,23 @@ def lead_exports_tidy_task() -> int:
     from .exports import lead_exports_tidy
 
     return lead_exports_tidy()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def sequence_send_task(self, enrollment_id: int) -> str:
+    """Send an enrolment's due step once; retry with backoff when the mail server
+    refused (the claim in the database keeps a retry from sending twice)."""
+    from .sequences.services import enrollment_send_next
+
+    outcome = enrollment_send_next(enrollment_id=enrollment_id)
+    if outcome.retry_in is not None and not self.request.is_eager:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(acks_late=True)
+def sequences_sweep_task() -> int:
+    """Queue due sequence e-mails nobody picked up; give up dead workers' claims."""
+    from .sequences.services import sequences_sweep
+
+    return sequences_sweep()

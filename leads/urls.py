@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import leak_views, order_views, payment_webhooks, views
+from . import leak_views, order_views, payment_webhooks, sequence_views, views
 
 app_name = "leads"
 
@@ -20,6 +20,32 @@ urlpatterns = [
     path("leads/dropped/", leak_views.dropped, name="dropped"),
     path("leads/dropped.csv", leak_views.dropped_csv, name="dropped_csv"),
     path("leads/dropped/tag/", leak_views.dropped_tag, name="dropped_tag"),
+    path(
+        "leads/dropped/sequence/",
+        leak_views.dropped_sequence,
+        name="dropped_sequence",
+    ),
+    path("sequences/", sequence_views.sequence_list, name="sequences"),
+    path("sequences/new/", sequence_views.sequence_create, name="sequence_create"),
+    path("sequences/<int:pk>/", sequence_views.sequence_detail, name="sequence_detail"),
+    path(
+        "sequences/<int:pk>/edit/", sequence_views.sequence_edit, name="sequence_edit"
+    ),
+    path(
+        "sequences/<int:pk>/steps/",
+        sequence_views.sequence_step_add,
+        name="sequence_step_add",
+    ),
+    path(
+        "sequences/<int:pk>/steps/<int:step_pk>/",
+        sequence_views.sequence_step_edit,
+        name="sequence_step_edit",
+    ),
+    path(
+        "sequences/<int:pk>/steps/<int:step_pk>/delete/",
+        sequence_views.sequence_step_delete,
+        name="sequence_step_delete",
+    ),
     path("leads/<int:pk>/", views.lead_detail, name="detail"),
     path("leads/<int:pk>/export.json", views.lead_export_json, name="export_json"),
     path("leads/<int:pk>/erase/", views.lead_erase, name="erase"),

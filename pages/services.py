@@ -329,9 +329,44 @@ class PublishRefused(ValidationError):
         super().__init__([f"Not published: {reason}" for _step, reason in problems])
 
 
-@transaction.atomic
+class SpeedBudgetRefused(ValidationError):
+    """A page is over the workspace's page-speed budget, which blocks publishing."""
+
+    def __init__(self, page: Page, report: speed.Report) -> None:
+        self.page = page
+        self.report = report
+        super().__init__(
+            f"Not published: {page.step.name} is over the workspace's page-speed "
+            f"budget (score {report.score}/100). {report.fixes[0]}"
+        )
+
+
 def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
-    """Freeze every page's draft into a new immutable PageVersion rendered once."""
+    """Freeze every page's draft into a new immutable PageVersion rendered once.
+
+    A refusal by the page-speed budget publishes nothing (its transaction rolls
+    back) but is itself written to the audit log, in a transaction of its own."""
+    try:
+        return _funnel_publish(funnel=funnel, user=user)
+    except SpeedBudgetRefused as refused:
+        with transaction.atomic():
+            audit_record(
+                workspace=funnel.workspace_id,
+                action="funnel.publish_refused",
+                target=funnel,
+                after={
+                    "reason": "page-speed budget",
+                    "step": refused.page.step.name,
+                    "page": refused.page.pk,
+                    "score": refused.report.score,
+                    "over_budget": refused.report.over_budget,
+                },
+            )
+        raise
+
+
+@transaction.atomic
+def _funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
     funnel = Funnel.objects.select_for_update().get(pk=funnel.pk)
     steps = list(funnel.steps.order_by("position", "id"))
     if not steps:
@@ -381,11 +416,7 @@ def funnel_publish(*, funnel: Funnel, user: User | None) -> list[PageVersion]:
         split_test_start_if_needed(step=step)
     blocked = [(p, r) for p, r in reports if speed.is_blocked(r, budget)]
     if blocked:
-        page, report = blocked[0]
-        raise ValidationError(
-            f"Not published: {page.step.name} is over the workspace's page-speed "
-            f"budget (score {report.score}/100). {report.fixes[0]}"
-        )
+        raise SpeedBudgetRefused(*blocked[0])
     was_published = funnel.published_at is not None
     funnel.published_at = timezone.now()
     funnel.save(update_fields=["published_at"])
@@ -421,12 +452,37 @@ def funnel_speed_check(*, funnel: Funnel) -> list[tuple[Page, speed.Report]]:
     return out
 
 
+SPEED_BUDGET_FIELDS = (
+    "mode",
+    "max_html_css_kb",
+    "max_first_view_image_kb",
+    "allow_blocking_scripts",
+)
+
+
 @transaction.atomic
 def speed_budget_update(*, workspace: Workspace, data: dict[str, Any]) -> SpeedBudget:
-    budget, _ = SpeedBudget.objects.get_or_create(workspace=workspace)
+    """Change the workspace's page-speed budget (a workspace setting: audited)."""
+    budget, _ = SpeedBudget.objects.select_for_update().get_or_create(
+        workspace=workspace
+    )
+    before = {f: getattr(budget, f) for f in SPEED_BUDGET_FIELDS}
     for key, value in data.items():
+        if key not in SPEED_BUDGET_FIELDS:
+            raise ValidationError(f"The page-speed budget has no setting “{key}”.")
         setattr(budget, key, value)
+    budget.full_clean()
     budget.save()
+    after = {f: getattr(budget, f) for f in SPEED_BUDGET_FIELDS}
+    if after != before:
+        audit_record(
+            workspace=workspace,
+            action="settings.speed_budget",
+            target=workspace,
+            target_label="Page-speed budget",
+            before=before,
+            after=after,
+        )
     return budget
 
 

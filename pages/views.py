@@ -174,6 +174,38 @@ def _canvas_response(
     return redirect(f"{url}?block={selected}" if selected else url)
 
 
+def _edit_and_swap(
+    request: HttpRequest,
+    page: Page,
+    *,
+    operation: Callable[[Doc], Doc],
+    label: str,
+    block_id: str = "",
+    section_id: str = "",
+    with_pane: bool = False,
+    group: str = "",
+) -> HttpResponse:
+    """Apply one edit to the draft and answer as the editor expects: the alert
+    when it is refused (an operation may raise ValidationError for bad input);
+    else the changed block or section re-rendered (htmx), or the editor with it
+    selected (a plain form post)."""
+    try:
+        page = services.page_edit(
+            page=page,
+            revision=_revision(request),
+            operation=operation,
+            label=label,
+            group=group,
+        )
+    except ValidationError as exc:
+        return _error(request, page, exc.messages[0])
+    if section_id:
+        return _section_swap(request, page, section_id, with_pane=with_pane)
+    if not request.htmx:
+        return redirect(f"{reverse('pages:editor', args=[page.pk])}?block={block_id}")
+    return _block_swap(request, page, block_id)
+
+
 # Entry points ----------------------------------------------------------------
 
 
@@ -369,18 +401,13 @@ def block_update(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
         messages.error(request, "Please fix the highlighted settings.")
         return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
     new_settings = blocks.clean_settings(bt, form.cleaned_data)
-    try:
-        page = services.page_edit(
-            page=page,
-            revision=_revision(request),
-            operation=lambda d: documents.update_block(d, block_id, new_settings),
-            label=f"Edited {bt.label.lower()}",
-        )
-    except ValidationError as exc:
-        return _error(request, page, exc.messages[0])
-    if not request.htmx:
-        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
-    return _block_swap(request, page, block_id)
+    return _edit_and_swap(
+        request,
+        page,
+        operation=lambda d: documents.update_block(d, block_id, new_settings),
+        label=f"Edited {bt.label.lower()}",
+        block_id=block_id,
+    )
 
 
 def _block_swap(request: HttpRequest, page: Page, block_id: str) -> HttpResponse:
@@ -433,19 +460,14 @@ def block_inplace(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
         if len(value) > 50_000:
             return _error(request, page, "That text is too long (50,000 characters).")
         changes[name] = blocks.clean_inplace(field, value)
-    try:
-        page = services.page_edit(
-            page=page,
-            revision=_revision(request),
-            operation=lambda d: documents.update_block(d, block_id, changes),
-            label=f"Typed in {bt.label.lower()}",
-            group=f"{block_id}:{session}" if session else "",
-        )
-    except ValidationError as exc:
-        return _error(request, page, exc.messages[0])
-    if not request.htmx:
-        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
-    return _block_swap(request, page, block_id)
+    return _edit_and_swap(
+        request,
+        page,
+        operation=lambda d: documents.update_block(d, block_id, changes),
+        label=f"Typed in {bt.label.lower()}",
+        block_id=block_id,
+        group=f"{block_id}:{session}" if session else "",
+    )
 
 
 @require_POST
@@ -456,19 +478,19 @@ def block_style(request: HttpRequest, pk: int, block_id: str) -> HttpResponse:
     block = documents.find_block(page.document, block_id)
     if block is None:
         return _error(request, page, "That block no longer exists — reload the page.")
-    try:
+
+    def restyle(doc: Doc) -> Doc:
+        # Cleaned here, so a refused style is answered like any refused edit.
         style = styles.clean_block_style(styles.from_post(request.POST))
-        page = services.page_edit(
-            page=page,
-            revision=_revision(request),
-            operation=lambda d: documents.set_block_style(d, block_id, style),
-            label=f"Styled {blocks.get(block['type']).label.lower()}",
-        )
-    except ValidationError as exc:
-        return _error(request, page, exc.messages[0])
-    if not request.htmx:
-        return redirect(f"{reverse('pages:editor', args=[pk])}?block={block_id}")
-    return _block_swap(request, page, block_id)
+        return documents.set_block_style(doc, block_id, style)
+
+    return _edit_and_swap(
+        request,
+        page,
+        operation=restyle,
+        label=f"Styled {blocks.get(block['type']).label.lower()}",
+        block_id=block_id,
+    )
 
 
 def _section_context(page: Page, section: dict[str, Any]) -> dict[str, Any]:
@@ -528,7 +550,8 @@ def _section_swap(
 def section_style(request: HttpRequest, pk: int, section_id: str) -> HttpResponse:
     page = selectors.page_get(workspace=request.workspace, pk=pk)
     p = request.POST
-    try:
+
+    def restyle(doc: Doc) -> Doc:
         background = p.get("background", "white")
         width = p.get("width", "md")
         if background not in SECTION_BACKGROUNDS or width not in SECTION_WIDTHS:
@@ -537,17 +560,13 @@ def section_style(request: HttpRequest, pk: int, section_id: str) -> HttpRespons
         if not p.get("bg_color_on"):
             data["bg_color"] = ""
         extra = styles.clean_section_style(data)
-        page = services.page_edit(
-            page=page,
-            revision=_revision(request),
-            operation=lambda d: documents.update_section(
-                d, section_id, {"background": background, "width": width, **extra}
-            ),
-            label="Section style",
+        return documents.update_section(
+            doc, section_id, {"background": background, "width": width, **extra}
         )
-    except ValidationError as exc:
-        return _error(request, page, exc.messages[0])
-    return _section_swap(request, page, section_id, with_pane=False)
+
+    return _edit_and_swap(
+        request, page, operation=restyle, label="Section style", section_id=section_id
+    )
 
 
 @require_POST
@@ -567,17 +586,18 @@ def section_image(request: HttpRequest, pk: int, section_id: str) -> HttpRespons
             image_id = services.image_upload(
                 workspace=request.workspace, upload=form.cleaned_data["image"]
             ).pk
-        page = services.page_edit(
-            page=page,
-            revision=_revision(request),
-            operation=lambda d: documents.update_section(
-                d, section_id, {"bg_image": image_id}
-            ),
-            label="Section image" if image_id else "Removed section image",
-        )
     except ValidationError as exc:
         return _error(request, page, exc.messages[0])
-    return _section_swap(request, page, section_id, with_pane=True)
+    return _edit_and_swap(
+        request,
+        page,
+        operation=lambda d: documents.update_section(
+            d, section_id, {"bg_image": image_id}
+        ),
+        label="Section image" if image_id else "Removed section image",
+        section_id=section_id,
+        with_pane=True,
+    )
 
 
 def _column_of(doc: Doc, block_id: str) -> dict[str, Any] | None:

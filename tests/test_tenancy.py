@@ -58,6 +58,22 @@ def _webhook(ws: Workspace) -> dict:
     return {"pk": hook.pk}
 
 
+def _sequence(ws: Workspace) -> dict:
+    from leads.models import Sequence
+
+    return {"pk": Sequence.objects.create(workspace=ws, name="S").pk}
+
+
+def _sequence_step(ws: Workspace) -> dict:
+    from leads.models import Sequence, SequenceStep
+
+    s = Sequence.objects.create(workspace=ws, name="S")
+    step = SequenceStep.objects.create(
+        workspace=ws, sequence=s, position=0, subject="x", body="x"
+    )
+    return {"pk": s.pk, "step_pk": step.pk}
+
+
 def _delivery(ws: Workspace) -> dict:
     hook = Webhook.objects.create(workspace=ws, url="https://h.test", events=[])
     d = WebhookDelivery.objects.create(
@@ -226,6 +242,14 @@ SCOPED: dict[str, Callable[[Workspace], dict] | None] = {
     "leads:dropped": None,
     "leads:dropped_csv": None,
     "leads:dropped_tag": None,
+    "leads:dropped_sequence": None,
+    "leads:sequences": None,
+    "leads:sequence_create": None,
+    "leads:sequence_detail": _sequence,
+    "leads:sequence_edit": _sequence,
+    "leads:sequence_step_add": _sequence,
+    "leads:sequence_step_edit": _sequence_step,
+    "leads:sequence_step_delete": _sequence_step,
     "leads:detail": _lead,
     "leads:export_json": _lead,
     "leads:erase": _lead,

@@ -31,13 +31,19 @@ def test_database_url() -> str:
 
 
 @contextmanager
-def celery_worker(*, queues: str = "celery") -> Iterator[subprocess.Popen]:
+def celery_worker(
+    *, queues: str = "celery", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """A worker process; ``env`` adds to (or overrides) its environment, e.g. an
+    SMTP backend pointed at a local receiver."""
+    extra = env or {}
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        **extra,
     }
     proc = subprocess.Popen(
         [

@@ -53,6 +53,27 @@ def cents(value: float | None, currency: str = "USD") -> str:
 
 
 @register.simple_tag
+def amounts(by_currency: dict[str, float] | None, currency: str = "") -> str:
+    """Money per currency ("€8.00 · $5.00"), never added across currencies; when
+    there is none, zero in ``currency`` (or "—" without one)."""
+    if not by_currency:
+        return format_money(0, currency) if currency else "—"
+    return " · ".join(
+        format_money(round(v), cur) for cur, v in sorted(by_currency.items())
+    )
+
+
+@register.simple_tag
+def ratios(by_currency: dict[str, float] | None) -> str:
+    """A ratio per currency (ROAS), as "2.7 times", or one per currency for several."""
+    if not by_currency:
+        return "—"
+    if len(by_currency) == 1:
+        return f"{next(iter(by_currency.values())):.1f}×"
+    return " · ".join(f"{cur} {v:.1f}×" for cur, v in sorted(by_currency.items()))
+
+
+@register.simple_tag
 def delta(current: float | None, previous: float | None) -> str:
     """A small ▲/▼ badge comparing with the previous period."""
     if current is None or previous is None:

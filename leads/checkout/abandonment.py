@@ -19,6 +19,7 @@ from ..models import (
     Lead,
     Order,
     OrderStatus,
+    SequenceTrigger,
     WebhookEvent,
 )
 from .settlement import order_payload
@@ -128,4 +129,11 @@ def _abandon(lead: Lead, *, step_id: int, order: Order | None, reached_at) -> in
         from ..tasks import follow_up_send_task
 
         enqueue_on_commit(follow_up_send_task, follow_up.pk, lead.pk)
+    if lead.erased_at is None:
+        from ..sequences.services import sequences_enroll_triggered
+
+        step = Step.objects.get(pk=step_id)
+        sequences_enroll_triggered(
+            lead=lead, step=step, trigger=SequenceTrigger.ABANDONED
+        )
     return 1

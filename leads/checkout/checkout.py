@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from funnels.models import Product, PublishedOffer, Step
 
 from .. import gateways, services
-from ..gateways import GatewayError
+from ..gateways import ChargeResult, GatewayError
 from ..models import (
     ItemKind,
     ItemStatus,
@@ -26,7 +26,12 @@ from ..models import (
     PaymentStatus,
     Submission,
 )
-from .settlement import charge_once, payment_ask_gateway, payment_settle
+from .settlement import (
+    charge_once,
+    payment_ask_gateway,
+    payment_settle,
+    settle_locked,
+)
 
 CONFIRMING = (
     "We are confirming your payment with the payment provider. You have not been "
@@ -237,17 +242,56 @@ def _checkout_payments(order: Order):
     ).order_by("-attempt", "-id")
 
 
+SUPERSEDED = "Replaced by a later attempt with another card (cancelled unpaid)."
+NOT_CANCELLED = (
+    "Your earlier payment is still waiting for your bank's confirmation and we "
+    "could not cancel it just now. Nothing more was charged; try again in a minute."
+)
+
+
+def _supersede(payment: Payment) -> Payment | None:
+    """Before a retry: cancel at the gateway the attempt that waits for the bank's
+    check (3-D Secure), so that it can never be confirmed later and charge a second
+    time. Returns it settled: declined once cancelled, or succeeded when the bank's
+    check went through first (the order is paid: no retry). None when the gateway
+    does not answer (then no new attempt is made)."""
+    try:
+        if payment.reference:
+            answer = gateways.get_gateway(payment.order.gateway).cancel(
+                reference=payment.reference
+            )
+        else:  # the gateway never named it: nothing there to confirm
+            answer = ChargeResult("declined")
+    except GatewayError:
+        return None
+    if answer.status == "requires_action":
+        return None  # not cancelled: never leave two attempts open
+    if not answer.succeeded:
+        answer = ChargeResult(
+            "declined", reference=answer.reference, message=SUPERSEDED
+        )
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status != PaymentStatus.REQUIRES_ACTION:
+            # Settled meanwhile (a concurrent retry cancelled it, or the bank's
+            # confirmation was applied): its items may be another attempt's now.
+            return locked
+        return settle_locked(locked, answer)
+
+
 @transaction.atomic
-def _attempt(order: Order) -> Payment:
+def _attempt_locked(order: Order) -> Payment | None:
     """The order form's payment to act on, decided under the order's row lock:
     the attempt in progress, a settled one, or, after a decline, the next attempt
-    (numbered here, so concurrent retries cannot both make one)."""
+    (numbered here, so concurrent retries cannot both make one). None when the
+    latest attempt waits for the bank's check: it must be cancelled first."""
     order = Order.objects.select_for_update().get(pk=order.pk)
     latest = _checkout_payments(order).first()
+    if latest is not None and latest.status == PaymentStatus.REQUIRES_ACTION:
+        return None
     retry = latest is not None and latest.status in {
         PaymentStatus.DECLINED,
         PaymentStatus.FAILED,
-        PaymentStatus.REQUIRES_ACTION,
     }
     if latest is not None and not retry:
         return latest
@@ -271,6 +315,32 @@ def _attempt(order: Order) -> Payment:
         order.status = OrderStatus.PENDING
         order.save(update_fields=["status"])
     return payment
+
+
+def _attempt(order: Order) -> tuple[Payment, str]:
+    """The payment this submit acts on, and a message when it cannot go on.
+
+    An attempt waiting for the bank's check is cancelled at the gateway before
+    the next one is made (outside any lock: the gateway call may take a while;
+    concurrent retries cancel it alike and the numbering under the lock makes one
+    next attempt). One success per (order, step) whatever the order of the bank's
+    confirmation and the retry: the gateway lets only one of cancel and confirm
+    happen, and a confirmation that came first is settled as the order's payment.
+    """
+    latest = None
+    for _ in range(10):
+        latest = _checkout_payments(order).select_related("order").first()
+        if latest is not None and latest.status == PaymentStatus.REQUIRES_ACTION:
+            settled = _supersede(latest)
+            if settled is None:
+                return latest, NOT_CANCELLED
+            if settled.status == PaymentStatus.SUCCEEDED:
+                return settled, ""
+        payment = _attempt_locked(order)
+        if payment is not None:
+            return payment, ""
+    assert latest is not None  # the loop ran and left an attempt waiting
+    return latest, NOT_CANCELLED
 
 
 def _result(
@@ -329,7 +399,9 @@ def order_checkout(
         ip_address=ip_address,
         user_agent=user_agent,
     )
-    payment = _attempt(order)
+    payment, refused = _attempt(order)
+    if refused:
+        return _result(order, payment, replayed=not created, message=refused)
     gateway = gateways.get_gateway(order.gateway)
     email = order.lead.email
 

@@ -32,10 +32,11 @@ def payment_settle(*, payment: Payment, result: ChargeResult | None) -> Payment:
     """Apply a gateway answer (None: no answer) to the payment, items and order."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        return _settle_locked(payment, result)
+        return settle_locked(payment, result)
 
 
-def _settle_locked(payment: Payment, result: ChargeResult | None) -> Payment:
+def settle_locked(payment: Payment, result: ChargeResult | None) -> Payment:
+    """payment_settle for a payment whose row lock the caller holds."""
     if payment.status == PaymentStatus.SUCCEEDED:
         return payment  # already settled by a concurrent request or the reconciler
     order = Order.objects.select_for_update().get(pk=payment.order_id)
@@ -114,7 +115,7 @@ def charge_once(
                 result: ChargeResult | None = call(locked)
             except GatewayError:
                 result = None
-            return _settle_locked(locked, result), result
+            return settle_locked(locked, result), result
     except OperationalError as exc:
         if not _lock_not_available(exc):
             raise
@@ -202,6 +203,6 @@ def orders_reconcile(*, older_than: timedelta = timedelta(minutes=2)) -> int:
                 result = payment_ask_gateway(payment)
             except GatewayError:
                 continue
-            _settle_locked(payment, result)
+            settle_locked(payment, result)
             settled += 1
     return settled

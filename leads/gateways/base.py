@@ -97,5 +97,11 @@ class PaymentGateway(Protocol):
     def lookup(self, *, idempotency_key: str) -> ChargeResult:
         """Find the payment made with this key (after a timeout left no reference)."""
 
+    def cancel(self, *, reference: str) -> ChargeResult:
+        """Cancel a payment still waiting for the visitor's bank (3-D Secure), so
+        it can never be confirmed later; answer its state afterwards: "declined"
+        once cancelled (or when it had failed), "succeeded" when the bank's check
+        went through first. Raises GatewayError when it does not answer."""
+
     def verify_webhook(self, *, payload: bytes, signature: str) -> WebhookEvent:
         """Verify and parse a webhook; raise ValueError for a bad signature or body."""

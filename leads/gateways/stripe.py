@@ -164,6 +164,19 @@ class StripeGateway:
             raise GatewayError(str(exc)) from exc
         return self._intent_result(intent)
 
+    def cancel(self, *, reference: str) -> ChargeResult:
+        try:
+            intent = self.client.v1.payment_intents.cancel(
+                reference, params={"cancellation_reason": "abandoned"}
+            )
+        except stripe.InvalidRequestError:
+            # Not cancelable any more (it succeeded, failed or was cancelled
+            # already): its state says which.
+            return self.retrieve(reference=reference)
+        except stripe.StripeError as exc:
+            raise GatewayError(str(exc)) from exc
+        return self._intent_result(intent)
+
     def lookup(self, *, idempotency_key: str) -> ChargeResult:
         try:
             found = self.client.v1.payment_intents.search(

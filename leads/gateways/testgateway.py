@@ -117,6 +117,10 @@ class TestGateway:
     def lookup(self, *, idempotency_key: str) -> ChargeResult:
         return ChargeResult("declined", message="Not charged (the gateway timed out).")
 
+    def cancel(self, *, reference: str) -> ChargeResult:
+        # Test-mode authentication is never completed: cancelling always wins.
+        return ChargeResult("declined", reference=reference, message="Canceled.")
+
     def sign(self, payload: bytes) -> str:
         return hmac.new(self.webhook_secret.encode(), payload, "sha256").hexdigest()
 

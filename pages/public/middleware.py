@@ -65,7 +65,7 @@ class HostRoutingMiddleware:
             path == prefix
             or path.startswith(prefix + "/")
             or path in _ROOT_FILES
-            or path.startswith((settings.STATIC_URL, settings.MEDIA_URL))
+            or path.startswith((settings.STATIC_URL, settings.MEDIA_URL, "/_seq/"))
         ):
             request.path_info = prefix + path
         response = self.get_response(request)

@@ -23,6 +23,8 @@ urlpatterns = [
     re_path(
         rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", views.media, name="media"
     ),
+    # Sequence e-mails' unsubscribe, pixel and links (before any funnel slug).
+    path("_seq/", include("leads.sequence_public_urls")),
     path("<slug:funnel_slug>/", views.page, name="funnel"),
     path(
         "<slug:funnel_slug>/<slug:step_slug>/",

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.actors import Actor, acting_as
-from accounts.models import AuditEntry, Membership
+from accounts.models import AuditEntry, Membership, Workspace
 from accounts.tasks import audit_purge_task
 from funnels.services import funnel_delete
 from leads.models import Lead
@@ -120,6 +120,24 @@ def test_the_log_is_append_only(workspace):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEntry.objects.filter(pk=entry.pk).delete()
     assert AuditEntry.objects.get(pk=entry.pk).action == "settings.update"
+
+
+def test_deleting_a_workspace_takes_its_log_and_nothing_else(
+    workspace, other_workspace
+):
+    """A workspace with an audit log can be deleted (the log goes with it, through
+    workspace_delete); another workspace's entries stay, and a plain delete of the
+    workspace is still refused by the log."""
+    with acting_as(Actor(label="test")), transaction.atomic():
+        services.audit_record(workspace=workspace, action="settings.update")
+        services.audit_record(workspace=other_workspace, action="settings.update")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        workspace.delete()
+    services.workspace_delete(workspace=workspace)
+    assert not Workspace.objects.filter(pk=workspace.pk).exists()
+    assert actions(other_workspace) == ["settings.update"]
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry.objects.filter(workspace=other_workspace).delete()
 
 
 def test_retention_purge(workspace, other_workspace):

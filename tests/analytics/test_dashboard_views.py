@@ -107,13 +107,17 @@ def test_overview_and_csv(owner_client, tracked_funnel, workspace):
     assert spend == [
         {
             "source": "facebook",
-            "spend": 1000,
+            "spend": {"USD": 1000},
             "buyers": 1,
-            "revenue": 2700,
-            "cac": 1000.0,
-            "roas": 2.7,
+            "revenue": {"USD": 2700},
+            "cac": {"USD": 1000.0},
+            "roas": {"USD": 2.7},
         }
     ]
+    # One currency looks as before: plain amounts and ratio.
+    table = response.content.decode().split("Ad spend", 1)[1].split("</table>")[0]
+    assert '<td>facebook</td><td class="right">$10.00</td>' in table
+    assert "$27.00" in table and "2.7×" in table and "USD" not in table
 
 
 def test_stranger_cannot_see_funnel_dashboard(client, stranger, tracked_funnel):
@@ -137,6 +141,37 @@ def test_ad_spend_csv_upload(owner_client, workspace):
     )
     assert "Line 2:" in response.content.decode()
     assert AdSpend.objects.count() == 1
+
+
+def test_ad_spend_delete_is_audited(owner_client, owner, workspace, other_workspace):
+    """Removing ad spend (CAC and ROAS change with it) is in the audit log; a
+    stranger's row is a 404 and stays."""
+    from datetime import date
+
+    from accounts.models import AuditEntry
+
+    mine = AdSpend.objects.create(
+        workspace=workspace,
+        source="fb",
+        date_from=date(2026, 1, 1),
+        date_to=date(2026, 1, 31),
+        amount_minor=25000,
+    )
+    theirs = AdSpend.objects.create(
+        workspace=other_workspace,
+        source="fb",
+        date_from=date(2026, 1, 1),
+        date_to=date(2026, 1, 31),
+        amount_minor=100,
+    )
+    url = "analytics:ad_spend_delete"
+    assert owner_client.post(reverse(url, args=[theirs.pk])).status_code == 404
+    assert owner_client.post(reverse(url, args=[mine.pk])).status_code == 302
+    assert list(AdSpend.objects.values_list("pk", flat=True)) == [theirs.pk]
+    entry = AuditEntry.objects.get(workspace=workspace)
+    assert (entry.action, entry.actor_label) == ("ad_spend.delete", owner.email)
+    assert entry.changes["before"]["amount_minor"] == 25000
+    assert entry.changes["before"]["source"] == "fb"
 
 
 def test_delta_badge():

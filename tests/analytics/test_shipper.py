@@ -96,6 +96,11 @@ def test_bots_prefetch_head_and_errors_are_not_views(live):
             view(step, page, v=""),
             view(step, page, s="999999"),  # a step deleted since
             view(step, page, st="304"),  # a revalidated view is a view
+            # Malformed lines are dropped one by one, never the batch.
+            view(step, page, t="nan"),
+            view(step, page, t="1e30"),
+            view(step, page, id="not-a-request-id"),
+            view(step, page, p="12"),
         ],
     )
     assert shipper.ship_once() == 1
@@ -125,7 +130,7 @@ def test_a_failed_copy_leaves_the_offset_where_it_was(live, monkeypatch):
     def broken(*args, **kwargs):
         raise ingest.psycopg.errors.AdminShutdown("gone")
 
-    monkeypatch.setattr(ingest, "lines_write", broken)
+    monkeypatch.setattr(shipper, "views_write", broken)
     with pytest.raises(ingest.psycopg.errors.AdminShutdown):
         shipper.ship_once()
     assert not LogOffset.objects.exists()
@@ -201,3 +206,40 @@ def test_a_form_token_is_accepted_from_the_log_before_the_view_is_shipped(live):
         spam.check_edge_token(line["id"], step_id=step.pk, now=float(line["t"]) + 1)
     with pytest.raises(spam.SpamError, match="not valid"):
         spam.check_edge_token(uuid.uuid4().hex, step_id=step.pk)
+
+
+@pytest.mark.django_db
+def test_polling_a_log_that_did_not_change_costs_no_query(live):
+    """The shipper follows the logs every 0.1 s: a poll that finds nothing new is a
+    stat() per file, not a transaction per file."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, step, page = live
+    write("views.log", [view(step, page)])
+    assert shipper.ship_once() == 1
+    with CaptureQueriesContext(connection) as polled:
+        assert shipper.ship_once() == 0
+    assert len(polled) == 0
+    write("views.log", [view(step, page)])
+    assert shipper.ship_once() == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_is_set_based_whatever_its_size(live):
+    """One COPY, one upsert of the visitors and one insert of the events per batch:
+    the statements a batch costs do not grow with its views."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, step, page = live
+    write("views.log", [view(step, page)])
+    assert shipper.ship_once() == 1  # this month's partition exists from here on
+    write("views.log", [view(step, page)])
+    with CaptureQueriesContext(connection) as one:
+        assert shipper.ship_once() == 1
+    write("views.log", [view(step, page, q=f"utm_source=s{i}") for i in range(300)])
+    with CaptureQueriesContext(connection) as many:
+        assert shipper.ship_once() == 300
+    assert len(many) == len(one)
+    assert Visitor.objects.count() == 302

@@ -19,6 +19,14 @@ def test_admin_pages_have_no_serious_violation(live_server, page, owner, workspa
         workspace=workspace, user=owner, template_key="tripwire", name="Axe check"
     )
     first = Page.objects.filter(step__funnel=funnel).order_by("step__position").first()
+    from leads.sequences import services as sequences
+
+    sequence = sequences.sequence_save(
+        workspace=workspace, name="Win back", funnel=funnel
+    )
+    sequences.sequence_step_save(
+        sequence=sequence, subject="Come back", body="Hi", delay_minutes=60
+    )
     log_in(page, live_server, owner.email)
     found = {}
     for path in (
@@ -30,6 +38,9 @@ def test_admin_pages_have_no_serious_violation(live_server, page, owner, workspa
         "/funnel-templates/",
         f"/pages/{first.pk}/publish/check/",
         "/settings/page-speed/",
+        "/sequences/",
+        "/sequences/new/",
+        f"/sequences/{sequence.pk}/",
     ):
         page.goto(live_server.url + path)
         htmx_idle(page)

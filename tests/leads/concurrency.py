@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connections
 from django.test import Client
 
+from leads.gateways.base import ChargeResult
 from leads.gateways.testgateway import TestGateway
 
 
@@ -127,3 +128,89 @@ class GatewayLedger:
     @property
     def refunded(self) -> int:
         return sum(self.refunds.values())
+
+
+class ThreeDSBank:
+    """The gateway's and the bank's side of 3-D Secure, as Stripe keeps it: a
+    payment that needs authentication waits until the visitor passes the bank's
+    check (then it succeeds and money moves) or until it is cancelled, whichever
+    comes first; once one happened, the other is refused. Install after the
+    ledger (it records the money a confirmation moves)."""
+
+    def __init__(self, ledger: GatewayLedger) -> None:
+        self.ledger = ledger
+        self.lock = threading.Lock()
+        # reference -> [state, idempotency key, amount]
+        self.intents: dict[str, list[Any]] = {}
+        self.cancels = 0
+
+    def install(self, monkeypatch) -> ThreeDSBank:
+        charge, retrieve = TestGateway.charge, TestGateway.retrieve
+        bank = self
+
+        def charge_(gw, **kw):
+            result = charge(gw, **kw)
+            if result.status == "requires_action":
+                with bank.lock:
+                    bank.intents.setdefault(
+                        result.reference,
+                        ["requires_action", kw["idempotency_key"], kw["amount_minor"]],
+                    )
+                # As Stripe does: the browser gets what it needs for the check.
+                return _answer("requires_action", result.reference)
+            return result
+
+        def state(reference: str):
+            with bank.lock:
+                intent = bank.intents.get(reference)
+                return None if intent is None else intent[0]
+
+        def retrieve_(gw, *, reference: str):
+            time.sleep(GatewayLedger.LATENCY)
+            now = state(reference)
+            if now is None:
+                return retrieve(gw, reference=reference)
+            return _answer(now, reference)
+
+        def cancel_(gw, *, reference: str):
+            time.sleep(GatewayLedger.LATENCY)
+            with bank.lock:
+                bank.cancels += 1
+                intent = bank.intents.get(reference)
+                if intent is None:
+                    return ChargeResult("declined", reference=reference)
+                if intent[0] == "requires_action":
+                    intent[0] = "canceled"
+                return _answer(intent[0], reference)
+
+        monkeypatch.setattr(TestGateway, "charge", charge_)
+        monkeypatch.setattr(TestGateway, "retrieve", retrieve_)
+        monkeypatch.setattr(TestGateway, "cancel", cancel_, raising=False)
+        return self
+
+    def confirm(self, reference: str) -> bool:
+        """The visitor passes the bank's check: the payment succeeds unless it was
+        cancelled first. True when money moved."""
+        with self.lock:
+            intent = self.intents.get(reference)
+            if intent is None or intent[0] != "requires_action":
+                return False
+            intent[0] = "succeeded"
+        with self.ledger.lock:
+            self.ledger.charges[intent[1]] = intent[2]
+        return True
+
+    def waiting(self) -> list[str]:
+        """References still waiting for the bank's check (could still charge)."""
+        with self.lock:
+            return [r for r, i in self.intents.items() if i[0] == "requires_action"]
+
+
+def _answer(state: str, reference: str) -> ChargeResult:
+    if state == "succeeded":
+        return ChargeResult("succeeded", reference=reference)
+    if state == "requires_action":
+        return ChargeResult(
+            "requires_action", reference=reference, action_secret=f"{reference}_s"
+        )
+    return ChargeResult("declined", reference=reference, message="Canceled.")

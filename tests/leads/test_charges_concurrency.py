@@ -4,18 +4,31 @@ only on the order's own path, and pending payments that never advance as paid.""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from django.core import signing
+from django.test import Client
 from django.utils import timezone
 
 from funnels.models import StepOffer
 from funnels.public_forms import form_token_issue
-from leads.gateways.testgateway import DECLINED_CARD, SUCCESS_CARD, TIMEOUT_CARD
+from leads.gateways import get_gateway
+from leads.gateways.testgateway import (
+    AUTH_CARD,
+    DECLINED_CARD,
+    SUCCESS_CARD,
+    TIMEOUT_CARD,
+)
 from leads.models import Order, OrderItem, Payment
 from tests.factories import FunnelFactory, ProductFactory, StepFactory, offers_freeze
-from tests.leads.concurrency import GatewayLedger, concurrently, public_client
+from tests.leads.concurrency import (
+    GatewayLedger,
+    ThreeDSBank,
+    concurrently,
+    public_client,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +38,11 @@ ORDER_COOKIE = "of_order"
 @pytest.fixture
 def ledger(monkeypatch):
     return GatewayLedger().install(monkeypatch)
+
+
+@pytest.fixture
+def bank(ledger, monkeypatch):
+    return ThreeDSBank(ledger).install(monkeypatch)
 
 
 @pytest.fixture
@@ -77,8 +95,14 @@ def _token(step) -> str:
     return form_token_issue(step_id=step.pk, now=time.time() - 10)
 
 
-def _form(step, token: str, card: str = SUCCESS_CARD, bump: bool = False) -> dict:
-    data = {"email": "buyer@x.io", "name": "Bea Buyer", "card": card, "_of": token}
+def _form(
+    step,
+    token: str,
+    card: str = SUCCESS_CARD,
+    bump: bool = False,
+    email: str = "buyer@x.io",
+) -> dict:
+    data = {"email": email, "name": "Bea Buyer", "card": card, "_of": token}
     if bump:
         data["bump"] = "on"
     return data
@@ -230,6 +254,97 @@ def test_gateway_timeout_shows_confirming_page_and_never_advances(shop, ledger):
     )
     assert accept.status_code == 402
     assert ledger.charged == 0
+
+
+def _gateway_says_succeeded(payment_key: str, reference: str) -> None:
+    """The gateway's webhook after the visitor passed the bank's check."""
+    body = json.dumps(
+        {
+            "id": f"tevt_{reference}",
+            "type": "payment.succeeded",
+            "reference": reference,
+            "payment_key": payment_key,
+            "data": {"amount_minor": 2700, "currency": "USD"},
+        }
+    ).encode()
+    response = Client(raise_request_exception=False).post(
+        "/webhooks/test/",
+        body,
+        content_type="application/json",
+        HTTP_X_TEST_SIGNATURE=get_gateway("test").sign(body),
+    )
+    assert response.status_code == 200, response.content
+
+
+def _authenticated(order: Order, payment: Payment, bank: ThreeDSBank) -> bool:
+    """The visitor passes the bank's check for ``payment`` in a tab left open:
+    the gateway says so by webhook and the browser comes back to confirm."""
+    if not bank.confirm(payment.reference):
+        return False
+    _gateway_says_succeeded(payment.idempotency_key, payment.reference)
+    public_client({ORDER_COOKIE: _order_cookie(order)}).post(
+        "/guide/order/order/confirm/"
+    )
+    return True
+
+
+def _3ds_round(shop, ledger, bank, first: str, round_: int) -> None:
+    token = _token(shop["order"])
+    # One buyer and address per round (the forms' rate limits).
+    email, ip = f"buyer{round_}@x.io", f"192.0.2.{round_ + 1}"
+    waiting = public_client().post(
+        "/guide/order/order/",
+        _form(shop["order"], token, card=AUTH_CARD, email=email),
+        REMOTE_ADDR=ip,
+    )
+    assert waiting.status_code == 200
+    order = Order.objects.latest("pk")
+    first_attempt = order.payments.get()
+    assert first_attempt.status == "requires_action"
+
+    def retry():
+        return public_client().post(
+            "/guide/order/order/",
+            _form(shop["order"], token, email=email),
+            REMOTE_ADDR=ip,
+        )
+
+    def bank_side():
+        time.sleep(0.02 * round_)  # round 0 races head on; later ones stagger
+        return _authenticated(order, first_attempt, bank)
+
+    if first == "bank":
+        assert _authenticated(order, first_attempt, bank)
+        response = retry()
+    elif first == "retry":
+        response = retry()
+        assert not _authenticated(order, first_attempt, bank)
+    else:
+        response, _ = concurrently(2, lambda i: retry() if i == 0 else bank_side())
+    assert not isinstance(response, Exception), response
+    assert (response.status_code, response["Location"]) == (302, "/guide/upsell/")
+    # A late confirmation of any attempt still waiting changes nothing either.
+    for payment in order.payments.all():
+        _authenticated(order, payment, bank)
+    assert bank.waiting() == []
+    order.refresh_from_db()
+    assert (order.status, order.paid_minor) == ("paid", 2700)
+    assert _succeeded_charges(order) == 1
+    assert ledger.charged_for(str(order.public_id)) == 2700
+
+
+@pytest.mark.parametrize("first", ["bank", "retry", "race"])
+def test_3ds_attempt_left_pending_never_charges_twice_with_a_retry(
+    shop, ledger, bank, first
+):
+    """A card that needs the bank's check (3-D Secure) is left waiting; the visitor
+    retries the same order form with another card. Whatever comes first (the
+    bank's confirmation of the first attempt, its webhook and the browser's
+    return, or the retry), the order ends with exactly one succeeded charge,
+    at the gateway too, and no earlier attempt is left that could still charge
+    (the issue: a later success left the first attempt confirmable)."""
+    for round_ in range(6 if first == "race" else 1):
+        _3ds_round(shop, ledger, bank, first, round_)
 
 
 def test_mixed_submits_accepts_and_refunds_balance(shop, ledger):

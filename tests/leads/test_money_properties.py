@@ -238,6 +238,10 @@ class Run:
 def test_money_balances_over_any_interleaving(
     workspace, monkeypatch, django_capture_on_commit_callbacks, sequence
 ):
+    # Every row here carries the test transaction's start as inserted_at; a long
+    # run of examples outlasts MARGIN (how long rollups assume a writing
+    # transaction stays open), which production transactions never do.
+    monkeypatch.setattr(rollups, "MARGIN", timedelta(days=1))
     ledger = GatewayLedger()
     ledger.LATENCY = 0
     # Each example in its own savepoint, rolled back after: examples start from

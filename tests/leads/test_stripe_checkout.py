@@ -166,6 +166,81 @@ def test_3d_secure_still_pending_is_not_paid(visitor, stripe_mode, steps):
     assert Order.objects.get().paid_minor == 0
 
 
+def _order_post(visitor, steps, token: str, pm: str = PM):
+    return visitor.post(
+        "/guide/order/order/",
+        {"email": "ann@example.com", "payment_method": pm, "bump": "on", "_of": token},
+    )
+
+
+def test_retry_after_3d_secure_cancels_the_waiting_payment_first(
+    visitor, stripe_mode, steps
+):
+    """The bank's check is left open and the visitor retries with another card:
+    the waiting PaymentIntent is cancelled at Stripe before the new one is made,
+    so finishing the old check later cannot charge a second time."""
+    http = stripe_mode([(200, "customer"), (200, "intent_requires_action_1600")])
+    token = _token(steps["order"])
+    assert _order_post(visitor, steps, token).status_code == 200
+    http.responses += [
+        (200, "intent_canceled_1600"),
+        (200, "customer"),
+        (200, "intent_succeeded"),
+    ]
+    retry = _order_post(visitor, steps, token, pm="pm_1Rk2dA2eZvKYlo2Cnew")
+    assert (retry.status_code, retry["Location"]) == (302, "/guide/upsell/")
+    method, url, _, body = http.calls[2]
+    assert (method, url.rsplit("/v1/", 1)[1]) == (
+        "post",
+        "payment_intents/pi_3Rk2dB2eZvKYlo2C1/cancel",
+    )
+    assert body["cancellation_reason"] == ["abandoned"]
+    order = Order.objects.get()
+    assert http.calls[4][2]["Idempotency-Key"] == f"{order.public_id}:checkout:2"
+    assert list(
+        order.payments.order_by("attempt").values_list("status", "message")
+    ) == [
+        ("declined", checkout.checkout.SUPERSEDED),
+        ("succeeded", ""),
+    ]
+    assert (order.status, order.paid_minor) == ("paid", 1600)
+
+
+def test_retry_after_3d_secure_passed_at_the_bank_is_not_charged_again(
+    visitor, stripe_mode, steps
+):
+    """The bank's check went through just before the retry: Stripe refuses to
+    cancel, the first payment is the order's, and no second charge is made."""
+    http = stripe_mode([(200, "customer"), (200, "intent_requires_action_1600")])
+    token = _token(steps["order"])
+    _order_post(visitor, steps, token)
+    http.responses += [(400, "cancel_unexpected_state"), (200, "intent_authenticated")]
+    retry = _order_post(visitor, steps, token, pm="pm_1Rk2dA2eZvKYlo2Cnew")
+    assert (retry.status_code, retry["Location"]) == (302, "/guide/upsell/")
+    assert len(http.calls) == 4 and http.calls[3][0] == "get"
+    order = Order.objects.get()
+    assert list(order.payments.values_list("attempt", "status")) == [(1, "succeeded")]
+    assert (order.status, order.paid_minor) == ("paid", 1600)
+
+
+def test_retry_when_stripe_cannot_cancel_makes_no_new_charge(
+    visitor, stripe_mode, steps
+):
+    """Stripe does not answer the cancel: no second payment is made while the
+    first could still be confirmed; the visitor is told to try again."""
+    http = stripe_mode([(200, "customer"), (200, "intent_requires_action_1600")])
+    token = _token(steps["order"])
+    _order_post(visitor, steps, token)
+    http.responses += [(500, "api_error")] * 3
+    retry = _order_post(visitor, steps, token, pm="pm_1Rk2dA2eZvKYlo2Cnew")
+    assert retry.status_code == 402
+    assert "could not cancel it just now" in retry.content.decode()
+    order = Order.objects.get()
+    assert list(order.payments.values_list("status", flat=True)) == ["requires_action"]
+    made = [url for _, url, _, _ in http.calls[2:] if url.endswith("/payment_intents")]
+    assert made == []
+
+
 def test_confirm_without_an_order_cookie_is_refused(visitor, stripe_mode, steps):
     stripe_mode([])
     response = visitor.post("/guide/order/order/confirm/")

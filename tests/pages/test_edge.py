@@ -158,12 +158,7 @@ def test_publish_writes_files_that_nginx_serves_with_a_visitor_cookie_and_a_log_
     page = page_for_step(step=step)
     page.refresh_from_db()
     host = f"{workspace.slug}.localhost"
-    artifact = (
-        edge.sites_dir()
-        / str(step.pk)
-        / "s"
-        / f"{edge.artifact_name(page.pk, page.published_version_id)}.html"
-    )
+    artifact = edge.artifact_path(step.pk, "s", page.pk, page.published_version_id)
     nginx_edge.wait_reloaded(
         lambda: _from_edge(nginx_edge.get(f"/{funnel.slug}/", host))
     )
@@ -201,11 +196,18 @@ def test_publish_writes_files_that_nginx_serves_with_a_visitor_cookie_and_a_log_
     nginx_edge.wait_reloaded(lambda: nginx_edge.get(f"/{funnel.slug}/", host)[0] == 404)
 
 
+def _worker_pids(edge_: Edge) -> list[str]:
+    pid = int((edge_.root / "nginx.pid").read_text())
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
 def test_split_test_is_sticky_per_visitor_and_follows_the_weights(
     nginx_edge, workspace, owner
 ):
-    """Two variants at 50/50 both get visitors; a returning visitor keeps theirs;
-    weight 0 takes a variant out after the reload."""
+    """Two variants at 50/50 both get visitors; a returning visitor keeps theirs.
+    New weights apply at once to new visitors WITHOUT a reload (same nginx
+    worker, same configuration) while returning visitors keep their variant;
+    weight 0 moves that variant's returning visitors to the other."""
     funnel = funnel_create_from_template(
         workspace=workspace, user=owner, template_key="lead-magnet", name="Split"
     )
@@ -218,28 +220,46 @@ def test_split_test_is_sticky_per_visitor_and_follows_the_weights(
     nginx_edge.wait_reloaded(lambda: _from_edge(nginx_edge.get(path, host)))
     bodies = {}
     for page in Page.objects.filter(pk__in=[control.pk, challenger.pk]):
-        name = edge.artifact_name(page.pk, page.published_version_id)
-        bodies[
-            (edge.sites_dir() / str(step.pk) / "s" / f"{name}.html").read_bytes()
-        ] = page.pk
-    seen = Counter()
-    visitors = []
-    for _ in range(40):
-        status, headers, body = nginx_edge.get(path, host)
+        artifact = edge.artifact_path(step.pk, "s", page.pk, page.published_version_id)
+        bodies[artifact.read_bytes()] = page.pk
+
+    def visit(cookie: str = "") -> tuple[str, int]:
+        status, headers, body = nginx_edge.get(path, host, cookie=cookie)
         assert status == 200
-        seen[bodies[body]] += 1
-        visitors.append((_visitor(headers), bodies[body]))
-    assert seen[control.pk] >= 8 and seen[challenger.pk] >= 8
+        page_id = bodies[body]
+        # The pin cookie names the variant that was sent.
+        sent = [c.split(";", 1)[0] for c in headers.get_all("Set-Cookie") or []]
+        assert f"ofp{step.pk}={page_id}" in sent
+        return cookie or _cookies(headers), page_id
+
+    visitors = [visit() for _ in range(60)]
+    seen = Counter(page_id for _, page_id in visitors)
+    assert seen[control.pk] >= 15 and seen[challenger.pk] >= 15
     for cookie, page_id in visitors[:10]:
         for _ in range(3):
-            assert bodies[nginx_edge.get(path, host, cookie=cookie)[2]] == page_id
+            assert visit(cookie)[1] == page_id
+
+    workers = _worker_pids(nginx_edge)
+    config = edge.conf_path().read_text()
+    variant_weights_set(step=step, weights={control.pk: 5, challenger.pk: 95})
+    newcomers = Counter(visit()[1] for _ in range(100))
+    assert newcomers[challenger.pk] >= 85, newcomers
+    for cookie, page_id in visitors:
+        assert visit(cookie)[1] == page_id  # returning: their variant, both served
+    assert edge.conf_path().read_text() == config
+    assert _worker_pids(nginx_edge) == workers  # no reload
 
     variant_weights_set(step=step, weights={control.pk: 0, challenger.pk: 100})
-    challenger_body = next(b for b, pk in bodies.items() if pk == challenger.pk)
-    cookie = next(c for c, pk in visitors if pk == control.pk)
-    nginx_edge.wait_reloaded(
-        lambda: nginx_edge.get(path, host, cookie=cookie)[2] == challenger_body
-    )
+    for cookie, _ in visitors:
+        assert visit(cookie)[1] == challenger.pk  # control is paused
+    assert Counter(visit()[1] for _ in range(20)) == {challenger.pk: 20}
+    assert _worker_pids(nginx_edge) == workers
+    lines = nginx_edge.log_lines()
+    served = {line["p"] for line in lines if line["s"] == str(step.pk)}
+    assert served == {
+        edge.artifact_name(p.pk, p.published_version_id)
+        for p in Page.objects.filter(pk__in=[control.pk, challenger.pk])
+    }
 
 
 # Longer than nginx's default map bucket (64 bytes) with method and path.
@@ -329,3 +349,39 @@ def test_an_opt_in_on_a_page_nginx_served_is_checked_against_its_logged_view(
     # The same token again: one submission.
     nginx_edge.get(form, host, cookie=cookie, method="POST", data=fields)
     assert Submission.objects.filter(lead=lead).count() == 1
+
+
+def _long_host(n: int) -> str:
+    """A host name of the longest legal length (253), numbered."""
+    labels = [f"{n:06d}" + "a" * 57, "b" * 63, "c" * 63, "d" * 61]
+    host = ".".join(labels)
+    assert len(host) == 253
+    return host
+
+
+def test_routes_with_the_longest_host_names_load_without_a_warning(tmp_path, settings):
+    """5,000 custom domains of 253 characters with 80-character step slugs (20,000
+    route keys up to 342 bytes): the map hash sizes are computed from the keys, so
+    `nginx -t` is silent (no "could not build optimal map_hash" warning)."""
+    settings.EDGE_ROOT = tmp_path
+    slug = "s" * 80
+    steps = {
+        n: edge.Step(n, n, 1, "f", slug, True, [(n, n, 100)]) for n in range(1, 5001)
+    }
+    routes = {_long_host(n): [("/", n, "d"), (f"/{slug}/", n, "d")] for n in steps}
+    policies = {(n, "d", edge.artifact_name(n, n)): "default-src 'self'" for n in steps}
+    text = edge.config_render(edge.Snapshot(steps=steps, routes=routes), policies)
+    for sub in ("logs", "tmp", "sites"):
+        (tmp_path / sub).mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    result = subprocess.run(
+        [NGINX, "-t", "-c", str(conf), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, (
+        result.stderr
+    )

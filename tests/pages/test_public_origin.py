@@ -67,8 +67,9 @@ def _routes(patterns=None, prefix: str = "") -> dict[str, str]:
     return found
 
 
-def _path(route: str, funnel: str, step: str) -> str:
+def _path(route: str, funnel: str, step: str, token: str = "") -> str:
     path = route.replace("<slug:funnel_slug>", funnel).replace("<slug:step_slug>", step)
+    path = path.replace("<uuid:token>", token).replace("<int:index>", "0")
     path = path.replace("^media/(?P<path>.+)$", "media/none.png")
     return "/" + path
 
@@ -81,6 +82,33 @@ METHODS = {
     "upsell_accept": ("post", "upsell"),
     "upsell_decline": ("post", "upsell"),
 }
+
+
+def _sequence_tokens(funnel) -> dict[str, str]:
+    """Real tokens for the sequence e-mail routes (unsubscribe, pixel, link)."""
+    from leads.models import SequenceEnrollment, SequenceSend
+    from leads.sequences import services as sequences
+
+    workspace = funnel.workspace
+    sequence = sequences.sequence_save(workspace=workspace, name="S", funnel=funnel)
+    step = sequences.sequence_step_save(
+        sequence=sequence, subject="S", body="B", delay_minutes=60
+    )
+    lead = Lead.objects.create(workspace=workspace, email="seq@example.test")
+    enrollment = SequenceEnrollment.objects.create(
+        workspace=workspace, sequence=sequence, lead=lead, source="manual"
+    )
+    send = SequenceSend.objects.create(
+        workspace=workspace,
+        enrollment=enrollment,
+        step=step,
+        links=["https://example.test/"],
+    )
+    return {
+        "sequence_unsubscribe": str(enrollment.public_id),
+        "sequence_opened": str(send.public_id),
+        "sequence_clicked": str(send.public_id),
+    }
 
 
 def test_every_public_route_answers_on_both_kinds_of_public_host(
@@ -96,10 +124,11 @@ def test_every_public_route_answers_on_both_kinds_of_public_host(
         set(routes)
     )
     steps = {s.kind: s for s in tripwire.steps.all()}
+    tokens = _sequence_tokens(tripwire)
     seen = set()
     for name, route in routes.items():
         method, kind = METHODS.get(name, ("get", "order"))
-        path = _path(route, tripwire.slug, steps[kind].slug)
+        path = _path(route, tripwire.slug, steps[kind].slug, tokens.get(name, ""))
         on_domain = path.removeprefix(f"/{tripwire.slug}") or "/"
         assert resolve(path, urlconf=PUBLIC).url_name == name
         for host, url in (("acme.localhost", path), (SHOP, on_domain)):

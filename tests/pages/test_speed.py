@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
+from accounts.models import AuditEntry
 from pages import documents, services, speed
 from pages.models import Page, SpeedBudget
 from tests.pages.factories import page_with_blocks
@@ -156,3 +157,54 @@ def test_stranger_cannot_check_another_workspaces_page(client, stranger, workspa
     client.force_login(stranger)
     url = reverse("pages:publish_check", args=[page.pk])
     assert client.get(url).status_code == 404
+
+
+def test_budget_change_is_audited(client, owner, workspace):
+    """Changing the budget writes one audit entry (who, what changed); saving it
+    unchanged or refusing bad input writes none."""
+    url = reverse("pages:speed_budget")
+    client.force_login(owner)
+    values = {"mode": "block", "max_html_css_kb": 60, "max_first_view_image_kb": 200}
+    assert client.post(url, values).status_code == 302
+    assert client.post(url, values).status_code == 302  # the same again
+    client.post(url, {**values, "max_html_css_kb": 5})  # refused
+    entry = AuditEntry.objects.get(workspace=workspace)
+    assert (entry.action, entry.actor_label, entry.target_label) == (
+        "settings.speed_budget",
+        owner.email,
+        "Page-speed budget",
+    )
+    assert entry.changes == {
+        "before": {"mode": "warn", "max_html_css_kb": 40},
+        "after": {"mode": "block", "max_html_css_kb": 60},
+    }
+
+
+def test_publish_refused_by_the_budget_is_audited(owner_client, owner, workspace):
+    """A publish the budget blocks publishes nothing, and the refusal (which page,
+    its score, what is over) is in the audit log under the person who tried."""
+    SpeedBudget.objects.create(workspace=workspace, mode="block")
+    page = page_with_blocks("headline", workspace=workspace)
+    page.head_code = '<script src="https://tags.example.com/t.js"></script>'
+    page.save()
+    funnel = page.step.funnel
+    response = owner_client.post(reverse("pages:publish", args=[page.pk]))
+    assert response.status_code == 302
+    page.refresh_from_db()
+    funnel.refresh_from_db()
+    assert page.published_version is None and funnel.published_at is None
+    entry = AuditEntry.objects.get(workspace=workspace)
+    assert (entry.action, entry.actor_label, entry.target_id) == (
+        "funnel.publish_refused",
+        owner.email,
+        str(funnel.pk),
+    )
+    assert entry.changes == {
+        "after": {
+            "reason": "page-speed budget",
+            "step": page.step.name,
+            "page": page.pk,
+            "score": 80,
+            "over_budget": ["render_blocking"],
+        }
+    }

@@ -223,3 +223,57 @@ def test_funnel_dashboard_links_the_split_test(owner_client, page):
     services.variant_add(page=page)
     r = owner_client.get(reverse("analytics:funnel", args=[page.step.funnel_id]))
     assert reverse("pages:split_results", args=[page.step_id]) in r.content.decode()
+
+
+def test_revenue_per_visitor_is_shown_per_currency(owner_client, page):
+    """Variant A's visitors paid €10; B's paid $20 and €4: revenue per visitor is
+    €2.50 for A and €1.00 · $5.00 for B, never euros and dollars added up ("$6.00",
+    the issue), in the running test and in the numbers kept when it ends."""
+    b = services.variant_add(page=page)
+    services.funnel_publish(funnel=page.step.funnel, user=None)
+    b.refresh_from_db()
+    funnel = page.step.funnel
+    at = timezone.now() + timedelta(milliseconds=10)
+    paid = {0: (1000, "EUR"), 1: (2000, "USD"), 3: (400, "EUR")}
+    events = []
+    for i in range(8):
+        v = uuid.uuid4()
+        variant = b if i % 2 else page
+        events.append(event(funnel, page.step, v, "view", at, variant_id=variant.pk))
+        if i in paid:
+            amount, currency = paid[i]
+            sale = event(funnel, page.step, v, "order", at)
+            events.append({**sale, "amount_minor": amount, "currency": currency})
+    record(events)
+    url = reverse("pages:split_results", args=[page.step_id])
+    r = owner_client.get(url)
+    rows = {row.spec.label: row for row in r.context["rows"]}
+    assert rows["Variant A"].revenue_by_currency == {"EUR": 1000}
+    assert rows["Variant B"].revenue_by_currency == {"EUR": 400, "USD": 2000}
+    html = r.content.decode()
+    assert "€2.50" in html and "€1.00 · $5.00" in html
+    assert "$6.00" not in html and "$2.50" not in html
+    owner_client.post(reverse("pages:split_declare", args=[b.pk]))
+    html = owner_client.get(url).content.decode()
+    past = html.split("Past tests", 1)[1]
+    assert "€2.50" in past and "€1.00 · $5.00" in past and "$6.00" not in past
+
+
+def test_revenue_per_visitor_in_one_currency_looks_as_before(owner_client, page):
+    b = services.variant_add(page=page)
+    services.funnel_publish(funnel=page.step.funnel, user=None)
+    b.refresh_from_db()
+    funnel = page.step.funnel
+    at = timezone.now() + timedelta(milliseconds=10)
+    events = []
+    for i in range(4):
+        v = uuid.uuid4()
+        variant = b if i % 2 else page
+        events.append(event(funnel, page.step, v, "view", at, variant_id=variant.pk))
+        if i == 1:
+            events.append(event(funnel, page.step, v, "order", at))  # $27.00
+    record(events)
+    html = owner_client.get(
+        reverse("pages:split_results", args=[page.step_id])
+    ).content.decode()
+    assert "$13.50" in html and "$0.00" in html and "€" not in html

@@ -352,3 +352,44 @@ def test_settings_edit_query_count_does_not_grow_with_blocks(
                 **HX,
             )
         assert r.status_code == 200
+
+
+EDITS = {
+    # view: (valid POST data, what a plain post is redirected to select)
+    "pages:block_update": (
+        {"text": "Hi", "size": "xl", "align": "center"},
+        "block",
+    ),
+    "pages:block_style": ({"padding": "2", "align": "left"}, "block"),
+    "pages:section_style": ({"background": "dark", "width": "lg"}, "section"),
+}
+
+
+@pytest.mark.parametrize("view", list(EDITS))
+def test_block_and_section_edits_answer_alike(owner_client, page, view):
+    """Settings, style and section edits end the same way: a plain post goes back
+    to the editor with the block or section selected; htmx gets the changed
+    block or section; an edit against a stale revision is refused with the
+    editor's alert (htmx) or a message (plain) and changes nothing."""
+    block_id = _ids(page)[0]
+    section_id = Page.objects.get(pk=page.pk).document["sections"][0]["id"]
+    data, selects = EDITS[view]
+    target = block_id if selects == "block" else section_id
+    url = reverse(view, args=[page.pk, target])
+    editor = reverse("pages:editor", args=[page.pk])
+
+    plain = owner_client.post(url, {**data, "revision": 0})
+    assert plain.status_code == 302
+    assert plain.url == f"{editor}?{selects}={target}"
+    swapped = owner_client.post(url, {**data, "revision": 1}, **HX)
+    assert swapped.status_code == 200
+    assert f'id="{selects}-{target}"' in swapped.content.decode()
+    assert Page.objects.get(pk=page.pk).draft_revision == 2
+
+    stale = owner_client.post(url, {**data, "revision": 0}, **HX)
+    assert stale.status_code == 200
+    assert stale.headers["HX-Retarget"] == "#editor-alert"
+    assert "another" in stale.content.decode().lower()
+    stale_plain = owner_client.post(url, {**data, "revision": 0})
+    assert stale_plain.status_code == 302 and stale_plain.url == editor
+    assert Page.objects.get(pk=page.pk).draft_revision == 2
