@@ -324,8 +324,9 @@ def test_journey_page_queries_stay_flat_as_the_data_grows(
     filtered = f"&source=source3&medium=medium3&variant={variants[3]}"
     assert (queries(), queries("&source=google")) == small
     assert queries(filtered) == small[0]
-    # User, membership, funnel, variants, steps, paths, filter choices (one query for
-    # the three lists), rollup watermark, the menu's workspaces; no tail is folded.
-    assert small[0] == 9
+    # User, membership, funnel, variants, steps, paths, the funnel's currencies,
+    # filter choices (one query for the three lists), rollup watermark, the menu's
+    # workspaces; no tail is folded.
+    assert small[0] == 10
     html = owner_client.get(url + filtered).content.decode()
     assert "<strong>1</strong>" in html  # one visitor took variant 3
