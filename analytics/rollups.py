@@ -34,6 +34,7 @@ O(days x steps x sources) rows per request.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -633,12 +634,24 @@ def _paths_params(cursor) -> dict[str, object]:
     }
 
 
+# The upserts of the facts, up to the end of their ON CONFLICT clause.
+_UPSERT_RE = re.compile(
+    r"\nON CONFLICT \((funnel_id, visitor_id[^)]*)\) DO UPDATE.*?;", re.S
+)
+
+
 def _facts_and_contributions(
     *, ev_sql: str, probes: bool, snapshots: bool = True
 ) -> list[str]:
-    """Snapshot the touched visitors' old facts, recompute them, snapshot again
-    (without ``snapshots``, when the facts start empty: only recompute them)."""
+    """Snapshot the touched visitors' old facts, recompute them, snapshot again.
+
+    Without ``snapshots`` the facts start empty (a first run deleted them): they are
+    only computed, and written with plain inserts (an upsert checks each of
+    millions of rows for a conflict that cannot happen).
+    """
     statements = [ev_sql, "ANALYZE _ev", _FACTS_SQL, _PATH_FACTS_SQL]
+    if not snapshots:
+        statements = [_UPSERT_RE.sub(";", sql) for sql in statements]
     if snapshots:
         statements = [
             _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
