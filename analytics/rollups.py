@@ -640,6 +640,15 @@ _UPSERT_RE = re.compile(
 )
 
 
+def _sorted_insert(upsert: re.Match) -> str:
+    """A plain insert in the order of the facts' unique key. Each fact SELECT lists
+    workspace_id, then the key's columns in order (funnel_id, visitor_id[,
+    step_id]): ORDER BY 2, 3[, 4]. Millions of rows in random visitor order would
+    each touch a random page of a unique index larger than shared buffers."""
+    keys = len(upsert.group(1).split(","))
+    return f"\nORDER BY {', '.join(str(i + 2) for i in range(keys))};"
+
+
 def _facts_and_contributions(
     *, ev_sql: str, probes: bool, snapshots: bool = True
 ) -> list[str]:
@@ -651,7 +660,7 @@ def _facts_and_contributions(
     """
     statements = [ev_sql, "ANALYZE _ev", _FACTS_SQL, _PATH_FACTS_SQL]
     if not snapshots:
-        statements = [_UPSERT_RE.sub(";", sql) for sql in statements]
+        statements = [_UPSERT_RE.sub(_sorted_insert, sql) for sql in statements]
     if snapshots:
         statements = [
             _CONTRIB_SQL.format(name="_old", seconds=_SECONDS_TO_GOAL),
