@@ -18,6 +18,7 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
@@ -44,9 +45,17 @@ from ..models import (
 
 logger = logging.getLogger(__name__)
 
-# Seconds to wait after failed attempt n: 5 tries over about 3 hours.
-RETRY_SCHEDULE = (60, 300, 1800, 7200)
-MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+
+def retry_schedule() -> list[int]:
+    """Seconds to wait after failed attempt n (settings.SEQUENCE_RETRY_SECONDS;
+    by default 5 tries over about 3 hours)."""
+    return list(settings.SEQUENCE_RETRY_SECONDS)
+
+
+def max_attempts() -> int:
+    return len(retry_schedule()) + 1
+
+
 EARLY = timedelta(seconds=5)  # a task this early for its step runs it
 SWEEP_GRACE = timedelta(minutes=2)
 STALE_CLAIM = timedelta(minutes=15)
@@ -404,13 +413,13 @@ def _failed(
         enrollment = SequenceEnrollment.objects.select_for_update().get(
             pk=enrollment.pk
         )
-        if send.attempts >= MAX_ATTEMPTS:
+        if send.attempts >= max_attempts():
             SequenceSend.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(
                 status=SendStatus.FAILED, error=error
             )
             _advance(enrollment, after=send.step, at=timezone.now())
             return SendOutcome(SendStatus.FAILED)
-        wait = int(RETRY_SCHEDULE[send.attempts - 1] * random.uniform(0.9, 1.1))
+        wait = int(retry_schedule()[send.attempts - 1] * random.uniform(0.9, 1.1))
         SequenceSend.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(
             status=SendStatus.RETRY, error=error
         )

@@ -272,11 +272,11 @@ def test_after_the_last_attempt_the_step_fails_and_the_next_is_scheduled(
     _Refusing.failures = 99
     enrollment = _enroll(sequence, _lead(workspace))
     when = timezone.now()
-    for _ in range(seq.MAX_ATTEMPTS):
+    for _ in range(seq.max_attempts()):
         when += timedelta(hours=3)
         seq.enrollment_send_next(enrollment_id=enrollment.pk, now=when)
     send = SequenceSend.objects.get()
-    assert (send.status, send.attempts) == (SendStatus.FAILED, seq.MAX_ATTEMPTS)
+    assert (send.status, send.attempts) == (SendStatus.FAILED, seq.max_attempts())
     enrollment.refresh_from_db()
     assert enrollment.next_position == 1 and enrollment.status == "active"
     _Refusing.failures = 0
