@@ -17,6 +17,7 @@ import re
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -545,7 +546,7 @@ def sequence_message(
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
-        from_email=None,
+        from_email=_sender(enrollment.workspace),
         to=[enrollment.lead.email],
         headers={
             "List-Unsubscribe": f"<{unsubscribe}>",
@@ -554,6 +555,13 @@ def sequence_message(
     )
     message.attach_alternative(markup, "text/html")
     return message
+
+
+def _sender(workspace: Workspace) -> str:
+    """The site's sending address, under the workspace's name (the lead opted in
+    to the workspace's funnel, not to OpenFunnels)."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
+    return formataddr((workspace.name, address))
 
 
 def _linkify(escaped: str) -> str:

@@ -116,6 +116,7 @@ def test_the_mail_has_one_click_unsubscribe_and_tracked_links(sequence, workspac
     enrollment = _enroll(sequence, lead)
     seq.enrollment_send_next(enrollment_id=enrollment.pk)
     message = mail.outbox[0]
+    assert message.from_email == "Acme <noreply@localhost>"
     base = f"http://{workspace.slug}.localhost"
     unsubscribe = f"{base}/_seq/u/{enrollment.public_id}/"
     assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe}>"
