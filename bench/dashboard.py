@@ -36,6 +36,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -324,7 +326,18 @@ def pct(values: list[float], p: float) -> float:
 
 
 # ------------------------------------------------------------------- generation
-def generate(cursor, workspace_id: int, funnels: list[dict], visitors: int) -> None:
+def generate(
+    cursor,
+    workspace_id: int,
+    funnels: list[dict],
+    visitors: int,
+    leads: bool = True,
+    variants: dict[int, tuple[int, int]] | None = None,
+) -> None:
+    """Fill the database (see the module's docstring). Without ``leads`` no lead or
+    submission rows (the journey bench needs only visitors and events); ``variants``
+    maps a step to the two pages of its split test, each visitor's events on the
+    step carry one of them (half of the visitors each)."""
     cursor.execute("SET work_mem = '256MB'")
     cursor.execute("SET maintenance_work_mem = '512MB'")
     cursor.execute("SET synchronous_commit = off")
@@ -339,23 +352,27 @@ def generate(cursor, workspace_id: int, funnels: list[dict], visitors: int) -> N
     )
     acc = 0.0
     total = sum(s[3] for s in SOURCES)
+    source_his = []
     for n, (source, medium, campaign, share) in enumerate(SOURCES):
         cursor.execute(
             "INSERT INTO bench_source VALUES (%s, %s, %s, %s, %s, %s)",
             [n, source, medium, campaign, acc / total, (acc + share) / total],
         )
         acc += share
+        source_his.append(acc / total)
     cursor.execute(
         "CREATE UNLOGGED TABLE bench_funnel (f int, funnel_id bigint, "
         "entry_step bigint, lo float8, hi float8)"
     )
     acc = 0.0
+    funnel_his = []
     for i, f in enumerate(funnels):
         cursor.execute(
             "INSERT INTO bench_funnel VALUES (%s, %s, %s, %s, %s)",
             [i, f["id"], f["step_ids"][0], acc, acc + f["share"]],
         )
         acc += f["share"]
+        funnel_his.append(acc)
     # One row per visitor: funnel, first touch, entry time, its random draws.
     # Arrivals follow a daily curve (more in the afternoon) and grow over 90 days.
     cursor.execute(
@@ -369,10 +386,12 @@ def generate(cursor, workspace_id: int, funnels: list[dict], visitors: int) -> N
                random() AS r1, random() AS r2, random() AS r3, random() AS r4,
                random() AS r5, random() AS r6, random() AS r7, random() AS r8,
                random() AS r9
-        FROM (SELECT random() AS uf, random() AS us
-              FROM generate_series(1, %(n)s)) g
-        JOIN bench_funnel bf ON g.uf >= bf.lo AND g.uf < bf.hi
-        JOIN bench_source s ON g.us >= s.lo AND g.us < s.hi
+        FROM (SELECT {_bucket("uf", funnel_his)} AS f,
+                     {_bucket("us", source_his)} AS n
+              FROM (SELECT random() AS uf, random() AS us
+                    FROM generate_series(1, %(n)s)) r) g
+        JOIN bench_funnel bf ON bf.f = g.f
+        JOIN bench_source s ON s.n = g.n
         """,
         {"start": start, "n": visitors},
     )
@@ -380,6 +399,149 @@ def generate(cursor, workspace_id: int, funnels: list[dict], visitors: int) -> N
     cursor.execute("CREATE INDEX ON bench_visitor (entry_at)")
     cursor.execute("ANALYZE bench_visitor")
 
+    if leads:
+        _leads(cursor, workspace_id, funnels)
+    else:
+        cursor.execute("CREATE UNLOGGED TABLE bench_lead (vid uuid, lead_id bigint)")
+    with _bulk_load(cursor, "analytics_visitor"):
+        _visitors(cursor, workspace_id)
+
+    # Events: every stage of every funnel is a row of bench_stage (its step, kind,
+    # amount, order in the visit, delay and the intervals its draws must fall in),
+    # so one join of the visitors with their funnel's stages emits all events. It
+    # runs in chunks of days so that the table is written roughly in time order (as
+    # a real stream is) without sorting everything at once.
+    draws = range(1, 10)
+    cursor.execute(
+        "CREATE UNLOGGED TABLE bench_stage (f int, step_id bigint, kind text, "
+        "amount bigint, ord int, delay text, variant_a bigint, variant_b bigint, "
+        + ", ".join(f"lo{d} float8, hi{d} float8" for d in draws)
+        + ")"
+    )
+    for i, f in enumerate(funnels):
+        for step_index, kind, amount, conds, order, delay in f["stages"]:
+            step_id = f["step_ids"][step_index]
+            split = (variants or {}).get(step_id, (None, None))
+            bounds = [b for d in draws for b in conds.get(d, (0.0, 2.0))]
+            cursor.execute(
+                f"INSERT INTO bench_stage VALUES ({', '.join(['%s'] * 26)})",
+                [i, step_id, kind, amount, order, delay, *split, *bounds],
+            )
+    cursor.execute("ANALYZE bench_stage")
+    within = " AND ".join(f"v.r{d} >= st.lo{d} AND v.r{d} < st.hi{d}" for d in draws)
+    events_sql = f"""
+        SELECT v.funnel_id, st.step_id, v.vid, st.kind, st.amount,
+               CASE WHEN get_byte(uuid_send(v.vid), 0) < 128 THEN st.variant_a
+                    ELSE st.variant_b END AS variant_id,
+               v.entry_at + st.ord * (20 + 100 * v.r7) * interval '1 second'
+               + CASE WHEN st.delay = 'back' AND v.r8 < 0.15
+                      THEN (1 + floor(v.r9 * 6)) * interval '1 day'
+                      WHEN st.delay = 'later'
+                      THEN (3 + floor(v.r9 * 10)) * interval '1 day'
+                      ELSE interval '0' END AS at
+        FROM bench_visitor v JOIN bench_stage st ON st.f = v.f
+        WHERE v.entry_at >= %(lo)s AND v.entry_at < %(hi)s AND {within}
+    """
+    # Bulk load: the month partitions are detached and stripped of their indexes,
+    # filled in time order, then attached again, which builds each index once by
+    # sorting (10 M random-uuid index inserts would take far longer).
+    parts = _detach_partitions(cursor, start - timedelta(days=1), end)
+    cursor.execute(
+        "CREATE UNLOGGED TABLE bench_chunk (LIKE analytics_event INCLUDING DEFAULTS)"
+    )
+    chunk = timedelta(days=5)
+    lo = start - timedelta(days=1)
+    while lo < end:
+        hi = lo + chunk
+        cursor.execute(
+            f"""
+            INSERT INTO bench_chunk (id, workspace_id, funnel_id, step_id,
+              visitor_id, kind, page_version_id, variant_id, amount_minor, currency,
+              properties, occurred_at, received_at, inserted_at)
+            SELECT gen_random_uuid(), %(ws)s, e.funnel_id, e.step_id, e.vid, e.kind,
+              NULL, e.variant_id, e.amount, 'USD', '{{}}', e.at,
+              e.at + interval '1 second', e.at + interval '4 seconds'
+            FROM ({events_sql}) e WHERE e.at < %(end)s
+            """,
+            {"ws": workspace_id, "lo": lo, "hi": hi, "end": end},
+        )
+        for name, month_lo, month_hi in parts:
+            cursor.execute(
+                f"INSERT INTO {name} SELECT * FROM bench_chunk "
+                "WHERE occurred_at >= %s AND occurred_at < %s ORDER BY occurred_at",
+                [month_lo, month_hi],
+            )
+        cursor.execute("TRUNCATE bench_chunk")
+        lo = hi
+    cursor.execute("DROP TABLE bench_chunk, bench_stage")
+    for name, month_lo, month_hi in parts:
+        cursor.execute(
+            f"ALTER TABLE analytics_event ATTACH PARTITION {name} "
+            "FOR VALUES FROM (%s) TO (%s)",
+            [month_lo, month_hi],
+        )
+    cursor.execute("ANALYZE")
+
+
+def _bucket(draw: str, his: list[float]) -> str:
+    """SQL: the number of the ``[lo, hi)`` interval (consecutive, from 0, ending at
+    ``his``) that ``draw`` falls in, NULL past the last (a join on the ranges would
+    test every interval for every visitor)."""
+    whens = " ".join(f"WHEN {draw} < {hi!r} THEN {i}" for i, hi in enumerate(his))
+    return f"CASE {whens} END"
+
+
+@contextmanager
+def _bulk_load(cursor, table: str) -> Iterator[None]:
+    """Load ``table`` without its indexes and constraints, then build them once
+    (millions of index inserts in random uuid order, and a deferred foreign-key
+    check queued per row, take far longer)."""
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f') "
+        "ORDER BY contype = 'f'",
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) "
+        "FROM pg_index i WHERE indrelid = %s::regclass AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        [table],
+    )
+    indexes = cursor.fetchall()
+    for name, _definition, _kind in reversed(constraints):
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _definition in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    yield
+    for name, definition, _kind in constraints:
+        cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    for _name, definition in indexes:
+        cursor.execute(definition)
+
+
+def _visitors(cursor, workspace_id: int) -> None:
+    cursor.execute(
+        """
+        INSERT INTO analytics_visitor (workspace_id, public_id, utm_source, utm_medium,
+          utm_campaign, utm_content, utm_term, referrer, landing_funnel_id,
+          landing_step_id, device_class, ip, first_seen, last_seen, lead_id)
+        SELECT %(ws)s, v.vid, s.source, s.medium, s.campaign, '', '',
+          CASE WHEN s.source = '' THEN ''
+               ELSE 'https://' || s.source || '.example/' END,
+          v.funnel_id, v.entry_step,
+          CASE WHEN v.r9 < 0.62 THEN 'mobile' WHEN v.r9 < 0.68 THEN 'tablet'
+               ELSE 'desktop' END,
+          NULL, v.entry_at, v.entry_at, l.lead_id
+        FROM bench_visitor v JOIN bench_source s ON s.n = v.src
+        LEFT JOIN bench_lead l ON l.vid = v.vid
+        """,
+        {"ws": workspace_id},
+    )
+
+
+def _leads(cursor, workspace_id: int, funnels: list[dict]) -> None:
     # Leads (one per visitor who opted in, or bought on the sales letter), each with
     # the submission on its opt-in / order step.
     lead_selects = []
@@ -427,86 +589,6 @@ def generate(cursor, workspace_id: int, funnels: list[dict], visitors: int) -> N
         """,
         {"ws": workspace_id},
     )
-    cursor.execute(
-        """
-        INSERT INTO analytics_visitor (workspace_id, public_id, utm_source, utm_medium,
-          utm_campaign, utm_content, utm_term, referrer, landing_funnel_id,
-          landing_step_id, device_class, ip, first_seen, last_seen, lead_id)
-        SELECT %(ws)s, v.vid, s.source, s.medium, s.campaign, '', '',
-          CASE WHEN s.source = '' THEN ''
-               ELSE 'https://' || s.source || '.example/' END,
-          v.funnel_id, v.entry_step,
-          CASE WHEN v.r9 < 0.62 THEN 'mobile' WHEN v.r9 < 0.68 THEN 'tablet'
-               ELSE 'desktop' END,
-          NULL, v.entry_at, v.entry_at, l.lead_id
-        FROM bench_visitor v JOIN bench_source s ON s.n = v.src
-        LEFT JOIN bench_lead l ON l.vid = v.vid
-        """,
-        {"ws": workspace_id},
-    )
-
-    # Events: each stage is an INSERT … SELECT over the visitors it applies to, in
-    # chunks of days so that the table is written roughly in time order (as a real
-    # stream is) without sorting everything at once.
-    stage_selects = []
-    for i, f in enumerate(funnels):
-        for step_index, kind, amount, conds, order, delay in f["stages"]:
-            offset = f"{order} * (20 + 100 * v.r7) * interval '1 second'"
-            if delay == "back":
-                offset += (
-                    " + CASE WHEN v.r8 < 0.15 THEN (1 + floor(v.r9 * 6)) "
-                    "* interval '1 day' ELSE interval '0' END"
-                )
-            elif delay == "later":
-                offset += " + (3 + floor(v.r9 * 10)) * interval '1 day'"
-            stage_selects.append(
-                f"SELECT v.funnel_id, {f['step_ids'][step_index]}::bigint AS step_id, "
-                f"v.vid, '{kind}'::text AS kind, "
-                f"{'NULL' if amount is None else amount}::bigint AS amount, "
-                f"v.entry_at + {offset} AS at "
-                f"FROM bench_visitor v WHERE v.f = {i} AND {_cond_sql(conds)} "
-                "AND v.entry_at >= %(lo)s AND v.entry_at < %(hi)s"
-            )
-    union = " UNION ALL ".join(stage_selects)
-    # Bulk load: the month partitions are detached and stripped of their indexes,
-    # filled in time order, then attached again, which builds each index once by
-    # sorting (10 M random-uuid index inserts would take far longer).
-    parts = _detach_partitions(cursor, start - timedelta(days=1), end)
-    cursor.execute(
-        "CREATE UNLOGGED TABLE bench_chunk (LIKE analytics_event INCLUDING DEFAULTS)"
-    )
-    chunk = timedelta(days=5)
-    lo = start - timedelta(days=1)
-    while lo < end:
-        hi = lo + chunk
-        cursor.execute(
-            f"""
-            INSERT INTO bench_chunk (id, workspace_id, funnel_id, step_id,
-              visitor_id, kind, page_version_id, variant_id, amount_minor, currency,
-              properties, occurred_at, received_at, inserted_at)
-            SELECT gen_random_uuid(), %(ws)s, e.funnel_id, e.step_id, e.vid, e.kind,
-              NULL, NULL, e.amount, 'USD', '{{}}', e.at,
-              e.at + interval '1 second', e.at + interval '4 seconds'
-            FROM ({union}) e WHERE e.at < %(end)s
-            """,
-            {"ws": workspace_id, "lo": lo, "hi": hi, "end": end},
-        )
-        for name, month_lo, month_hi in parts:
-            cursor.execute(
-                f"INSERT INTO {name} SELECT * FROM bench_chunk "
-                "WHERE occurred_at >= %s AND occurred_at < %s ORDER BY occurred_at",
-                [month_lo, month_hi],
-            )
-        cursor.execute("TRUNCATE bench_chunk")
-        lo = hi
-    cursor.execute("DROP TABLE bench_chunk")
-    for name, month_lo, month_hi in parts:
-        cursor.execute(
-            f"ALTER TABLE analytics_event ATTACH PARTITION {name} "
-            "FOR VALUES FROM (%s) TO (%s)",
-            [month_lo, month_hi],
-        )
-    cursor.execute("ANALYZE")
 
 
 def _detach_partitions(cursor, start, end) -> list[tuple[str, object, object]]:

@@ -35,7 +35,8 @@ read-only token can only read.
 - **Errors** always look like `{"error": {"status", "code", "message", "fields"}}`.
   Another workspace's object is a 404, like a missing one.
 - **Lists** are paged by cursor: pass back `next_cursor` as `cursor` until it is
-  `null`. Funnels, leads and orders take `updated_since` (ISO 8601) for syncing.
+  `null`. Funnels, products, leads and orders take `updated_since` (ISO 8601) for
+  syncing.
 - **Rate limits** count requests per token; over the limit you get a 429 with
   `Retry-After` (seconds).
 - **Idempotency**: send an `Idempotency-Key` header on a POST to make a retry safe;

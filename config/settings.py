@@ -86,6 +86,10 @@ try:
         "DEFAULT_FROM_EMAIL", "OpenFunnels <noreply@localhost>"
     )
     SERVER_EMAIL = DEFAULT_FROM_EMAIL
+    # Seconds before each retry of a refused sequence e-mail (then it is given up).
+    SEQUENCE_RETRY_SECONDS = [
+        int(n) for n in env_list("SEQUENCE_RETRY_SECONDS", "60,300,1800,7200")
+    ]
 
     # ---------------------------------------------------------------- payments
     PAYMENT_GATEWAY = env_str("PAYMENT_GATEWAY", "test")

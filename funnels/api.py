@@ -15,7 +15,6 @@ from ninja.responses import Status
 from accounts.apikit import (
     ApiConflict,
     ErrorOut,
-    PageQuery,
     SyncQuery,
     cursor_list,
     page_schema,
@@ -170,6 +169,7 @@ class ProductOut(Schema):
     interval: str
     archived: bool
     created_at: datetime
+    updated_at: datetime
 
 
 def product_out(product: Product) -> ProductOut:
@@ -184,6 +184,7 @@ def product_out(product: Product) -> ProductOut:
         interval=product.interval,
         archived=product.archived_at is not None,
         created_at=product.created_at,
+        updated_at=product.updated_at,
     )
 
 
@@ -211,7 +212,7 @@ class ProductPatch(Schema):
     archived: bool | None = None
 
 
-class ProductListQuery(PageQuery):
+class ProductListQuery(SyncQuery):
     archived: bool = Field(False, description="List archived products instead")
 
 

@@ -174,6 +174,8 @@ class Product(models.Model):
     )
     interval = models.CharField(max_length=8, choices=Interval.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # For syncing (the API's updated_since): any save, archiving included.
+    updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = ProductQuerySet.as_manager()

@@ -430,7 +430,7 @@ def product_save(
 def product_archive(*, product: Product, archived: bool = True) -> Product:
     was_archived = product.archived_at is not None
     product.archived_at = timezone.now() if archived else None
-    product.save(update_fields=["archived_at"])
+    product.save(update_fields=["archived_at", "updated_at"])
     if was_archived != archived:
         audit_record(
             workspace=product.workspace_id,

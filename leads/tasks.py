@@ -105,10 +105,17 @@ def webhook_deliver_task(delivery_id: int) -> str:
 _PLACEHOLDER = re.compile(r"{{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*}}")
 
 
-def render_merge_fields(text: str, lead: Lead, *, funnel_url: str = "") -> str:
+def render_merge_fields(
+    text: str,
+    lead: Lead,
+    *,
+    funnel_url: str = "",
+    system: dict[str, str] | None = None,
+) -> str:
     """Replace {{ first_name }}-style fields; unknown fields become empty.
 
-    ``{{ funnel_url }}`` is the public address of the e-mail's funnel."""
+    ``{{ funnel_url }}`` is the public address of the e-mail's funnel. ``system``
+    fields (e.g. ``unsubscribe_url``) win over a lead's own fields of that name."""
     values = {
         "funnel_url": funnel_url,
         "first_name": lead.first_name,
@@ -117,6 +124,7 @@ def render_merge_fields(text: str, lead: Lead, *, funnel_url: str = "") -> str:
         "email": lead.email,
         "phone": lead.phone,
         **{str(k): str(v) for k, v in lead.fields.items()},
+        **(system or {}),
     }
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), text)
 

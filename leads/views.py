@@ -135,6 +135,9 @@ def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "journey": [(event, steps.get(event.step_id)) for event in journey],
             "submissions": selectors.lead_submissions(lead=lead),
             "orders": selectors.orders_for_lead(lead=lead),
+            "enrollments": lead.enrollments.filter(workspace=request.workspace)
+            .select_related("sequence")
+            .order_by("-enrolled_at"),
         },
     )
 

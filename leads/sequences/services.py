@@ -17,11 +17,13 @@ import re
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import formataddr, parseaddr
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -44,9 +46,17 @@ from ..models import (
 
 logger = logging.getLogger(__name__)
 
-# Seconds to wait after failed attempt n: 5 tries over about 3 hours.
-RETRY_SCHEDULE = (60, 300, 1800, 7200)
-MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+
+def retry_schedule() -> list[int]:
+    """Seconds to wait after failed attempt n (settings.SEQUENCE_RETRY_SECONDS;
+    by default 5 tries over about 3 hours)."""
+    return list(settings.SEQUENCE_RETRY_SECONDS)
+
+
+def max_attempts() -> int:
+    return len(retry_schedule()) + 1
+
+
 EARLY = timedelta(seconds=5)  # a task this early for its step runs it
 SWEEP_GRACE = timedelta(minutes=2)
 STALE_CLAIM = timedelta(minutes=15)
@@ -282,7 +292,8 @@ def enrollment_send_next(
         SequenceSend.objects.filter(pk=send.pk).update(
             status=SendStatus.SENT, sent_at=timezone.now(), error=""
         )
-        _advance(enrollment, after=step, at=timezone.now())
+        if enrollment.status == EnrollmentStatus.ACTIVE:  # not stopped meanwhile
+            _advance(enrollment, after=step, at=timezone.now())
     return SendOutcome(SendStatus.SENT)
 
 
@@ -346,7 +357,7 @@ def _due_step(enrollment: SequenceEnrollment, now: datetime) -> SequenceStep | N
 def _claim(enrollment: SequenceEnrollment, step: SequenceStep) -> SequenceSend | None:
     """The (enrolment, step) row, claimed for this worker; None if it is not ours
     (sent, being sent elsewhere, or given up)."""
-    links = _links(render_step_text(step.body, enrollment))
+    links = _links(step.body, enrollment)
     try:
         with transaction.atomic():
             return SequenceSend.objects.create(
@@ -404,13 +415,13 @@ def _failed(
         enrollment = SequenceEnrollment.objects.select_for_update().get(
             pk=enrollment.pk
         )
-        if send.attempts >= MAX_ATTEMPTS:
+        if send.attempts >= max_attempts():
             SequenceSend.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(
                 status=SendStatus.FAILED, error=error
             )
             _advance(enrollment, after=send.step, at=timezone.now())
             return SendOutcome(SendStatus.FAILED)
-        wait = int(RETRY_SCHEDULE[send.attempts - 1] * random.uniform(0.9, 1.1))
+        wait = int(retry_schedule()[send.attempts - 1] * random.uniform(0.9, 1.1))
         SequenceSend.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(
             status=SendStatus.RETRY, error=error
         )
@@ -419,10 +430,40 @@ def _failed(
     return SendOutcome(SendStatus.RETRY, retry_in=wait)
 
 
+def enrollments_stop_bought(*, now: datetime | None = None) -> int:
+    """Stop at once the enrolments whose lead bought (in the sequence's funnel,
+    or anywhere when it names none) since entering: the sender checks too, but
+    the sequence page should not count a buyer as "still receiving"."""
+    now = now or timezone.now()
+    paid = Order.objects.filter(
+        lead_id=OuterRef("lead_id"),
+        status__in=PAID,
+        paid_minor__gt=0,
+        paid_at__gte=OuterRef("enrolled_at"),
+    )
+    active = SequenceEnrollment.objects.filter(status=EnrollmentStatus.ACTIVE)
+    stop = {
+        "status": EnrollmentStatus.PURCHASED,
+        "stopped_at": now,
+        "next_send_at": None,
+    }
+    count = (
+        active.filter(sequence__funnel__isnull=True).filter(Exists(paid)).update(**stop)
+    )
+    count += (
+        active.filter(sequence__funnel__isnull=False)
+        .filter(Exists(paid.filter(funnel_id=OuterRef("sequence__funnel_id"))))
+        .update(**stop)
+    )
+    return count
+
+
 def sequences_sweep(*, now: datetime | None = None) -> int:
     """Queue again what is due and was never picked up (the broker may have been
-    down); give up claims whose worker died mid-send (never sent twice)."""
+    down); give up claims whose worker died mid-send (never sent twice); stop the
+    enrolments of leads who bought."""
     now = now or timezone.now()
+    enrollments_stop_bought(now=now)
     for send in SequenceSend.objects.filter(
         status=SendStatus.SENDING, claimed_at__lt=now - STALE_CLAIM
     ).select_related("step")[:1000]:
@@ -463,17 +504,29 @@ def unsubscribe_url(enrollment: SequenceEnrollment) -> str:
     return f"{_public_base(enrollment.workspace)}/_seq/u/{enrollment.public_id}/"
 
 
+def _system_fields(enrollment: SequenceEnrollment) -> dict[str, str]:
+    funnel = enrollment.sequence.funnel
+    return {
+        "funnel_url": funnel.public_url() if funnel else "",
+        "unsubscribe_url": unsubscribe_url(enrollment),
+    }
+
+
 def render_step_text(text: str, enrollment: SequenceEnrollment) -> str:
     from ..tasks import render_merge_fields
 
-    funnel = enrollment.sequence.funnel
-    return render_merge_fields(
-        text, enrollment.lead, funnel_url=funnel.public_url() if funnel else ""
-    )
+    return render_merge_fields(text, enrollment.lead, system=_system_fields(enrollment))
 
 
-def _links(text: str) -> list[str]:
-    """The distinct addresses a rendered body carries, in order of appearance."""
+def _links(text: str, enrollment: SequenceEnrollment) -> list[str]:
+    """The distinct addresses the marketer's text carries, in order: those it
+    names itself or through {{ funnel_url }}; never one a lead's own field put
+    there (a name like "https://evil.example" stays plain text, not a redirect
+    on the workspace's host). The unsubscribe link is not counted as a click."""
+    from ..tasks import _PLACEHOLDER
+
+    fields = {"funnel_url": _system_fields(enrollment)["funnel_url"]}
+    text = _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), " "), text)
     out: list[str] = []
     for match in _URL.finditer(text):
         url = match.group(0).rstrip(_TRAILING)
@@ -502,14 +555,7 @@ def sequence_message(
     base = _public_base(enrollment.workspace)
     unsubscribe = unsubscribe_url(enrollment)
     subject = render_step_text(step.subject, enrollment).replace("\n", " ")
-    body = _tracked(
-        render_step_text(step.body, enrollment).replace(
-            "{{ unsubscribe_url }}", unsubscribe
-        ),
-        send.links,
-        base,
-        send,
-    )
+    body = _tracked(render_step_text(step.body, enrollment), send.links, base, send)
     text = f"{body}\n\n--\nUnsubscribe: {unsubscribe}\n"
     paragraphs = "".join(
         "<p>" + _linkify(html.escape(p)).replace("\n", "<br>\n") + "</p>\n"
@@ -531,7 +577,7 @@ def sequence_message(
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
-        from_email=None,
+        from_email=_sender(enrollment.workspace),
         to=[enrollment.lead.email],
         headers={
             "List-Unsubscribe": f"<{unsubscribe}>",
@@ -540,6 +586,13 @@ def sequence_message(
     )
     message.attach_alternative(markup, "text/html")
     return message
+
+
+def _sender(workspace: Workspace) -> str:
+    """The site's sending address, under the workspace's name (the lead opted in
+    to the workspace's funnel, not to OpenFunnels)."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
+    return formataddr((workspace.name, address))
 
 
 def _linkify(escaped: str) -> str:

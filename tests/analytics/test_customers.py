@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from analytics import customers, reports
@@ -97,3 +99,45 @@ def test_page_shows_ltv_next_to_cac(owner_client, workspace, buyers):
     assert "$50.00" in html  # its CAC: $50 of spend for one new customer
     fragment = owner_client.get(url + q, headers={"HX-Request": "true"})
     assert b"<html" not in fragment.content
+
+
+def test_page_queries_stay_flat_as_customers_grow(owner_client, workspace, buyers):
+    """No query per customer, source, cohort or ad spend."""
+    url = reverse("analytics:customers") + "?range=custom&date_from=2026-01-01"
+    url += "&date_to=2026-06-30"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            response = owner_client.get(url)
+        assert response.status_code == 200
+        return len(ctx.captured_queries)
+
+    owner_client.get(url)  # the first request also saves the session
+    before = queries()
+    events = []
+    for i in range(30):
+        visitor = uuid.uuid4()
+        Visitor.objects.create(
+            workspace=workspace, public_id=visitor, utm_source=f"source{i}"
+        )
+        AdSpend.objects.create(
+            workspace=workspace,
+            source=f"source{i}",
+            date_from=date(2026, 3, 1),
+            date_to=date(2026, 3, 31),
+            amount_minor=1000 + i,
+        )
+        for days in (i * 3, i * 3 + 2):  # cohorts over four months, repeat buyers
+            events.append(
+                {
+                    "visitor": visitor,
+                    "step": buyers.steps.get().pk,
+                    "kind": "order",
+                    "funnel": buyers.pk,
+                    "at": D + timedelta(days=days),
+                }
+            )
+    _write(events, workspace.pk)
+    html = owner_client.get(url).content.decode()
+    assert '<th scope="row">source29</th>' in html and "2026-05" in html
+    assert queries() == before

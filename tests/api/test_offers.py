@@ -268,3 +268,63 @@ def test_product_writes_are_audited(api, workspace):
         "before": {"price_minor": 9700},
         "after": {"price_minor": 4700},
     }
+
+
+def test_products_sync_by_updated_since(api, workspace):
+    """`updated_since` lists the products changed (or archived) since then, paged
+    by cursor like every list."""
+    from datetime import timedelta
+
+    old, changed, archived = (
+        ProductFactory(workspace=workspace, name=n) for n in ("Old", "Changed", "Gone")
+    )
+    Product.objects.update(
+        created_at=timezone.now() - timedelta(days=3),
+        updated_at=timezone.now() - timedelta(days=3),
+    )
+    since = timezone.now() - timedelta(days=1)
+    api.patch(f"/products/{changed.pk}", {"price_minor": 1})
+    api.patch(f"/products/{archived.pk}", {"archived": True})
+    new = api.post("/products", {"name": "New", "price_minor": 5}).json()
+    assert new["updated_at"] >= new["created_at"]
+    query = {"updated_since": since.isoformat()}
+    names = [p["name"] for p in api.get("/products", **query).json()["results"]]
+    assert sorted(names) == ["Changed", "New"]
+    gone = api.get("/products", archived=True, **query).json()["results"]
+    assert [p["name"] for p in gone] == ["Gone"]
+    assert old.name not in names
+    response = api.get("/products", updated_since="last week")
+    assert response.status_code == 400
+    assert "updated_since" in error_of(response)["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_offers_one_wins_the_other_is_409(workspace):
+    """Eight tokens' POSTs for one step's first offer at the same instant (real
+    threads, real PostgreSQL): one 201, seven 409s, one offer, one audit entry."""
+    import json
+
+    from django.test import Client
+
+    from tests.api.conftest import make_token
+    from tests.leads.concurrency import concurrently
+
+    funnel = FunnelFactory(workspace=workspace)
+    order = StepFactory(funnel=funnel, kind="order")
+    products = [ProductFactory(workspace=workspace) for _ in range(8)]
+    secrets = [make_token(workspace, "write", name=f"t{i}") for i in range(8)]
+
+    def create(i: int) -> int:
+        client = Client(raise_request_exception=False)
+        return client.post(
+            f"/api/v1/funnels/{funnel.pk}/offers",
+            json.dumps({"step": order.pk, "product": products[i].pk}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {secrets[i]}"},
+        ).status_code
+
+    codes = concurrently(8, create)
+    assert sorted(codes) == [201] + [409] * 7
+    offer = StepOffer.objects.get(step=order)
+    assert offer.product_id == products[codes.index(201)].pk
+    assert AuditEntry.objects.filter(action="offer.create").count() == 1

@@ -6,6 +6,7 @@ takes a body or query parameters. The API tests record what each route answered
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,35 @@ def test_openapi_document_describes_the_api(api_anonymous):
         any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
         for op in posts
     )
+
+
+def test_every_route_is_documented():
+    """Every endpoint the URLconf serves under /api/v1/ is in the document, with a
+    summary, its success schema and the error shape for 401 and 429."""
+    from config.api import api
+    from tests.api.routes import METHODS
+
+    documented = {
+        (method.upper(), path)
+        for path, item in openapi()["paths"].items()
+        for method in METHODS
+        if method in item
+    }
+    served = set()
+    for prefix, router in api._routers:
+        for path, path_view in router.path_operations.items():
+            route = re.sub(r"\{\w+:(\w+)\}", r"{\1}", f"/api/v1{prefix}{path}")
+            for operation in path_view.operations:
+                if operation.include_in_schema:
+                    served |= {(method, route) for method in operation.methods}
+    assert served == documented, sorted(served ^ documented)
+    for method, path, operation in operations():
+        responses = operation["responses"]
+        assert operation.get("summary"), f"{method} {path}"
+        assert any(code.startswith("2") for code in responses), f"{method} {path}"
+        for code in ("401", "429"):
+            schema = responses[code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path)
 
 
 def test_every_route_is_covered(request):

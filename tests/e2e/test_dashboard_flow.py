@@ -77,34 +77,36 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     live_server, public_url, new_page, screenshot, tripwire, owner, mailoutbox
 ):
     base = public_url(tripwire.workspace, f"/{tripwire.slug}/")
-    # Five visitors land on the opt-in page: two from Facebook, two from Google,
-    # one direct.
+    # Six visitors land on the opt-in page: two from Facebook, two from Google,
+    # two direct.
     utm = "?utm_source={}&utm_medium=cpc&utm_campaign=spring"
     # (Headless Chromium names itself in its user agent and is not counted as a
     # visitor, like any bot: these visitors use a desktop browser's.)
-    v1, v2, v3, v4, v5 = (new_page() for _ in range(5))
+    v1, v2, v3, v4, v5, v6 = (new_page() for _ in range(6))
     for page, source in [
         (v1, "facebook"),
         (v2, "facebook"),
         (v3, "google"),
         (v4, "google"),
         (v5, None),
+        (v6, None),
     ]:
         page.goto(base + (utm.format(source) if source else ""))
-    # v1 and v4 leave at once; v2, v3 and v5 opt in.
+    # v1 and v4 leave at once; v2, v3, v5 and v6 opt in.
     optins = [(v2, "fran@example.com"), (v3, "gus@example.com")]
-    optins.append((v5, "dee@example.com"))
+    optins += [(v5, "dee@example.com"), (v6, "eve@example.com")]
     for page, email in optins:
         _opt_in(page, email)
     v5.wait_for_timeout(2100)  # the forms refuse posts faster than a human
     for page, _email in optins:
         page.locator("form.of-form button[type=submit]").first.click()
         page.wait_for_url(re.compile(r"/special-offer/$"))
-    # v2 leaves at the order form; v3 buys with the bump, v5 without.
+    # v2 leaves at the order form; v3 buys with the bump, v5 and v6 without.
     _checkout(v3, "Gus Google", "gus@example.com", bump=True)
     _checkout(v5, "Dee Direct", "dee@example.com", bump=False)
-    v5.wait_for_timeout(2100)
-    for page in (v3, v5):
+    _checkout(v6, "Eve Direct", "eve@example.com", bump=False)
+    v6.wait_for_timeout(2100)
+    for page in (v3, v5, v6):
         page.locator("form.of-order button[type=submit]").click()
         page.wait_for_url(re.compile(r"/upgrade/$"))
     # v3 takes the upsell; v5 declines it and then the downsell.
@@ -114,6 +116,11 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     v5.wait_for_url(re.compile(r"/special/$"))
     v5.locator("button.of-decline").click()
     v5.wait_for_url(re.compile(r"/thank-you/$"))
+    # v6 declines the upsell and takes the downsell: every path of the funnel.
+    v6.locator("button.of-decline").click()
+    v6.wait_for_url(re.compile(r"/special/$"))
+    v6.locator(".of-upsell form").first.locator("button").click()
+    v6.wait_for_url(re.compile(r"/thank-you/$"))
 
     # A real worker moves the tracked events from Redis into Postgres and rolls
     # them up, as beat makes it do every few seconds.
@@ -129,26 +136,27 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     kpis = _kpis(admin)
     # All of it happened within seconds or minutes of landing.
     assert re.fullmatch(r"\d+ s|\d+ min", kpis.pop("time to convert"))
+    # Orders: $16 (v3, with the bump) + $97 upsell, $7 (v5), $7 + $47 downsell (v6).
     assert kpis == {
-        "visitors": "5",
-        "overall conversion": "40.0 %",
-        "revenue": "$120.00",
-        "earnings per click": "$24.00",
-        "avg. order value": "$60.00",
-        "avg. cart value": "$60.00",
-        "bump take rate": "50.0 %",
-        "bounce rate": "40.0 %",
+        "visitors": "6",
+        "overall conversion": "50.0 %",
+        "revenue": "$174.00",
+        "earnings per click": "$29.00",
+        "avg. order value": "$58.00",
+        "avg. cart value": "$58.00",
+        "bump take rate": "33.3 %",
+        "bounce rate": "33.3 %",
     }
     # Step, all views, unique, conversion, drop-off, opt-ins, opt-in rate, orders,
     # sales rate, revenue, earnings per view (and per unique view).
     assert _cells(admin, 0) == [
         "Opt-in Opt-in · Awareness",
-        "5",
-        "5",
+        "6",
+        "6",
         "—",
         "—",
-        "3",
-        "60.0 %",
+        "4",
+        "66.7 %",
         "0",
         "0.0 %",
         "$0.00",
@@ -156,40 +164,41 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     ]
     assert _cells(admin, 1) == [
         "Order form Order form · Purchase",
-        "3",
-        "3",
-        "60.0 % of Opt-in",
-        "2 (40.0 %)",
+        "4",
+        "4",
+        "66.7 % of Opt-in",
+        "2 (33.3 %)",
         "0",  # buying makes a lead but is an order, not an opt-in
         "0.0 %",
-        "2",
-        "66.7 %",
-        "$23.00",
-        "$7.67 $7.67 /unique",
+        "3",
+        "75.0 %",
+        "$30.00",
+        "$7.50 $7.50 /unique",
     ]
-    assert _cells(admin, 2)[8] == "0.0 % 50.0 % take"  # upsell take rate
+    assert _cells(admin, 2)[8] == "0.0 % 33.3 % take"  # upsell take rate
     assert _cells(admin, 2)[:5] == [
         "Upsell Upsell · Purchase",
-        "2",
-        "2",
-        "66.7 % of Order form",
-        "1 (33.3 %)",
+        "3",
+        "3",
+        "75.0 % of Order form",
+        "1 (25.0 %)",
     ]
     assert _cells(admin, 2)[9] == "$97.00"
     # The downsell is measured against the upsell it is the decline branch of,
     # and so is the thank-you page (reached by accepting or via the downsell).
-    assert _cells(admin, 3)[8] == "0.0 % 0.0 % take"
+    assert _cells(admin, 3)[8] == "0.0 % 50.0 % take"
     assert _cells(admin, 3)[:5] == [
         "Downsell Downsell · Purchase",
-        "1",
-        "1",
-        "50.0 % of Upsell",
-        "1 (50.0 %)",
+        "2",
+        "2",
+        "66.7 % of Upsell",
+        "1 (33.3 %)",
     ]
+    assert _cells(admin, 3)[9] == "$47.00"
     assert _cells(admin, 4)[:5] == [
         "Thank you Thank-you · Retention",
-        "2",
-        "2",
+        "3",
+        "3",
         "100.0 % of Upsell",
         "0 (0.0 %)",
     ]
@@ -198,15 +207,15 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     assert [
         t.strip() for t in admin.locator("svg.chart-funnel text.v").all_text_contents()
     ] == [
-        "5",
+        "6",
+        "4",
         "3",
         "2",
-        "1",
-        "2",
+        "3",
     ]
     screenshot(admin, "dashboard-funnel")
 
-    # The journey map: every path the five took, exactly.
+    # The journey map: every path the six took, exactly.
     admin.get_by_role("link", name="Journey map").click()
     admin.wait_for_url(re.compile(rf"/analytics/funnels/{tripwire.pk}/journey/"))
     paths_table = admin.get_by_role("table", name="Paths")
@@ -217,14 +226,16 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
         for r in paths_table.locator("tbody tr").all()
     }
     # v1 and v4 left at once, v2 at the order form, v3 took the upsell, v5 declined
-    # the upsell and the downsell. Buying on the order form is an order, not an
-    # opt-in (issue 11).
+    # the upsell and the downsell, v6 declined the upsell and took the downsell.
+    # Buying on the order form is an order, not an opt-in (issue 11).
     assert rows == {
         "Opt-in": "2",
         "Opt-in opted in → Order form": "1",
         "Opt-in opted in → Order form ordered → Upsell accepted → Thank you": "1",
         "Opt-in opted in → Order form ordered → Upsell declined → "
         "Downsell declined → Thank you": "1",
+        "Opt-in opted in → Order form ordered → Upsell declined → "
+        "Downsell accepted → Thank you": "1",
     }
     screenshot(admin, "journey-map")
     # "Dropped here" at the order form: the lead who opted in and went no further.
@@ -266,20 +277,21 @@ def test_visits_optins_orders_show_exactly_on_the_dashboard(
     admin.get_by_role("button", name="Last 30 days").click()
     htmx_idle(admin)
     optins_cell = admin.locator("table.steps tbody tr").nth(0).locator("td").nth(5)
-    optins_cell.get_by_role("link", name="3").click()
+    optins_cell.get_by_role("link", name="4").click()
     admin.wait_for_url(re.compile(r"/leads/\?step="))
     leads = admin.content()
-    for email in ("fran@example.com", "gus@example.com", "dee@example.com"):
-        assert email in leads
+    for name in ("fran", "gus", "dee", "eve"):
+        assert f"{name}@example.com" in leads
     screenshot(admin, "dashboard-drill-leads")
     admin.go_back()
     orders_cell = admin.locator("table.steps tbody tr").nth(1).locator("td").nth(7)
-    orders_cell.get_by_role("link", name="2").click()
+    orders_cell.get_by_role("link", name="3").click()
     admin.wait_for_url(re.compile(r"/orders/\?funnel="))
     orders = admin.content()
     assert "gus@example.com" in orders and "dee@example.com" in orders
+    assert "eve@example.com" in orders
     assert "fran@example.com" not in orders
-    assert "$113.00" in orders and "$7.00" in orders
+    assert "$113.00" in orders and "$7.00" in orders and "$54.00" in orders
 
     # Revival: a follow-up sequence for those who dropped at the order form.
     admin.get_by_role("link", name="Sequences").click()

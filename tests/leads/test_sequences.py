@@ -116,6 +116,7 @@ def test_the_mail_has_one_click_unsubscribe_and_tracked_links(sequence, workspac
     enrollment = _enroll(sequence, lead)
     seq.enrollment_send_next(enrollment_id=enrollment.pk)
     message = mail.outbox[0]
+    assert message.from_email == "Acme <noreply@localhost>"
     base = f"http://{workspace.slug}.localhost"
     unsubscribe = f"{base}/_seq/u/{enrollment.public_id}/"
     assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe}>"
@@ -272,11 +273,11 @@ def test_after_the_last_attempt_the_step_fails_and_the_next_is_scheduled(
     _Refusing.failures = 99
     enrollment = _enroll(sequence, _lead(workspace))
     when = timezone.now()
-    for _ in range(seq.MAX_ATTEMPTS):
+    for _ in range(seq.max_attempts()):
         when += timedelta(hours=3)
         seq.enrollment_send_next(enrollment_id=enrollment.pk, now=when)
     send = SequenceSend.objects.get()
-    assert (send.status, send.attempts) == (SendStatus.FAILED, seq.MAX_ATTEMPTS)
+    assert (send.status, send.attempts) == (SendStatus.FAILED, seq.max_attempts())
     enrollment.refresh_from_db()
     assert enrollment.next_position == 1 and enrollment.status == "active"
     _Refusing.failures = 0
@@ -426,3 +427,54 @@ def test_click_goes_only_to_a_link_of_the_mail(sequence, workspace, other_worksp
     )
     send.refresh_from_db()
     assert (send.clicks, send.clicked_at) == (0, None)
+
+
+def test_a_url_from_a_leads_own_field_is_never_a_tracked_redirect(workspace, funnel):
+    """A lead who opts in as "https://evil.example/x" gets that text as it is:
+    the redirect on the workspace's host knows only the marketer's links. The
+    {{ unsubscribe_url }} field is the lead's unsubscribe address, untracked, and
+    a lead's own field of that name cannot replace it."""
+    s = seq.sequence_save(workspace=workspace, name="Hi", funnel=funnel)
+    seq.sequence_step_save(
+        sequence=s,
+        subject="Hi",
+        body="Hi {{ first_name }}, see {{ funnel_url }} "
+        "or https://shop.example/{{ first_name }} — stop: {{ unsubscribe_url }}",
+        delay_minutes=0,
+    )
+    lead = Lead.objects.create(
+        workspace=workspace,
+        email="eve@example.com",
+        first_name="https://evil.example/x",
+        fields={"unsubscribe_url": "https://evil.example/u"},
+    )
+    enrollment = _enroll(s, lead)
+    seq.enrollment_send_next(enrollment_id=enrollment.pk)
+    send = SequenceSend.objects.get()
+    base = f"http://{workspace.slug}.localhost"
+    assert send.links == [f"{base}/guide/", "https://shop.example/"]
+    unsubscribe = f"{base}/_seq/u/{enrollment.public_id}/"
+    assert mail.outbox[0].body.startswith(
+        f"Hi https://evil.example/x, see {base}/_seq/c/{send.public_id}/0/ "
+        "or https://shop.example/https://evil.example/x — stop: "
+        f"{unsubscribe}\n"
+    )
+
+
+def test_the_sweep_stops_buyers_at_once(sequence, workspace, funnel):
+    """A lead who bought in the sequence's funnel after entering is stopped by the
+    next sweep; a purchase elsewhere, or from before, stops nothing."""
+    ann, bob, cat = (
+        _lead(workspace, email=f"{n}@example.com") for n in ("ann", "bob", "cat")
+    )
+    for lead in (ann, bob, cat):
+        _enroll(sequence, lead)
+    _paid_order(ann, funnel)
+    _paid_order(bob, None)  # another funnel
+    _paid_order(cat, funnel, at=timezone.now() - timedelta(days=1))
+    assert seq.enrollments_stop_bought() == 1
+    assert dict(SequenceEnrollment.objects.values_list("lead__email", "status")) == {
+        "ann@example.com": EnrollmentStatus.PURCHASED,
+        "bob@example.com": EnrollmentStatus.ACTIVE,
+        "cat@example.com": EnrollmentStatus.ACTIVE,
+    }

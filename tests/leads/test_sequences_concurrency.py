@@ -141,3 +141,38 @@ def test_two_worker_processes_with_duplicate_tasks_send_each_mail_once(workspace
         .strip()
         .startswith(f"<http://{workspace.slug}.localhost/")
     )
+
+
+@pytest.mark.worker
+def test_a_real_worker_retries_a_refused_mail_and_sends_it_once(workspace):
+    """The SMTP server answers "451 try again later" twice: the worker's task
+    retries after its backoff (one second here) and the third try is delivered,
+    once."""
+    s = _sequence(workspace, steps=1)
+    lead = Lead.objects.create(workspace=workspace, email="later@example.com")
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        with SMTPReceiver() as smtp:
+            smtp.refuse = 2
+            env = {
+                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "EMAIL_HOST": "127.0.0.1",
+                "EMAIL_PORT": str(smtp.port),
+                "SEQUENCE_RETRY_SECONDS": "1,1,1,1",
+            }
+            with celery_worker(env=env):
+                seq.sequence_enroll(sequence=s, lead_ids=[lead.pk], source="manual")
+                done = wait_for(
+                    lambda: SequenceSend.objects.filter(status="sent").exists(),
+                    timeout=60,
+                )
+            messages = list(smtp.messages)
+            refused_left = smtp.refuse
+    finally:
+        app.conf.task_always_eager = eager
+    assert done, "the worker did not deliver after retrying"
+    assert refused_left == 0
+    send = SequenceSend.objects.get()
+    assert (send.status, send.attempts, send.error) == ("sent", 3, "")
+    assert [m["To"] for m in messages] == ["later@example.com"]
