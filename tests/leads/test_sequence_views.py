@@ -288,3 +288,18 @@ def test_the_lead_page_shows_sequences_and_the_unsubscribe(
     assert "Unsubscribed</span> from sequence e-mail" in html
     assert f'<a href="/sequences/{sequence.pk}/">Win back</a>' in html
     assert "Completed" in html
+
+
+def test_the_data_access_export_has_the_sequence_emails(
+    owner_client, sequence, workspace
+):
+    enrollment = _sent(sequence, workspace)
+    data = owner_client.get(
+        reverse("leads:export_json", args=[enrollment.lead_id])
+    ).json()
+    assert data["unsubscribed_at"] is None
+    [entry] = data["sequences"]
+    assert (entry["sequence"], entry["status"]) == ("Win back", "completed")
+    assert [(m["subject"], m["status"]) for m in entry["emails"]] == [
+        ("Hi {{ first_name }}", "sent")
+    ]
