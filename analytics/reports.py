@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TypeVar
 
 from django.db import connection
-from django.db.models import QuerySet, Sum, Value
+from django.db.models import Manager, Model, QuerySet, Sum, Value
 
 from accounts.models import Workspace
 from funnels import paths
@@ -228,8 +229,15 @@ class FunnelReport:
     sources: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _filtered(qs: QuerySet, funnel_ids: list[int], filters: ReportFilters) -> QuerySet:
-    qs = qs.filter(
+_Rollup = TypeVar("_Rollup", bound=Model)
+
+
+def _filtered(
+    rows: Manager[_Rollup] | QuerySet[_Rollup],
+    funnel_ids: list[int],
+    filters: ReportFilters,
+) -> QuerySet[_Rollup]:
+    qs = rows.filter(
         funnel_id__in=funnel_ids, day__gte=filters.date_from, day__lte=filters.date_to
     )
     for name in ("source", "medium", "campaign"):
@@ -244,7 +252,7 @@ def _median_seconds_to_goal(funnel_id: int, filters: ReportFilters) -> float | N
     converters (docs/metrics.md). A median cannot be summed from buckets, so it
     reads the per-visitor facts the rollup keeps, through a converters-only index."""
     where = ["funnel_id = %s", "entry_day BETWEEN %s AND %s", "reached_goal"]
-    params: list[object] = [funnel_id, filters.date_from, filters.date_to]
+    params: list[int | date | str] = [funnel_id, filters.date_from, filters.date_to]
     for name in ("source", "medium", "campaign"):
         value = getattr(filters, name)
         if value:
@@ -284,11 +292,11 @@ def funnel_report(
         )
     )
     for row in cohort:
-        report = by_step.get(row["step_id"])
-        if report:
-            report.unique_views = row["v"] or 0
-            report.optins = row["o"] or 0
-            report.buyers = row["b"] or 0
+        step_report = by_step.get(row["step_id"])
+        if step_report:
+            step_report.unique_views = row["v"] or 0
+            step_report.optins = row["o"] or 0
+            step_report.buyers = row["b"] or 0
     daily = (
         _filtered(StepDailyRollup.objects, [funnel.pk], filters)
         .values("step_id", "currency")
@@ -302,23 +310,29 @@ def funnel_report(
         )
     )
     totals = FunnelTotals()
-    for row in daily:  # one row per step and currency ("" for counts only)
-        report = by_step.get(row["step_id"])
-        if report is None:
+    for daily_row in daily:  # one daily_row per step and currency ("" for counts only)
+        step_report = by_step.get(daily_row["step_id"])
+        if step_report is None:
             continue
-        report.all_views += row["views"] or 0
-        report.orders += row["orders"] or 0
-        report.bumps += row["bumps"] or 0
-        report.upsell_accepts += row["acc"] or 0
-        report.upsell_declines += row["dec"] or 0
-        report.revenue_minor += row["revenue"] or 0
-        money_add(report.revenue_by_currency, row["currency"], row["revenue"] or 0)
-        money_add(totals.revenue_by_currency, row["currency"], row["revenue"] or 0)
-        totals.orders += row["orders"] or 0
-        totals.bumps += row["bumps"] or 0
-        totals.revenue_minor += row["revenue"] or 0
-        if report.step.kind == "order":
-            totals.order_form_orders += row["orders"] or 0
+        step_report.all_views += daily_row["views"] or 0
+        step_report.orders += daily_row["orders"] or 0
+        step_report.bumps += daily_row["bumps"] or 0
+        step_report.upsell_accepts += daily_row["acc"] or 0
+        step_report.upsell_declines += daily_row["dec"] or 0
+        step_report.revenue_minor += daily_row["revenue"] or 0
+        money_add(
+            step_report.revenue_by_currency,
+            daily_row["currency"],
+            daily_row["revenue"] or 0,
+        )
+        money_add(
+            totals.revenue_by_currency, daily_row["currency"], daily_row["revenue"] or 0
+        )
+        totals.orders += daily_row["orders"] or 0
+        totals.bumps += daily_row["bumps"] or 0
+        totals.revenue_minor += daily_row["revenue"] or 0
+        if step_report.step.kind == "order":
+            totals.order_form_orders += daily_row["orders"] or 0
     # Each step is compared with its parent in the funnel's graph (funnels.paths):
     # a downsell with its upsell, the step where branches rejoin with where they split.
     answers = paths.funnel_paths(funnel_id=funnel.pk, steps=steps)
@@ -373,8 +387,9 @@ def _trend(report: FunnelReport) -> None:
         )
     ):
         day = counts.setdefault(r["day"], {"views": 0, "optins": 0, "orders": 0})
-        for key in day:
-            day[key] += r[key] or 0
+        day["views"] += r["views"] or 0
+        day["optins"] += r["optins"] or 0
+        day["orders"] += r["orders"] or 0
         if r["revenue"]:
             by_day = money.setdefault(r["currency"] or LEGACY_CURRENCY, {})
             by_day[r["day"]] = by_day.get(r["day"], 0) + r["revenue"]
@@ -414,7 +429,7 @@ def workspace_overview(
     )
     ids = [f.pk for f in funnels]
     days = [filters.date_from + timedelta(days=i) for i in range(filters.days)]
-    cohort: dict[int, dict] = {}
+    cohort: dict[int, dict[str, int]] = {}
     daily_visitors: dict[int, dict[date, int]] = {}
     for row in (
         _filtered(CohortFunnelRollup.objects, ids, filters)
@@ -425,18 +440,20 @@ def workspace_overview(
         c["n"] += row["n"] or 0
         c["o"] += row["o"] or 0
         daily_visitors.setdefault(row["funnel_id"], {})[row["day"]] = row["n"] or 0
-    events: dict[int, dict] = {}
+    events: dict[int, dict[str, int]] = {}
     money: dict[int, dict[str, int]] = {}
-    for row in (
+    for daily_row in (
         _filtered(StepDailyRollup.objects, ids, filters)
         .values("funnel_id", "currency")
         .annotate(orders=Sum("orders"), revenue=Sum("revenue_minor"))
     ):
-        e = events.setdefault(row["funnel_id"], {"orders": 0, "revenue": 0})
-        e["orders"] += row["orders"] or 0
-        e["revenue"] += row["revenue"] or 0
+        e = events.setdefault(daily_row["funnel_id"], {"orders": 0, "revenue": 0})
+        e["orders"] += daily_row["orders"] or 0
+        e["revenue"] += daily_row["revenue"] or 0
         money_add(
-            money.setdefault(row["funnel_id"], {}), row["currency"], row["revenue"] or 0
+            money.setdefault(daily_row["funnel_id"], {}),
+            daily_row["currency"],
+            daily_row["revenue"] or 0,
         )
     return [
         FunnelSummary(
@@ -452,7 +469,9 @@ def workspace_overview(
     ]
 
 
-def filter_choices(*, workspace: Workspace, funnel: Funnel | None = None) -> dict:
+def filter_choices(
+    *, workspace: Workspace, funnel: Funnel | None = None
+) -> dict[str, list[str]]:
     qs = CohortFunnelRollup.objects.filter(workspace_id=workspace.pk)
     if funnel is not None:
         qs = qs.filter(funnel_id=funnel.pk)
@@ -480,13 +499,13 @@ def source_breakdown(
         .annotate(b=Sum("buyers"))
     ):
         out.setdefault(row["source"], SourceNumbers()).buyers = row["b"] or 0
-    for row in (
+    for daily_row in (
         _filtered(StepDailyRollup.objects, [funnel.pk], filters)
         .values("source", "currency")
         .annotate(r=Sum("revenue_minor"))
     ):
-        numbers = out.setdefault(row["source"], SourceNumbers())
-        money_add(numbers.revenue, row["currency"], row["r"] or 0)
+        numbers = out.setdefault(daily_row["source"], SourceNumbers())
+        money_add(numbers.revenue, daily_row["currency"], daily_row["r"] or 0)
     return out
 
 

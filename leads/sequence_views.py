@@ -117,6 +117,10 @@ def _detail(
         {
             "sequence": sequence,
             "report": report,
+            "people": selectors.sequence_people(
+                workspace=request.workspace, sequence=sequence, report=report
+            ),
+            "people_limit": selectors.PEOPLE_LIMIT,
             "step_form": step_form,
             "single_source": report.sources[0][0] if len(report.sources) == 1 else "",
         },

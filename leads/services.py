@@ -506,6 +506,31 @@ def lead_export(*, lead: Lead) -> dict:
             }
             for s in lead.submissions.select_related("funnel", "step")
         ],
+        "unsubscribed_at": (
+            lead.unsubscribed_at.isoformat() if lead.unsubscribed_at else None
+        ),
+        "sequences": [
+            {
+                "sequence": e.sequence.name,
+                "entered_at": e.enrolled_at.isoformat(),
+                "status": e.status,
+                "emails": [
+                    {
+                        "subject": send.step.subject,
+                        "status": send.status,
+                        "sent_at": send.sent_at.isoformat() if send.sent_at else None,
+                        "opened_at": (
+                            send.opened_at.isoformat() if send.opened_at else None
+                        ),
+                        "clicked_at": (
+                            send.clicked_at.isoformat() if send.clicked_at else None
+                        ),
+                    }
+                    for send in e.sends.select_related("step")
+                ],
+            }
+            for e in lead.enrollments.select_related("sequence")
+        ],
     }
 
 

@@ -13,7 +13,7 @@ Which variant a request gets is decided by symbolic links next to them, swapped
 atomically (a new link renamed over the old one), so weights change without touching
 nginx's configuration:
 
-- a step with one variant: ``live`` -> ``v/<page>-<version>``;
+- a step with one variant has none: the configuration names its folder;
 - a split test: ``b/00`` … ``b/99``, one link per bucket, each to a variant, as many
   buckets per variant as its share of the weights (at least one when its weight is
   above 0); a weight change moves as few buckets as it can. nginx puts each visitor
@@ -42,11 +42,12 @@ The configuration is swapped safely: written to a temporary file, checked with
 ``nginx -t`` (when an nginx binary is at hand), renamed, then nginx is told to reload
 (``EDGE_RELOAD``: ``signal`` sends SIGHUP to the pid in ``EDGE_ROOT/nginx.pid``;
 ``watch`` leaves it to a watcher next to nginx, as in compose). A reload is graceful:
-requests in flight finish on the old workers. Only changes to what is routed (a
-publish that adds a step, a variant or a domain; unpublishing) change the
-configuration; a new version of a page, weights, pausing and resuming a variant only
-swap links. The hash sizes of the maps are computed from their keys (``hash_sizes``):
-host names of up to 253 characters load without nginx's warnings.
+requests in flight finish on the old workers. Changes to what is routed (a publish
+that adds a step, a variant, a domain or a new version of a step's only variant;
+unpublishing) change the configuration; on a split test, a new version of a
+variant, weights, pausing and resuming a variant only swap links. The hash sizes
+of the maps are computed from their keys (``hash_sizes``): host names of up to 253
+characters load without nginx's warnings.
 """
 
 from __future__ import annotations
@@ -345,10 +346,7 @@ def links_write(snap: Snapshot) -> int:
         for kind in step_kinds:
             base = step_dir(step_id, kind)
             if len(step.variants) == 1:
-                changed += _atomic_link(
-                    base / "live", f"v/{names[step.variants[0][0]]}"
-                )
-                continue
+                continue  # the configuration names its folder
             bucket = [base / "b" / f"{n:02d}" for n in range(BUCKETS)]
             pages = buckets_assign(step.variants, [_link_page(b) for b in bucket])
             for path, page in zip(bucket, pages, strict=True):
@@ -522,6 +520,11 @@ def config_render(snap: Snapshot, policies: dict[tuple[int, str, str], str]) -> 
         {(step_id, kind) for e in snap.routes.values() for _, step_id, kind in e}
     )
     split = sorted(s for s, step in snap.steps.items() if len(step.variants) > 1)
+    single = {
+        s: artifact_name(*step.variants[0][:2])
+        for s, step in sorted(snap.steps.items())
+        if len(step.variants) == 1
+    }
     policy_lines: list[str] = []
     policy_keys: list[bytes] = []
     for (step_id, kind, name), policy in sorted(policies.items()):
@@ -598,13 +601,19 @@ def config_render(snap: Snapshot, policies: dict[tuple[int, str, str], str]) -> 
         '    "~^[0-9]{1,18}$" $edge_pin_cookie;',
         "  }",
         # The first folder tried: the pinned variant on a split step, else the
-        # step's only variant.
+        # step's only variant (named here: a new version is a reload).
         "  map $edge_step $edge_first {",
-        "    default live;",
+        '    default "";',
         *[f"    {step_id} p/$edge_pin;" for step_id in split],
+        *[f"    {step_id} v/{name};" for step_id, name in single.items()],
         "  }",
-        # What was served, from the folder's real path: ".../v/<page>-<version>".
-        "  map $realpath_root $edge_variant {",
+        # What was served: the only variant, or on a split step the folder's real
+        # path (".../v/<page>-<version>"; a realpath() only there).
+        "  map $edge_step $edge_variant {",
+        "    default $edge_served_path;",
+        *[f"    {step_id} {name};" for step_id, name in single.items()],
+        "  }",
+        "  map $realpath_root $edge_served_path {",
         '    default "";',
         '    "~/v/(?<edge_served>[0-9]+-[0-9]+)$" $edge_served;',
         "  }",

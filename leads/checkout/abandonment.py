@@ -3,7 +3,7 @@ form and placed no order."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,7 +28,7 @@ ABANDON_AFTER = timedelta(minutes=30)
 ABANDON_LOOKBACK = timedelta(days=2)  # order-form views older than this are history
 
 
-def checkouts_mark_abandoned(*, now=None) -> int:
+def checkouts_mark_abandoned(*, now: datetime | None = None) -> int:
     """Mark checkouts left unpaid for ABANDON_AFTER, once per lead and order step.
 
     Two ways to abandon: an order submitted and never paid (declined, or pending
@@ -50,11 +50,17 @@ def checkouts_mark_abandoned(*, now=None) -> int:
             updated = Order.objects.filter(
                 pk=order.pk, abandoned_at__isnull=True
             ).update(abandoned_at=now)
-            if updated and _abandon(
-                order.lead,
-                step_id=order.step_id,
-                order=order,
-                reached_at=order.created_at,
+            # An order whose step was deleted cannot be recorded (the abandonment
+            # needs a step): skipped, as the failed insert used to skip it.
+            if (
+                updated
+                and order.step_id is not None
+                and _abandon(
+                    order.lead,
+                    step_id=order.step_id,
+                    order=order,
+                    reached_at=order.created_at,
+                )
             ):
                 count += 1
     order_steps = list(
@@ -72,7 +78,7 @@ def checkouts_mark_abandoned(*, now=None) -> int:
             "lead_id", "step_id"
         )
     )
-    orders: dict[tuple[int, int], list[tuple[int, object]]] = {}
+    orders: dict[tuple[int, int], list[tuple[int, datetime]]] = {}
     for lead_id, funnel_id, paid, created in Order.objects.filter(
         lead_id__in=lead_ids
     ).values_list("lead_id", "funnel_id", "paid_minor", "created_at"):
@@ -95,7 +101,9 @@ def checkouts_mark_abandoned(*, now=None) -> int:
     return count
 
 
-def _abandon(lead: Lead, *, step_id: int, order: Order | None, reached_at) -> int:
+def _abandon(
+    lead: Lead, *, step_id: int, order: Order | None, reached_at: datetime
+) -> int:
     """Record one abandonment (once per lead and step); 1 if it is new."""
     try:
         with transaction.atomic():

@@ -43,13 +43,14 @@ def _refund_reserve(
 ) -> list[Payment]:
     """Under the order's lock: check the amount against what is paid and not yet
     refunded (nor being refunded), and record the refunds to make, pending."""
-    order = (
+    locked = (
         Order.objects.select_for_update()
         .filter(pk=order.pk, workspace_id=workspace.pk)
         .first()
     )
-    if order is None:
+    if locked is None:
         raise ValidationError("No such order.")
+    order = locked
     if amount_minor <= 0:
         raise ValidationError("Enter an amount above zero.")
     in_flight = (
@@ -106,7 +107,6 @@ def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Pa
         workspace=workspace, order=order, amount_minor=amount_minor
     )
     gateway = gateways.get_gateway(order.gateway)
-    last = None
     for payment in reserved:
         try:
             result = gateway.refund(
@@ -133,14 +133,14 @@ def order_refund(*, workspace: Workspace, order: Order, amount_minor: int) -> Pa
             payment.save(update_fields=["status", "message"])
             if payment.status == PaymentStatus.SUCCEEDED:
                 refund_book(locked, payment)
-        last = payment
     order = Order.objects.select_related("lead").get(pk=order.pk)
     services.webhooks_dispatch(
         workspace_id=order.workspace_id,
         event=WebhookEvent.ORDER_REFUNDED,
         payload={**order_payload(order), "refund_minor": amount_minor},
     )
-    return last
+    # The last refund sent (``_refund_reserve`` never returns an empty list).
+    return reserved[-1]
 
 
 def refund_book(order: Order, refund: Payment) -> None:

@@ -125,7 +125,8 @@ def charge_once(
         return payment, None
 
 
-_ITEM_EVENT = {
+# Keyed by the stored ``OrderItem.kind`` (a plain str equal to its ItemKind).
+_ITEM_EVENT: dict[str, str] = {
     ItemKind.MAIN: "order",
     ItemKind.BUMP: "bump",
     ItemKind.UPSELL: "upsell_accept",

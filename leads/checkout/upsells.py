@@ -13,6 +13,7 @@ from funnels import paths
 from funnels.models import Step, StepKind
 
 from .. import gateways, services
+from ..gateways import ChargeResult
 from ..models import (
     ItemKind,
     Order,
@@ -115,7 +116,7 @@ def upsell_accept(
         return payment
     gateway = gateways.get_gateway(order.gateway)
 
-    def call(p: Payment):
+    def call(p: Payment) -> ChargeResult:
         o = Order.objects.get(pk=p.order_id)
         return gateway.charge_saved(
             amount_minor=p.amount_minor,

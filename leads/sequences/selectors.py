@@ -75,6 +75,46 @@ class SequenceReport:
     revenue: list[tuple[str, int]] = field(default_factory=list)
     sources: list[tuple[str, int]] = field(default_factory=list)
     steps: list[StepStats] = field(default_factory=list)
+    # The leads behind the numbers (ids), for the people table.
+    came_back_ids: set[int] = field(default_factory=set)
+    buyer_ids: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Person:
+    enrollment: SequenceEnrollment
+    sent: int
+    clicked: bool
+    came_back: bool
+    bought: bool
+
+
+PEOPLE_LIMIT = 200
+
+
+def sequence_people(
+    *, workspace: Workspace, sequence: Sequence, report: SequenceReport
+) -> list[Person]:
+    """The latest enrolled leads with what each did (PEOPLE_LIMIT of them)."""
+    rows = (
+        SequenceEnrollment.objects.filter(workspace=workspace, sequence=sequence)
+        .select_related("lead")
+        .annotate(
+            sent=Count("sends", filter=Q(sends__status=SendStatus.SENT)),
+            clicked=Count("sends", filter=Q(sends__clicked_at__isnull=False)),
+        )
+        .order_by("-enrolled_at", "-id")[:PEOPLE_LIMIT]
+    )
+    return [
+        Person(
+            e,
+            e.sent,
+            e.clicked > 0,
+            e.lead_id in report.came_back_ids,
+            e.lead_id in report.buyer_ids,
+        )
+        for e in rows
+    ]
 
 
 def sequence_report(*, workspace: Workspace, sequence: Sequence) -> SequenceReport:
@@ -165,7 +205,9 @@ def sequence_report(*, workspace: Workspace, sequence: Sequence) -> SequenceRepo
     came_back = analytics_selectors.leads_viewed_since(
         workspace=workspace, since_by_lead=first_sent, funnel_id=sequence.funnel_id
     )
+    report.buyer_ids = buyers
+    report.came_back_ids = came_back | buyers
     report.bought = len(buyers)
-    report.came_back = len(came_back | buyers)
+    report.came_back = len(report.came_back_ids)
     report.revenue = sorted(revenue.items())
     return report

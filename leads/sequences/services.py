@@ -17,12 +17,13 @@ import re
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -291,7 +292,8 @@ def enrollment_send_next(
         SequenceSend.objects.filter(pk=send.pk).update(
             status=SendStatus.SENT, sent_at=timezone.now(), error=""
         )
-        _advance(enrollment, after=step, at=timezone.now())
+        if enrollment.status == EnrollmentStatus.ACTIVE:  # not stopped meanwhile
+            _advance(enrollment, after=step, at=timezone.now())
     return SendOutcome(SendStatus.SENT)
 
 
@@ -428,10 +430,40 @@ def _failed(
     return SendOutcome(SendStatus.RETRY, retry_in=wait)
 
 
+def enrollments_stop_bought(*, now: datetime | None = None) -> int:
+    """Stop at once the enrolments whose lead bought (in the sequence's funnel,
+    or anywhere when it names none) since entering: the sender checks too, but
+    the sequence page should not count a buyer as "still receiving"."""
+    now = now or timezone.now()
+    paid = Order.objects.filter(
+        lead_id=OuterRef("lead_id"),
+        status__in=PAID,
+        paid_minor__gt=0,
+        paid_at__gte=OuterRef("enrolled_at"),
+    )
+    active = SequenceEnrollment.objects.filter(status=EnrollmentStatus.ACTIVE)
+    stop = {
+        "status": EnrollmentStatus.PURCHASED,
+        "stopped_at": now,
+        "next_send_at": None,
+    }
+    count = (
+        active.filter(sequence__funnel__isnull=True).filter(Exists(paid)).update(**stop)
+    )
+    count += (
+        active.filter(sequence__funnel__isnull=False)
+        .filter(Exists(paid.filter(funnel_id=OuterRef("sequence__funnel_id"))))
+        .update(**stop)
+    )
+    return count
+
+
 def sequences_sweep(*, now: datetime | None = None) -> int:
     """Queue again what is due and was never picked up (the broker may have been
-    down); give up claims whose worker died mid-send (never sent twice)."""
+    down); give up claims whose worker died mid-send (never sent twice); stop the
+    enrolments of leads who bought."""
     now = now or timezone.now()
+    enrollments_stop_bought(now=now)
     for send in SequenceSend.objects.filter(
         status=SendStatus.SENDING, claimed_at__lt=now - STALE_CLAIM
     ).select_related("step")[:1000]:
@@ -545,7 +577,7 @@ def sequence_message(
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
-        from_email=None,
+        from_email=_sender(enrollment.workspace),
         to=[enrollment.lead.email],
         headers={
             "List-Unsubscribe": f"<{unsubscribe}>",
@@ -554,6 +586,13 @@ def sequence_message(
     )
     message.attach_alternative(markup, "text/html")
     return message
+
+
+def _sender(workspace: Workspace) -> str:
+    """The site's sending address, under the workspace's name (the lead opted in
+    to the workspace's funnel, not to OpenFunnels)."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
+    return formataddr((workspace.name, address))
 
 
 def _linkify(escaped: str) -> str:

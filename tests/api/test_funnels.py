@@ -279,3 +279,34 @@ def test_offers(api, tripwire, workspace):
     assert offers[0]["bump_product"]["price_minor"] == 900
     assert offers[0]["bump_headline"] == "Add it"
     assert offers[1]["product"] is None
+
+
+def test_publish_refused_by_the_speed_budget_is_a_400_and_audited(
+    api, tripwire, workspace
+):
+    """A workspace that blocks publishing over its page-speed budget: the API's
+    publish is a 400 saying why, nothing goes live, and the refusal is in the
+    audit log under the token."""
+    from pages.models import SpeedBudget
+
+    offers_fill(tripwire)
+    SpeedBudget.objects.create(workspace=workspace, mode="block")
+    Page.objects.filter(step__funnel=tripwire).update(
+        head_code='<script src="https://tags.example.com/t.js"></script>'
+    )
+    response = api.post(f"/funnels/{tripwire.pk}/publish")
+    assert response.status_code == 400
+    assert "over the workspace's page-speed budget" in error_of(response)["message"]
+    tripwire.refresh_from_db()
+    assert not tripwire.is_published
+    assert not Page.objects.filter(
+        step__funnel=tripwire, published_version__isnull=False
+    ).exists()
+    token = ApiToken.objects.get(workspace=workspace)
+    entry = AuditEntry.objects.get(workspace=workspace, action__startswith="funnel.")
+    assert (entry.action, entry.actor_token_id, entry.target_id) == (
+        "funnel.publish_refused",
+        token.pk,
+        str(tripwire.pk),
+    )
+    assert entry.changes["after"]["over_budget"] == ["render_blocking"]

@@ -131,9 +131,34 @@ def test_lead_list_filters_and_keyset_pages(api, workspace, other_workspace):
     ]
 
 
+def test_lead_list_pages_in_every_sort(api, workspace):
+    """`limit` a page, in any sort, by keyset: every lead once, in order (the e-mail
+    sort pages on the lower-cased address)."""
+    now = timezone.now()
+    for i, email in enumerate(["bob@x.test", "Ann@x.test", "cat@x.test", "abe@x.test"]):
+        make_lead(workspace, email, created_at=now - timedelta(minutes=i))
+    for sort, expected in (
+        ("email", ["abe@x.test", "Ann@x.test", "bob@x.test", "cat@x.test"]),
+        ("newest", ["bob@x.test", "Ann@x.test", "cat@x.test", "abe@x.test"]),
+        ("oldest", ["abe@x.test", "cat@x.test", "Ann@x.test", "bob@x.test"]),
+    ):
+        seen, cursor = [], None
+        while True:
+            query = {"sort": sort, "limit": 3, **({"cursor": cursor} if cursor else {})}
+            body = api.get("/leads", **query).json()
+            assert len(body["results"]) <= 3
+            seen += [r["email"] for r in body["results"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == expected, sort
+
+
 def test_lead_list_bad_input(api):
     for query, field in (
         ({"cursor": "@@@"}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
         ({"sort": "random"}, "sort"),
         ({"date_from": "2026-13-01"}, "date_from"),
         ({"date_from": "2026-05-02", "date_to": "2026-05-01"}, "date_to"),

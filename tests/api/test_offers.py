@@ -296,3 +296,35 @@ def test_products_sync_by_updated_since(api, workspace):
     response = api.get("/products", updated_since="last week")
     assert response.status_code == 400
     assert "updated_since" in error_of(response)["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_offers_one_wins_the_other_is_409(workspace):
+    """Eight tokens' POSTs for one step's first offer at the same instant (real
+    threads, real PostgreSQL): one 201, seven 409s, one offer, one audit entry."""
+    import json
+
+    from django.test import Client
+
+    from tests.api.conftest import make_token
+    from tests.leads.concurrency import concurrently
+
+    funnel = FunnelFactory(workspace=workspace)
+    order = StepFactory(funnel=funnel, kind="order")
+    products = [ProductFactory(workspace=workspace) for _ in range(8)]
+    secrets = [make_token(workspace, "write", name=f"t{i}") for i in range(8)]
+
+    def create(i: int) -> int:
+        client = Client(raise_request_exception=False)
+        return client.post(
+            f"/api/v1/funnels/{funnel.pk}/offers",
+            json.dumps({"step": order.pk, "product": products[i].pk}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {secrets[i]}"},
+        ).status_code
+
+    codes = concurrently(8, create)
+    assert sorted(codes) == [201] + [409] * 7
+    offer = StepOffer.objects.get(step=order)
+    assert offer.product_id == products[codes.index(201)].pk
+    assert AuditEntry.objects.filter(action="offer.create").count() == 1

@@ -124,3 +124,23 @@ def test_declined_order_is_abandoned_once_with_its_order(
     assert (mark.lead, mark.order) == (lead, order)
     assert WebhookDelivery.objects.get().payload["id"] == str(order.public_id)
     assert len(mail.outbox) == 1
+
+
+def test_unpaid_order_whose_step_was_deleted_is_swept_without_a_mark(
+    order_step, django_capture_on_commit_callbacks
+):
+    """The step is gone (SET_NULL): the order is marked abandoned, but no
+    abandonment, webhook or reminder can name its step."""
+    checkout.order_checkout(
+        step=order_step,
+        data={"email": "buyer@x.io", "first_name": "Bea"},
+        payment_token=DECLINED_CARD,
+        with_bump=False,
+        nonce="declined",
+    )
+    Order.objects.update(step=None, created_at=timezone.now() - timedelta(hours=1))
+    assert _sweep(django_capture_on_commit_callbacks) == 0
+    assert Order.objects.get().abandoned_at is not None
+    assert not CheckoutAbandonment.objects.exists()
+    assert not WebhookDelivery.objects.filter(event="checkout.abandoned").exists()
+    assert mail.outbox == []

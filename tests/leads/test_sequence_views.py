@@ -3,6 +3,8 @@ results; the public unsubscribe, pixel and link redirect. Scoped per workspace."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core import mail
 from django.test import Client
@@ -196,6 +198,20 @@ def test_start_a_sequence_for_a_dropped_cohort(
         'id="revival">Of 2 who dropped at order, 1 came back, 1 bought, $282.00.'
         in html
     )
+    # The people behind it: Ann came back and bought, Bob did neither.
+    table = html.split('id="people-h"')[1].split("</table>")[0]
+    rows = [
+        [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", tr, re.S)
+        ]
+        for tr in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
+    ]
+    rows = [(r[0], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+    assert sorted(rows) == [
+        ("ann@example.test", "Completed", "1", "—", "Yes", "Yes"),
+        ("bob@example.test", "Completed", "1", "—", "—", "—"),
+    ]
 
 
 def test_a_strangers_sequence_cannot_be_started_on_my_cohort(
@@ -272,3 +288,18 @@ def test_the_lead_page_shows_sequences_and_the_unsubscribe(
     assert "Unsubscribed</span> from sequence e-mail" in html
     assert f'<a href="/sequences/{sequence.pk}/">Win back</a>' in html
     assert "Completed" in html
+
+
+def test_the_data_access_export_has_the_sequence_emails(
+    owner_client, sequence, workspace
+):
+    enrollment = _sent(sequence, workspace)
+    data = owner_client.get(
+        reverse("leads:export_json", args=[enrollment.lead_id])
+    ).json()
+    assert data["unsubscribed_at"] is None
+    [entry] = data["sequences"]
+    assert (entry["sequence"], entry["status"]) == ("Win back", "completed")
+    assert [(m["subject"], m["status"]) for m in entry["emails"]] == [
+        ("Hi {{ first_name }}", "sent")
+    ]

@@ -116,6 +116,7 @@ def test_the_mail_has_one_click_unsubscribe_and_tracked_links(sequence, workspac
     enrollment = _enroll(sequence, lead)
     seq.enrollment_send_next(enrollment_id=enrollment.pk)
     message = mail.outbox[0]
+    assert message.from_email == "Acme <noreply@localhost>"
     base = f"http://{workspace.slug}.localhost"
     unsubscribe = f"{base}/_seq/u/{enrollment.public_id}/"
     assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe}>"
@@ -458,3 +459,22 @@ def test_a_url_from_a_leads_own_field_is_never_a_tracked_redirect(workspace, fun
         "or https://shop.example/https://evil.example/x — stop: "
         f"{unsubscribe}\n"
     )
+
+
+def test_the_sweep_stops_buyers_at_once(sequence, workspace, funnel):
+    """A lead who bought in the sequence's funnel after entering is stopped by the
+    next sweep; a purchase elsewhere, or from before, stops nothing."""
+    ann, bob, cat = (
+        _lead(workspace, email=f"{n}@example.com") for n in ("ann", "bob", "cat")
+    )
+    for lead in (ann, bob, cat):
+        _enroll(sequence, lead)
+    _paid_order(ann, funnel)
+    _paid_order(bob, None)  # another funnel
+    _paid_order(cat, funnel, at=timezone.now() - timedelta(days=1))
+    assert seq.enrollments_stop_bought() == 1
+    assert dict(SequenceEnrollment.objects.values_list("lead__email", "status")) == {
+        "ann@example.com": EnrollmentStatus.PURCHASED,
+        "bob@example.com": EnrollmentStatus.ACTIVE,
+        "cat@example.com": EnrollmentStatus.ACTIVE,
+    }
