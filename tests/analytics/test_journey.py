@@ -330,3 +330,42 @@ def test_journey_page_queries_stay_flat_as_the_data_grows(
     assert small[0] == 10
     html = owner_client.get(url + filtered).content.decode()
     assert "<strong>1</strong>" in html  # one visitor took variant 3
+
+
+def test_the_map_reads_the_rollups_only_and_says_how_fresh_they_are(
+    owner_client, branched
+):
+    """A request folds nothing (the worker does, every 30 s): events stored since
+    the last run stay in the tail, and the page says up to when it counted; when
+    that is long ago it says the worker is behind."""
+    from django.utils import timezone
+
+    from analytics.models import RollupState
+
+    funnel, s = branched
+    url = reverse("analytics:journey", args=[funnel.pk]) + QUERY
+    lines = [
+        ingest.event_line(
+            event_id=uuid.uuid4(),
+            workspace_id=funnel.workspace_id,
+            funnel_id=funnel.pk,
+            step_id=s["optin"].pk,
+            visitor_id=uuid.uuid4(),
+            kind="view",
+            page_version_id=None,
+            variant_id=None,
+            amount_minor=None,
+            currency="USD",
+            properties=None,
+            occurred_at=T0,
+            received_at=T0,
+        )
+    ]
+    ingest.lines_write(lines, [])
+    html = owner_client.get(url).content.decode()
+    assert rollups.rollup_tail_size() == 1
+    assert '<div class="kpi"><dt>Visitors</dt><dd><strong>11</strong>' in html
+    assert "Counted up to <time" in html and "worker is behind" not in html
+    RollupState.objects.update(watermark=timezone.now() - timedelta(minutes=6))
+    html = owner_client.get(url).content.decode()
+    assert "the rollup worker is behind" in html
