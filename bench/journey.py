@@ -18,8 +18,9 @@ Run from the repository root with DATABASE_URL set:
 4. Times the journey map's server time with a logged-in owner through Django's test
    client: REQUESTS requests over the five funnels and a mix of filters (last 7 / 30
    / 90 days, a custom month, source, medium, campaign, variant), while a second
-   thread plays Celery beat and the shippers: every 2 s it stores ~200 new events
-   and runs the rollup task. The map reads the rollups only; the last check folds
+   thread plays Celery beat and the shippers, faster than the real schedule so that
+   runs overlap the requests: every 0.5 s it stores ~100 new events and runs the
+   rollup task. The map reads the rollups only; the last check folds
    what is left and finds no tail.
 
 Last line: ``bench journey: events=… generate_s=… full_rollup_s=…
@@ -55,9 +56,9 @@ ADMIN_URL = urlunsplit(_parts._replace(path="/postgres"))
 os.environ["DATABASE_URL"] = urlunsplit(_parts._replace(path=f"/{BENCH_DB}"))
 os.environ.setdefault("PUBLIC_DOMAIN", "localhost")  # required with DEBUG off
 
-REQUESTS = int(os.environ.get("BENCH_REQUESTS") or 200)
-BEAT_SECONDS = 2.0
-BEAT_EVENTS = 200
+REQUESTS = int(os.environ.get("BENCH_REQUESTS") or 300)
+BEAT_SECONDS = 0.5
+BEAT_EVENTS = 100
 TARGET_P95_MS = 100.0
 
 
