@@ -625,7 +625,7 @@ def _lock(cursor, wait: bool) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _paths_params(cursor) -> dict[str, object]:
+def _paths_params(cursor) -> dict[str, int | paths.RollupArray]:
     """Entry step and goal of the funnels just selected (funnels.paths answers),
     and the longest path the path facts keep."""
     return {
@@ -691,8 +691,10 @@ def rollups_update(*, wait: bool = True) -> RollupRun | None:
         full = state is None
         if full:
             _batch_memory(cursor)
-        params = {
-            "since": datetime(1970, 1, 1, tzinfo=UTC) if full else _since(*state),
+        params: dict[str, datetime | str | int | paths.RollupArray] = {
+            "since": datetime(1970, 1, 1, tzinfo=UTC)
+            if state is None
+            else _since(*state),
             "read_from": read_from,
             "watermark": new_watermark,
             "state": STATE,

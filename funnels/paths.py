@@ -35,6 +35,9 @@ BRANCH_OUTCOMES = ("accept", "decline")
 # Enough for any funnel a person builds; a guard against pathological graphs.
 MAX_PATHS = 500
 
+# One of rollup_params' parallel arrays (one value per funnel).
+RollupArray = list[int] | list[int | None] | list[str]
+
 
 @dataclass(frozen=True)
 class Goal:
@@ -279,13 +282,13 @@ def funnels_paths(*, funnel_ids: Iterable[int]) -> dict[int, FunnelPaths]:
     return {pk: FunnelPaths(steps) for pk, steps in by_funnel.items()}
 
 
-def rollup_params(*, funnel_ids: Iterable[int]) -> dict[str, list]:
+def rollup_params(*, funnel_ids: Iterable[int]) -> dict[str, RollupArray]:
     """Entry step and goal per funnel, as parallel arrays for the rollups' SQL."""
     answers = funnels_paths(funnel_ids=funnel_ids)
     ids = sorted(answers)
     return {
         "p_funnel": ids,
-        "p_entry": [answers[pk].entry.pk if answers[pk].entry else None for pk in ids],
+        "p_entry": [entry.pk if (entry := answers[pk].entry) else None for pk in ids],
         "p_goal_kind": [answers[pk].goal.kind for pk in ids],
         "p_goal_step": [answers[pk].goal.step_id for pk in ids],
     }

@@ -313,6 +313,7 @@ def buckets_assign(
     exact = {page: BUCKETS * weight / total for page, weight in served}
     want = {page: max(1, int(share)) for page, share in exact.items()}
     by_remainder = sorted(served, key=lambda pw: (exact[pw[0]] % 1, -pw[0]))
+    page: int | None  # None: a bucket of ``current`` with no page yet
     while sum(want.values()) < BUCKETS:
         page = by_remainder.pop()[0]
         want[page] += 1

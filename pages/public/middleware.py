@@ -55,8 +55,9 @@ class HostRoutingMiddleware:
                 f"{scheme}://{found.host}{request.get_full_path()}"
             )
         assert isinstance(found, hosts.PublicHost)
+        # Read back by views._host: not an attribute HttpRequest declares.
         request.public = found  # type: ignore[attr-defined]
-        request.urlconf = PUBLIC_URLCONF  # type: ignore[attr-defined]
+        request.urlconf = PUBLIC_URLCONF
         if not found.is_domain:
             return self.get_response(request)
         prefix = found.prefix

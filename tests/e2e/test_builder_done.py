@@ -5,6 +5,7 @@ the result on the public page (desktop and phone)."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from pages import documents
 from pages.models import Page
@@ -30,6 +31,7 @@ def test_edit_in_place_style_hide_on_mobile_publish(
     headline.click()
     editor = page.get_by_role("textbox", name="Headline text")
     editor.wait_for()
+    expect(editor).to_be_focused()  # Tiptap focuses on the next frame
     page.keyboard.press("Control+a")
     page.keyboard.type("Land your first 10 clients ")
     page.get_by_role("button", name="Bold").click()
