@@ -192,12 +192,12 @@ class StepOffer(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="offer")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.RESTRICT, related_name="+")
     bump_product = models.ForeignKey(
         Product,
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         related_name="+",
     )
     bump_headline = models.CharField(max_length=200, blank=True)
@@ -219,13 +219,13 @@ class PublishedOffer(models.Model):
     step = models.ForeignKey(
         Step, on_delete=models.CASCADE, related_name="published_offers"
     )
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.RESTRICT, related_name="+")
     name = models.CharField(max_length=120)
     price_minor = models.PositiveIntegerField()
     compare_at_minor = models.PositiveIntegerField(null=True, blank=True)
     currency = models.CharField(max_length=3)
     bump_product = models.ForeignKey(
-        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Product, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
     )
     bump_name = models.CharField(max_length=120, blank=True)
     bump_price_minor = models.PositiveIntegerField(null=True, blank=True)

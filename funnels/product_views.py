@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import ProtectedError
+from django.db.models import RestrictedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -106,7 +106,7 @@ def product_delete(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(Product, pk=pk, workspace=request.workspace)
     try:
         services.product_delete(product=product)
-    except ProtectedError:
+    except RestrictedError:
         messages.error(
             request,
             f"“{product.name}” has been sold or is used by a funnel step, so it can "

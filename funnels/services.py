@@ -545,7 +545,7 @@ def step_offer_freeze(*, step: Step) -> PublishedOffer | None:
 
 @transaction.atomic
 def product_delete(*, product: Product) -> None:
-    """Delete a product never sold nor offered (else ProtectedError: archive it)."""
+    """Delete a product never sold nor offered (else RestrictedError: archive it)."""
     audit_record(
         workspace=product.workspace_id,
         action="product.delete",

@@ -230,7 +230,7 @@ class Order(models.Model):
         Workspace, on_delete=models.CASCADE, related_name="orders"
     )
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="orders")
+    lead = models.ForeignKey(Lead, on_delete=models.RESTRICT, related_name="orders")
     funnel = models.ForeignKey(
         Funnel, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -302,7 +302,7 @@ class OrderItem(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(
-        "funnels.Product", on_delete=models.PROTECT, related_name="+"
+        "funnels.Product", on_delete=models.RESTRICT, related_name="+"
     )
     step = models.ForeignKey(
         Step, null=True, on_delete=models.SET_NULL, related_name="+"
