@@ -139,21 +139,32 @@ def sequence_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def sequence_step_add(request: HttpRequest, pk: int) -> HttpResponse:
     sequence = _sequence(request, pk)
     form = SequenceStepForm(request.POST, workspace=request.workspace)
-    if form.is_valid():
-        try:
-            services.sequence_step_save(
-                sequence=sequence,
-                subject=form.cleaned_data["subject"],
-                body=form.cleaned_data["body"],
-                delay_minutes=form.delay_minutes,
-                unless_bought=form.cleaned_data["unless_bought"],
-            )
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        else:
-            messages.success(request, "E-mail added.")
-            return redirect("leads:sequence_detail", sequence.pk)
+    if _step_save(form, sequence):
+        messages.success(request, "E-mail added.")
+        return redirect("leads:sequence_detail", sequence.pk)
     return _detail(request, sequence, form)
+
+
+def _step_save(
+    form: SequenceStepForm, sequence: Sequence, step: SequenceStep | None = None
+) -> bool:
+    """Save a valid form's e-mail (a new one without ``step``); False with the
+    errors on the form otherwise."""
+    if not form.is_valid():
+        return False
+    try:
+        services.sequence_step_save(
+            sequence=sequence,
+            step=step,
+            subject=form.cleaned_data["subject"],
+            body=form.cleaned_data["body"],
+            delay_minutes=form.delay_minutes,
+            unless_bought=form.cleaned_data["unless_bought"],
+        )
+    except ValidationError as exc:
+        add_service_errors(form, exc)
+        return False
+    return True
 
 
 def _step(request: HttpRequest, pk: int, step_pk: int) -> tuple[Sequence, SequenceStep]:
@@ -172,21 +183,9 @@ def sequence_step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpRespo
         workspace=request.workspace,
         initial=SequenceStepForm.initial_for(step),
     )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.sequence_step_save(
-                sequence=sequence,
-                step=step,
-                subject=form.cleaned_data["subject"],
-                body=form.cleaned_data["body"],
-                delay_minutes=form.delay_minutes,
-                unless_bought=form.cleaned_data["unless_bought"],
-            )
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        else:
-            messages.success(request, "E-mail saved.")
-            return redirect("leads:sequence_detail", sequence.pk)
+    if request.method == "POST" and _step_save(form, sequence, step):
+        messages.success(request, "E-mail saved.")
+        return redirect("leads:sequence_detail", sequence.pk)
     return render(
         request,
         "leads/sequence_step_form.html",

@@ -87,6 +87,15 @@ def test_owner_builds_a_sequence_with_two_emails(owner_client, workspace, funnel
     )
     step.refresh_from_db()
     assert (step.subject, step.delay_minutes) == ("Second!", 180)
+    # An edit with no subject is refused on its page and changes nothing.
+    response = owner_client.post(
+        reverse("leads:sequence_step_edit", args=[sequence.pk, step.pk]),
+        {"delay": "9", "unit": "hours", "subject": "", "body": "Changed"},
+    )
+    assert response.status_code == 422
+    assert "This field is required." in response.content.decode()
+    step.refresh_from_db()
+    assert (step.subject, step.body, step.delay_minutes) == ("Second!", "Two", 180)
 
 
 def test_an_email_that_went_out_cannot_be_removed(owner_client, sequence, workspace):
