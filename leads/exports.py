@@ -6,6 +6,7 @@ Either way rows are written as they are read, so memory stays flat at any size.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -101,8 +102,8 @@ def lead_export_run(*, export_id: int) -> str:
     return "ready"
 
 
-STUCK_AFTER = timezone.timedelta(hours=1)
-REQUEUE_AFTER = timezone.timedelta(minutes=2)
+STUCK_AFTER = timedelta(hours=1)
+REQUEUE_AFTER = timedelta(minutes=2)
 
 
 def lead_exports_tidy(*, now=None) -> int:
@@ -123,7 +124,7 @@ def lead_exports_tidy(*, now=None) -> int:
         error="The export was interrupted. Please start a new one.",
         finished_at=now,
     )
-    cutoff = now - timezone.timedelta(hours=settings.EXPORT_TTL_HOURS)
+    cutoff = now - timedelta(hours=settings.EXPORT_TTL_HOURS)
     old = LeadExport.objects.filter(
         created_at__lt=cutoff, expired_at__isnull=True
     ).exclude(status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING])

@@ -6,6 +6,7 @@ import json
 import random
 import re
 import time
+from datetime import timedelta
 
 from celery import shared_task
 from django.core.mail import send_mail
@@ -41,7 +42,7 @@ def webhook_deliver_task(delivery_id: int) -> str:
         )
         if delivery is None or delivery.status != DeliveryStatus.PENDING:
             return "skipped"
-        early = timezone.now() + timezone.timedelta(seconds=5)
+        early = timezone.now() + timedelta(seconds=5)
         if delivery.next_attempt_at and delivery.next_attempt_at > early:
             return "not due"  # a duplicate from the sweeper; the timed retry follows
         delivery.attempts += 1
@@ -96,7 +97,7 @@ def webhook_deliver_task(delivery_id: int) -> str:
         else:
             wait = RETRY_SCHEDULE[delivery.attempts - 1]
             wait = int(wait * random.uniform(0.9, 1.1))
-            delivery.next_attempt_at = timezone.now() + timezone.timedelta(seconds=wait)
+            delivery.next_attempt_at = timezone.now() + timedelta(seconds=wait)
             enqueue_on_commit(webhook_deliver_task, delivery_id, countdown=wait)
         delivery.save()
     return delivery.status
@@ -164,7 +165,7 @@ def webhooks_sweep_task() -> int:
     duplicate task is harmless: the deliverer locks the row and skips it unless it
     is pending and due.
     """
-    stale = timezone.now() - timezone.timedelta(seconds=SWEEP_GRACE_SECONDS)
+    stale = timezone.now() - timedelta(seconds=SWEEP_GRACE_SECONDS)
     ids = list(
         WebhookDelivery.objects.filter(
             status=DeliveryStatus.PENDING, next_attempt_at__lte=stale
