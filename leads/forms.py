@@ -65,6 +65,7 @@ class WebhookForm(forms.Form):
 
 
 DELAY_UNITS = {"minutes": 1, "hours": 60, "days": 60 * 24}
+MAX_DELAY = 365 * 60 * 24  # minutes
 
 
 class SequenceForm(forms.Form):
@@ -119,6 +120,7 @@ class SequenceStepForm(forms.Form):
     )
     subject = forms.CharField(max_length=200, label="Subject")
     body = forms.CharField(
+        max_length=20_000,
         widget=forms.Textarea(attrs={"rows": 8}),
         label="E-mail",
         help_text="Merge fields: {{ first_name }} {{ last_name }} {{ name }} "
@@ -139,6 +141,12 @@ class SequenceStepForm(forms.Form):
         self.fields["unless_bought"].queryset = Product.objects.filter(
             workspace=workspace
         ).order_by("name")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "delay" in data and "unit" in data and self.delay_minutes > MAX_DELAY:
+            self.add_error("delay", "Wait at most 365 days between two e-mails.")
+        return data
 
     @property
     def delay_minutes(self) -> int:

@@ -23,7 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import Exists, F, Max, OuterRef, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -554,7 +555,8 @@ def sequence_message(
     one-click unsubscribe (RFC 8058) in the headers and at the foot."""
     base = _public_base(enrollment.workspace)
     unsubscribe = unsubscribe_url(enrollment)
-    subject = render_step_text(step.subject, enrollment).replace("\n", " ")
+    # One line whatever a lead's merge fields hold (no CR or LF in a header).
+    subject = " ".join(render_step_text(step.subject, enrollment).split())
     body = _tracked(render_step_text(step.body, enrollment), send.links, base, send)
     text = f"{body}\n\n--\nUnsubscribe: {unsubscribe}\n"
     paragraphs = "".join(
@@ -657,12 +659,11 @@ def send_clicked(*, send_public_id: str, index: int, workspace_id: int) -> str |
     if send is None or not (0 <= index < len(send.links)):
         return None
     now = timezone.now()
-    SequenceSend.objects.filter(pk=send.pk).update(clicks=F("clicks") + 1)
-    SequenceSend.objects.filter(pk=send.pk, clicked_at__isnull=True).update(
-        clicked_at=now
-    )
-    SequenceSend.objects.filter(pk=send.pk, opened_at__isnull=True).update(
-        opened_at=now
+    # One statement: the count and the first click (a click proves the open).
+    SequenceSend.objects.filter(pk=send.pk).update(
+        clicks=F("clicks") + 1,
+        clicked_at=Coalesce("clicked_at", Value(now)),
+        opened_at=Coalesce("opened_at", Value(now)),
     )
     url = send.links[index]
     return url if isinstance(url, str) and _URL.fullmatch(url) else None

@@ -96,6 +96,19 @@ def test_owner_builds_a_sequence_with_two_emails(owner_client, workspace, funnel
     assert "This field is required." in response.content.decode()
     step.refresh_from_db()
     assert (step.subject, step.body, step.delay_minutes) == ("Second!", "Two", 180)
+    # Bounds: a wait over a year and a body over 20,000 characters are refused.
+    for data, message in (
+        ({"delay": "366", "unit": "days", "body": "x"}, "Wait at most 365 days"),
+        ({"delay": "1", "unit": "days", "body": "x" * 20_001}, "at most 20000"),
+    ):
+        response = owner_client.post(
+            reverse("leads:sequence_step_edit", args=[sequence.pk, step.pk]),
+            {"subject": "Too much", **data},
+        )
+        assert response.status_code == 422
+        assert message in response.content.decode()
+    step.refresh_from_db()
+    assert (step.subject, step.delay_minutes) == ("Second!", 180)
 
 
 def test_an_email_that_went_out_cannot_be_removed(owner_client, sequence, workspace):

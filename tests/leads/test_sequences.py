@@ -478,3 +478,15 @@ def test_the_sweep_stops_buyers_at_once(sequence, workspace, funnel):
         "bob@example.com": EnrollmentStatus.ACTIVE,
         "cat@example.com": EnrollmentStatus.ACTIVE,
     }
+
+
+def test_a_line_break_in_a_leads_name_cannot_break_the_subject(sequence, workspace):
+    """A merge field with CR/LF (a header injection, or a refused send) becomes
+    spaces in the subject."""
+    lead = _lead(workspace, email="cr@example.com")
+    Lead.objects.filter(pk=lead.pk).update(first_name="Ann\r\nBcc: x@evil.example")
+    enrollment = _enroll(sequence, lead)
+    assert seq.enrollment_send_next(enrollment_id=enrollment.pk).status == "sent"
+    assert [m.subject for m in mail.outbox] == [
+        "Ann Bcc: x@evil.example, you left something"
+    ]

@@ -89,6 +89,54 @@ def test_racing_threads_send_each_step_once(workspace, settings):
     assert outcomes.count("sent") <= 3  # eager follow-ups sent some of them
 
 
+def test_racing_clicks_are_all_counted_and_the_first_one_kept(workspace):
+    """Eight threads follow the same tracked link five times each: forty clicks
+    counted, one first-click time, and the click marks the mail opened."""
+    s = seq.sequence_save(workspace=workspace, name="Clicks")
+    seq.sequence_step_save(
+        sequence=s, subject="Hi", body="Read https://example.com/a", delay_minutes=0
+    )
+    lead = Lead.objects.create(workspace=workspace, email="click@example.com")
+    seq.sequence_enroll(sequence=s, lead_ids=[lead.pk], source="manual")
+    send = SequenceSend.objects.get()
+    barrier = threading.Barrier(8)
+    urls: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def racer():
+        try:
+            barrier.wait()
+            for _ in range(5):
+                url = seq.send_clicked(
+                    send_public_id=str(send.public_id),
+                    index=0,
+                    workspace_id=workspace.pk,
+                )
+                with _lock:
+                    urls.append(url)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert urls == ["https://example.com/a"] * 40
+    send.refresh_from_db()
+    assert send.clicks == 40
+    assert send.clicked_at is not None and send.opened_at == send.clicked_at
+    first = send.clicked_at
+    seq.send_clicked(
+        send_public_id=str(send.public_id), index=0, workspace_id=workspace.pk
+    )
+    send.refresh_from_db()
+    assert (send.clicks, send.clicked_at) == (41, first)
+
+
 @pytest.mark.worker
 def test_two_worker_processes_with_duplicate_tasks_send_each_mail_once(workspace):
     """Ten leads, three steps each, every task queued four times to two worker
