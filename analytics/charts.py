@@ -305,8 +305,10 @@ def sankey_svg(
     pad_x, pad_top, node_w = 24, 36, 16
     band_h = 150.0
     lanes_y = {0: pad_top, 1: pad_top + band_h + 70}
-    col_w = (width - 2 * pad_x - node_w) / max(len(nodes) - 1, 1)
     scale = band_h / top
+    # The last column's exits drop to its right: keep room for the whole band.
+    exit_room = 24 + nodes[-1].exits * scale / 2 if nodes[-1].exits else 0
+    col_w = (width - 2 * pad_x - node_w - exit_room) / max(len(nodes) - 1, 1)
     box: dict[int, tuple[float, float, float]] = {}  # key → x, y, h
     for i, node in enumerate(nodes):
         x = pad_x + col_w * i
